@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Installs and runs the Azurite blob emulator pinned in tools/azurite/package.json.
+#
+#   scripts/azurite.sh install         install the pinned Azurite into tools/azurite/node_modules
+#   scripts/azurite.sh run -- CMD ...   start Azurite on a free loopback port, run CMD with
+#                                       AZURITE_CONNECTION_STRING and AZURE_STORAGE_CONNECTION_STRING
+#                                       set, stop Azurite, exit with CMD's status
+#   scripts/azurite.sh serve           start Azurite, print the connection string, wait for Ctrl-C
+#
+# Azurite keeps its data in memory and its debris in a temporary directory; telemetry is off.
+# If it cannot be installed or does not answer, this fails loudly (exit 1) and shows its log.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tool_dir="$root/tools/azurite"
+bin="$tool_dir/node_modules/.bin/azurite-blob"
+dev_key='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+
+die() { echo "azurite.sh: $*" >&2; exit 1; }
+
+install() {
+  command -v node >/dev/null || die "node is not installed (Azurite needs Node.js and npm)"
+  command -v npm >/dev/null || die "npm is not installed (Azurite needs Node.js and npm)"
+  local wanted installed=""
+  wanted=$(node -p "require('$tool_dir/package.json').dependencies.azurite")
+  if [[ -f "$tool_dir/node_modules/azurite/package.json" ]]; then
+    installed=$(node -p "require('$tool_dir/node_modules/azurite/package.json').version")
+  fi
+  if [[ -x "$bin" && "$installed" == "$wanted" ]]; then
+    return 0
+  fi
+  echo "azurite.sh: installing azurite $wanted into tools/azurite/node_modules" >&2
+  # --ignore-scripts: Azurite needs no install script; engine warnings on older Node are harmless.
+  (cd "$tool_dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2) \
+    || die "npm ci failed for azurite $wanted"
+  [[ -x "$bin" ]] || die "azurite-blob is missing after install"
+}
+
+free_port() {
+  node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+azurite_pid=""
+work_dir=""
+
+stop() {
+  if [[ -n "$azurite_pid" ]] && kill -0 "$azurite_pid" 2>/dev/null; then
+    kill "$azurite_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$azurite_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$azurite_pid" 2>/dev/null || true
+  fi
+  [[ -n "$work_dir" ]] && rm -rf "$work_dir"
+  azurite_pid=""
+}
+
+start() {
+  install
+  local port
+  port=$(free_port)
+  work_dir=$(mktemp -d)
+  # Azurite writes debug and metadata files into its working directory.
+  (cd "$work_dir" && exec "$bin" --blobHost 127.0.0.1 --blobPort "$port" \
+      --inMemoryPersistence --disableTelemetry --silent >"$work_dir/azurite.log" 2>&1) &
+  azurite_pid=$!
+  trap stop EXIT
+  trap 'exit 130' INT TERM
+  local deadline=$((SECONDS + 60))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if ! kill -0 "$azurite_pid" 2>/dev/null; then
+      cat "$work_dir/azurite.log" >&2 || true
+      die "Azurite exited before it answered on 127.0.0.1:$port"
+    fi
+    if (( SECONDS > deadline )); then
+      cat "$work_dir/azurite.log" >&2 || true
+      die "Azurite did not answer on 127.0.0.1:$port within 60 s"
+    fi
+    sleep 0.2
+  done
+  local conn="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$dev_key;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;"
+  export AZURITE_CONNECTION_STRING="$conn"
+  export AZURE_STORAGE_CONNECTION_STRING="$conn"
+  echo "azurite.sh: Azurite blob service on http://127.0.0.1:$port (pid $azurite_pid)" >&2
+}
+
+case "${1:-}" in
+  install)
+    install
+    ;;
+  run)
+    shift
+    [[ "${1:-}" == "--" ]] && shift
+    (( $# > 0 )) || die "usage: scripts/azurite.sh run -- CMD [ARGS...]"
+    start
+    status=0
+    "$@" || status=$?
+    exit "$status"
+    ;;
+  serve)
+    start
+    echo "$AZURITE_CONNECTION_STRING"
+    wait "$azurite_pid"
+    ;;
+  *)
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the demo (examples/demo.rs). Uses AZURE_STORAGE_CONNECTION_STRING when it is set;
+# otherwise installs and starts Azurite for the run and stops it afterwards.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cargo build --quiet --example demo
+if [[ -n "${AZURE_STORAGE_CONNECTION_STRING:-}" ]]; then
+  exec cargo run --quiet --example demo -- "$@"
+fi
+exec scripts/azurite.sh run -- cargo run --quiet --example demo -- "$@"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting and lints, then unit, integration and doc tests
+# (all features) against a fresh Azurite that this script installs, starts and stops.
+# Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cargo fmt --all --check
+cargo clippy --all-targets --all-features --quiet -- -D warnings
+# Build first so Azurite is not left waiting on the compiler.
+cargo test --all-features --no-run --quiet
+exec scripts/azurite.sh run -- cargo test --all-features "$@"

@@ -1,0 +1,533 @@
+//! The checkpoint store over Azure Blob Storage.
+
+mod container;
+mod etag;
+mod metadata;
+mod naming;
+mod options;
+
+pub use options::{
+    BlobCheckpointStoreOptions, DEFAULT_API_VERSION, DEFAULT_CLAIM_CONCURRENCY, MIN_API_VERSION,
+};
+
+use crate::connection_string::ConnectionString;
+use crate::credential::StorageCredential;
+use crate::error::{Error, Result};
+use crate::model::{Checkpoint, Ownership};
+use crate::store::CheckpointStore;
+use async_trait::async_trait;
+use azure_core::http::{new_http_client, HttpClientOptions, Transport, Url};
+use azure_storage_blob::{BlobClient, BlobContainerClient};
+use container::{Container, ListedBlob};
+use futures::StreamExt;
+use naming::Record;
+use std::{fmt, sync::Arc};
+
+/// A [`CheckpointStore`] that keeps ownership and checkpoints as empty block blobs with metadata in
+/// one container, readable and writable by the Python, .NET, Java and JS Event Hubs stores.
+///
+/// Cloning is cheap: clones share one connection pool.
+///
+/// ```no_run
+/// use eventhub_checkpointstore::{BlobCheckpointStore, Checkpoint, CheckpointStore};
+///
+/// # async fn demo() -> eventhub_checkpointstore::Result<()> {
+/// let store = BlobCheckpointStore::from_connection_string(
+///     &std::env::var("AZURE_STORAGE_CONNECTION_STRING").unwrap(),
+///     "checkpoints",
+///     None,
+/// )?;
+/// store.create_container_if_missing().await?;
+/// let ns = "myns.servicebus.windows.net";
+/// store
+///     .update_checkpoint(&Checkpoint::new(ns, "telemetry", "$Default", "0", Some("1024".into()), Some(17)))
+///     .await?;
+/// for checkpoint in store.list_checkpoints(ns, "telemetry", "$Default").await? {
+///     println!("{}: {:?}", checkpoint.partition_id, checkpoint.sequence_number);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct BlobCheckpointStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    container: Container,
+    claim_concurrency: usize,
+    api_version: String,
+    credential: StorageCredential,
+}
+
+impl BlobCheckpointStore {
+    /// A store over `container` of the account at `account_url` (e.g.
+    /// `https://myaccount.blob.core.windows.net`, or Azurite's
+    /// `http://127.0.0.1:10000/devstoreaccount1`).
+    ///
+    /// A SAS may be given as the credential or as the URL's query string. Nothing is sent until
+    /// the first operation; invalid arguments fail here.
+    ///
+    /// ```
+    /// use eventhub_checkpointstore::{BlobCheckpointStore, SharedKeyCredential};
+    ///
+    /// let key = SharedKeyCredential::new("myaccount", "a2V5")?;
+    /// let store = BlobCheckpointStore::new("https://myaccount.blob.core.windows.net", "checkpoints", key, None)?;
+    /// assert_eq!(store.container_url().as_str(), "https://myaccount.blob.core.windows.net/checkpoints");
+    /// # Ok::<(), eventhub_checkpointstore::Error>(())
+    /// ```
+    pub fn new(
+        account_url: &str,
+        container: &str,
+        credential: impl Into<StorageCredential>,
+        options: Option<BlobCheckpointStoreOptions>,
+    ) -> Result<Self> {
+        let mut credential = credential.into();
+        let mut url = Url::parse(account_url.trim())
+            .map_err(|e| Error::invalid_input(format!("account_url is not a valid URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(Error::invalid_input(
+                "account_url must be an http or https URL with a host",
+            ));
+        }
+        if let Some(query) = url.query().filter(|q| !q.is_empty()) {
+            if !matches!(credential, StorageCredential::Anonymous) {
+                return Err(Error::invalid_input(
+                    "account_url carries a SAS query string and a credential is given too; use one",
+                ));
+            }
+            credential = crate::credential::SasToken::new(query)
+                .map_err(|_| {
+                    Error::invalid_input("account_url has a query string that is not a SAS")
+                })?
+                .into();
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        check_container_name(container)?;
+        url.path_segments_mut()
+            .map_err(|()| Error::invalid_input("account_url cannot have a path"))?
+            .pop_if_empty()
+            .push(container);
+
+        let options = options.unwrap_or_default();
+        options::check_api_version(&options.api_version)?;
+        let mut client_options = options.client_options;
+        if client_options.transport.is_none() {
+            // One HTTP client for the store and all its clones: blob clients are built per
+            // operation and would otherwise each open their own connection pool. Decompression
+            // stays off, as the blob crate's own default.
+            client_options.transport =
+                Some(Transport::new(new_http_client(Some(HttpClientOptions {
+                    automatic_decompression: false,
+                    ..Default::default()
+                }))));
+        }
+        if let Some(policy) = crate::auth::policy_for(&credential, &url)? {
+            client_options.per_try_policies.push(policy);
+        }
+        let container = Container::new(url, client_options, options.api_version.clone())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                container,
+                claim_concurrency: options.claim_concurrency.get(),
+                api_version: options.api_version,
+                credential,
+            }),
+        })
+    }
+
+    /// A store over `container` of the account a connection string names.
+    ///
+    /// ```
+    /// use eventhub_checkpointstore::BlobCheckpointStore;
+    ///
+    /// let store = BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+    /// assert_eq!(store.container_url().as_str(), "http://127.0.0.1:10000/devstoreaccount1/checkpoints");
+    /// # Ok::<(), eventhub_checkpointstore::Error>(())
+    /// ```
+    pub fn from_connection_string(
+        connection_string: &str,
+        container: &str,
+        options: Option<BlobCheckpointStoreOptions>,
+    ) -> Result<Self> {
+        let (endpoint, credential) = ConnectionString::parse(connection_string)?.into_parts();
+        Self::new(endpoint.as_str(), container, credential, options)
+    }
+
+    /// The URL of the store's container.
+    pub fn container_url(&self) -> &Url {
+        self.inner.container.url()
+    }
+
+    /// The official container client, configured with this store's credential, transport, retry
+    /// policy and service version: for what the store does not do (deleting the container,
+    /// inspecting blobs).
+    pub fn container_client(&self) -> &BlobContainerClient {
+        self.inner.container.client()
+    }
+
+    /// A client for one blob of the container, configured like
+    /// [`container_client`](Self::container_client). Unlike
+    /// [`BlobContainerClient::blob_client`], `/` in `blob_name` stays a literal path separator,
+    /// as the other Event Hubs stores send it.
+    pub fn blob_client(&self, blob_name: &str) -> Result<BlobClient> {
+        self.inner.container.blob(blob_name)
+    }
+
+    /// Creates the container if it does not exist yet; `true` when it was created.
+    pub async fn create_container_if_missing(&self) -> Result<bool> {
+        self.inner.container.create_if_missing().await
+    }
+
+    async fn claim_one(&self, requested: &Ownership, claim: Claim) -> ClaimOutcome {
+        let container = &self.inner.container;
+        let result = match claim.etag {
+            Some(etag) => {
+                container
+                    .set_metadata(&claim.name, &claim.metadata, Some(etag))
+                    .await
+            }
+            None => container.put_empty(&claim.name, claim.metadata, true).await,
+        };
+        match result {
+            Ok(written) => ClaimOutcome::Won(Ownership {
+                owner_id: requested.owner_id.clone().filter(|o| !o.is_empty()),
+                etag: written.etag,
+                last_modified: written.last_modified,
+                ..requested.clone()
+            }),
+            Err(err) if lost_race(&err, requested.etag.is_some()) => ClaimOutcome::Lost(err),
+            Err(err) => ClaimOutcome::Failed(err),
+        }
+    }
+
+    fn listing<'a, T>(
+        blobs: &'a [ListedBlob],
+        prefix: &'a str,
+        mut make: impl FnMut(&'a str, &'a ListedBlob) -> T + 'a,
+    ) -> impl Iterator<Item = T> + 'a {
+        blobs.iter().filter_map(move |blob| {
+            let partition = naming::partition_of(prefix, &blob.name)?;
+            (!blob.is_directory()).then(|| make(partition, blob))
+        })
+    }
+}
+
+/// One claim, checked and ready to send.
+struct Claim {
+    name: String,
+    metadata: std::collections::HashMap<String, String>,
+    etag: Option<azure_core::http::Etag>,
+}
+
+impl Claim {
+    fn prepare(requested: &Ownership) -> Result<Self> {
+        Ok(Self {
+            name: naming::blob_name(
+                &requested.fully_qualified_namespace,
+                &requested.eventhub_name,
+                &requested.consumer_group,
+                Record::Ownership,
+                &requested.partition_id,
+            )?,
+            metadata: metadata::for_ownership(requested.owner_id.as_deref())?,
+            etag: requested
+                .etag
+                .as_ref()
+                .map(etag::for_condition)
+                .transpose()?,
+        })
+    }
+}
+
+/// The result of one claim request.
+enum ClaimOutcome {
+    Won(Ownership),
+    /// Someone else wrote the record first: a normal outcome.
+    Lost(Error),
+    /// Anything else: never reported as won.
+    Failed(Error),
+}
+
+/// Whether a failed claim lost a race rather than failed. With an etag: 412 (the blob changed)
+/// or 404 BlobNotFound (it was deleted); a missing container is a real failure. Without an etag:
+/// 409 BlobAlreadyExists or 412.
+fn lost_race(err: &Error, had_etag: bool) -> bool {
+    match (err.status(), err.error_code(), had_etag) {
+        (Some(412), _, _) => true,
+        (Some(404), Some("BlobNotFound"), true) => true,
+        (Some(409), Some("BlobAlreadyExists"), false) => true,
+        _ => false,
+    }
+}
+
+/// Azure's container naming rules, checked here so a typo fails before any request.
+fn check_container_name(name: &str) -> Result<()> {
+    let valid = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "container name '{name}' is invalid: 3-63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit"
+        )))
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for BlobCheckpointStore {
+    #[tracing::instrument(level = "debug", skip(self), err)]
+    async fn list_ownership(
+        &self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+    ) -> Result<Vec<Ownership>> {
+        let prefix = naming::prefix(
+            fully_qualified_namespace,
+            eventhub_name,
+            consumer_group,
+            Record::Ownership,
+        )?;
+        let blobs = self.inner.container.list(&prefix).await?;
+        let ownership: Vec<Ownership> =
+            Self::listing(&blobs, &prefix, |partition, blob| Ownership {
+                fully_qualified_namespace: fully_qualified_namespace.to_owned(),
+                eventhub_name: eventhub_name.to_owned(),
+                consumer_group: consumer_group.to_owned(),
+                partition_id: partition.to_owned(),
+                owner_id: metadata::owner_id(&blob.metadata),
+                etag: blob.etag.clone(),
+                last_modified: blob.last_modified,
+            })
+            .collect();
+        tracing::debug!(count = ownership.len(), "listed ownership");
+        Ok(ownership)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
+    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
+        // Every claim is checked before the first request: bad input fails the call as a whole.
+        let claims = ownership
+            .iter()
+            .map(Claim::prepare)
+            .collect::<Result<Vec<_>>>()?;
+        let outcomes: Vec<ClaimOutcome> = futures::stream::iter(claims.into_iter().enumerate())
+            // By index: a borrowed item in the closure's argument trips the async-trait future's
+            // higher-ranked `Send` check.
+            .map(|(i, claim)| self.claim_one(&ownership[i], claim))
+            .buffered(self.inner.claim_concurrency)
+            .collect()
+            .await;
+
+        let mut won = Vec::with_capacity(outcomes.len());
+        let mut first_failure = None;
+        for (outcome, requested) in outcomes.into_iter().zip(ownership) {
+            match outcome {
+                ClaimOutcome::Won(o) => won.push(o),
+                ClaimOutcome::Lost(err) => tracing::debug!(
+                    partition_id = %requested.partition_id,
+                    reason = %err,
+                    "ownership claim lost to another owner"
+                ),
+                ClaimOutcome::Failed(err) => {
+                    tracing::warn!(
+                        partition_id = %requested.partition_id,
+                        error = %err,
+                        "ownership claim failed"
+                    );
+                    first_failure.get_or_insert(err);
+                }
+            }
+        }
+        match first_failure {
+            Some(err) if won.is_empty() => Err(err),
+            _ => {
+                tracing::debug!(claimed = won.len(), "claimed ownership");
+                Ok(won)
+            }
+        }
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(partition_id = %checkpoint.partition_id, sequence_number = ?checkpoint.sequence_number),
+        err
+    )]
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let name = naming::blob_name(
+            &checkpoint.fully_qualified_namespace,
+            &checkpoint.eventhub_name,
+            &checkpoint.consumer_group,
+            Record::Checkpoint,
+            &checkpoint.partition_id,
+        )?;
+        let metadata = metadata::for_checkpoint(checkpoint)?;
+        match self
+            .inner
+            .container
+            .set_metadata(&name, &metadata, None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.error_code() == Some("BlobNotFound") => {
+                // First checkpoint of this partition: create the blob. Overwriting is right if a
+                // concurrent writer created it meanwhile: checkpoints are last-writer-wins.
+                self.inner
+                    .container
+                    .put_empty(&name, metadata, false)
+                    .await?;
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), err)]
+    async fn list_checkpoints(
+        &self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+    ) -> Result<Vec<Checkpoint>> {
+        let prefix = naming::prefix(
+            fully_qualified_namespace,
+            eventhub_name,
+            consumer_group,
+            Record::Checkpoint,
+        )?;
+        let blobs = self.inner.container.list(&prefix).await?;
+        let checkpoints: Vec<Checkpoint> = Self::listing(&blobs, &prefix, |partition, blob| {
+            let sequence_number = metadata::sequence_number(&blob.metadata).unwrap_or_else(|bad| {
+                tracing::warn!(
+                    blob = %blob.name,
+                    value = %bad,
+                    "checkpoint has a sequencenumber that is not an i64; reporting none"
+                );
+                None
+            });
+            Checkpoint {
+                fully_qualified_namespace: fully_qualified_namespace.to_owned(),
+                eventhub_name: eventhub_name.to_owned(),
+                consumer_group: consumer_group.to_owned(),
+                partition_id: partition.to_owned(),
+                offset: metadata::offset(&blob.metadata),
+                sequence_number,
+            }
+        })
+        .collect();
+        tracing::debug!(count = checkpoints.len(), "listed checkpoints");
+        Ok(checkpoints)
+    }
+}
+
+impl fmt::Debug for BlobCheckpointStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobCheckpointStore")
+            .field("container_url", &self.inner.container.url().as_str())
+            .field("credential", &self.inner.credential)
+            .field("api_version", &self.inner.api_version)
+            .field("claim_concurrency", &self.inner.claim_concurrency)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::SasToken;
+
+    #[test]
+    fn construction_validates_before_any_request() {
+        let cases = [
+            ("not a url", "checkpoints", "account_url is not a valid URL"),
+            ("ftp://host", "checkpoints", "http or https"),
+            (
+                "https://a.blob.core.windows.net",
+                "Checkpoints",
+                "container name",
+            ),
+            ("https://a.blob.core.windows.net", "ab", "container name"),
+            ("https://a.blob.core.windows.net", "a--b", "container name"),
+            (
+                "https://a.blob.core.windows.net?x=1",
+                "checkpoints",
+                "not a SAS",
+            ),
+        ];
+        for (url, container, expected) in cases {
+            let err = BlobCheckpointStore::new(url, container, StorageCredential::Anonymous, None)
+                .unwrap_err();
+            assert!(
+                err.to_string().contains(expected),
+                "{url} {container}: {err}"
+            );
+        }
+        let err = BlobCheckpointStore::new(
+            "https://a.blob.core.windows.net",
+            "checkpoints",
+            StorageCredential::Anonymous,
+            Some(BlobCheckpointStoreOptions {
+                api_version: "2009-09-19".into(),
+                ..Default::default()
+            }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("older than"), "{err}");
+    }
+
+    #[test]
+    fn sas_in_url_becomes_the_credential_and_is_never_shown() {
+        let store = BlobCheckpointStore::new(
+            "https://a.blob.core.windows.net/?sv=2019-07-07&sig=c2VjcmV0",
+            "checkpoints",
+            StorageCredential::Anonymous,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            store.container_url().as_str(),
+            "https://a.blob.core.windows.net/checkpoints"
+        );
+        let shown = format!("{store:?}");
+        assert!(shown.contains("Sas"), "{shown}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+
+        let err = BlobCheckpointStore::new(
+            "https://a.blob.core.windows.net/?sv=1&sig=c2VjcmV0",
+            "checkpoints",
+            SasToken::new("sig=other").unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("c2VjcmV0"));
+    }
+
+    #[test]
+    fn classifies_lost_races() {
+        let service = |status, code: &str| Error::Service {
+            status,
+            error_code: Some(code.to_owned()),
+            message: String::new(),
+        };
+        assert!(lost_race(&service(412, "ConditionNotMet"), true));
+        assert!(lost_race(&service(404, "BlobNotFound"), true));
+        assert!(!lost_race(&service(404, "ContainerNotFound"), true));
+        assert!(lost_race(&service(409, "BlobAlreadyExists"), false));
+        assert!(lost_race(&service(412, "ConditionNotMet"), false));
+        assert!(!lost_race(&service(403, "AuthorizationFailure"), true));
+        assert!(!lost_race(&service(500, "InternalError"), false));
+        assert!(!lost_race(
+            &Error::Transport {
+                message: "refused".into()
+            },
+            false
+        ));
+    }
+}

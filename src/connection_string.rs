@@ -1,0 +1,370 @@
+//! Azure Storage connection strings: `Key=Value` pairs separated by `;`.
+//!
+//! Keys are case-insensitive and values may contain `=` (base64 keys end with it). Errors name the
+//! offending key and never echo a key or signature.
+
+use crate::credential::{SasToken, SharedKeyCredential, StorageCredential};
+use crate::error::{Error, Result};
+use azure_core::http::Url;
+use std::{fmt, str::FromStr};
+
+/// The account of the Azurite emulator and of the legacy Storage Emulator: a published, well-known
+/// development key, not a secret.
+pub const DEVELOPMENT_ACCOUNT_NAME: &str = "devstoreaccount1";
+/// The well-known key of [`DEVELOPMENT_ACCOUNT_NAME`].
+pub const DEVELOPMENT_ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+const DEVELOPMENT_BLOB_PORT: u16 = 10000;
+
+/// A parsed connection string: the blob endpoint and the credential to use with it.
+///
+/// ```
+/// use eventhub_checkpointstore::ConnectionString;
+///
+/// let conn: ConnectionString = "UseDevelopmentStorage=true".parse()?;
+/// assert_eq!(conn.blob_endpoint().as_str(), "http://127.0.0.1:10000/devstoreaccount1");
+///
+/// let conn: ConnectionString =
+///     "DefaultEndpointsProtocol=https;AccountName=myaccount;AccountKey=a2V5;EndpointSuffix=core.windows.net"
+///         .parse()?;
+/// assert_eq!(conn.blob_endpoint().as_str(), "https://myaccount.blob.core.windows.net/");
+///
+/// let err = "AccountName=myaccount;AccountKey=not-base64!".parse::<ConnectionString>().unwrap_err();
+/// assert!(!err.to_string().contains("not-base64!"));
+/// # Ok::<(), eventhub_checkpointstore::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ConnectionString {
+    blob_endpoint: Url,
+    credential: StorageCredential,
+}
+
+impl ConnectionString {
+    /// Parses `text`; see the module docs for the accepted keys.
+    pub fn parse(text: &str) -> Result<Self> {
+        Fields::parse(text)?.resolve()
+    }
+
+    /// The blob service endpoint (account URL).
+    pub fn blob_endpoint(&self) -> &Url {
+        &self.blob_endpoint
+    }
+
+    /// The credential the connection string carries ([`StorageCredential::Anonymous`] if none).
+    pub fn credential(&self) -> &StorageCredential {
+        &self.credential
+    }
+
+    /// Splits into endpoint and credential.
+    pub fn into_parts(self) -> (Url, StorageCredential) {
+        (self.blob_endpoint, self.credential)
+    }
+}
+
+impl FromStr for ConnectionString {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        Self::parse(text)
+    }
+}
+
+impl fmt::Debug for ConnectionString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionString")
+            .field("blob_endpoint", &self.blob_endpoint.as_str())
+            .field("credential", &self.credential)
+            .finish()
+    }
+}
+
+/// The recognised keys, before they are combined. Unknown keys (`QueueEndpoint`, `TableEndpoint`,
+/// …) are ignored: portal connection strings carry them.
+#[derive(Default)]
+struct Fields<'a> {
+    account_name: Option<&'a str>,
+    account_key: Option<&'a str>,
+    protocol: Option<&'a str>,
+    endpoint_suffix: Option<&'a str>,
+    blob_endpoint: Option<&'a str>,
+    sas: Option<&'a str>,
+    use_development_storage: Option<&'a str>,
+    development_proxy: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn parse(text: &'a str) -> Result<Self> {
+        let mut fields = Fields::default();
+        let mut any = false;
+        for (index, segment) in text.split(';').enumerate() {
+            let segment = segment.trim();
+            if segment.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = segment.split_once('=') else {
+                // The segment may be a fragment of a key: say where it is, not what it is.
+                return Err(Error::invalid_connection_string(format!(
+                    "segment {} is not of the form Key=Value",
+                    index + 1
+                )));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let slot = match key.to_ascii_lowercase().as_str() {
+                "accountname" => &mut fields.account_name,
+                "accountkey" => &mut fields.account_key,
+                "defaultendpointsprotocol" => &mut fields.protocol,
+                "endpointsuffix" => &mut fields.endpoint_suffix,
+                "blobendpoint" => &mut fields.blob_endpoint,
+                "sharedaccesssignature" => &mut fields.sas,
+                "usedevelopmentstorage" => &mut fields.use_development_storage,
+                "developmentstorageproxyuri" => &mut fields.development_proxy,
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(Error::invalid_connection_string(format!(
+                    "{key} is given more than once"
+                )));
+            }
+            if value.is_empty() {
+                return Err(Error::invalid_connection_string(format!("{key} is empty")));
+            }
+            *slot = Some(value);
+            any = true;
+        }
+        if !any {
+            return Err(Error::invalid_connection_string(
+                "no recognised key (expected AccountName, AccountKey, BlobEndpoint, SharedAccessSignature or UseDevelopmentStorage)",
+            ));
+        }
+        Ok(fields)
+    }
+
+    fn resolve(self) -> Result<ConnectionString> {
+        if let Some(flag) = self.use_development_storage {
+            return self.resolve_development(flag);
+        }
+        let blob_endpoint = match (self.blob_endpoint, self.account_name) {
+            (Some(endpoint), _) => parse_endpoint("BlobEndpoint", endpoint)?,
+            (None, Some(account)) => {
+                let protocol = self.protocol.unwrap_or("https").to_ascii_lowercase();
+                if protocol != "https" && protocol != "http" {
+                    return Err(Error::invalid_connection_string(
+                        "DefaultEndpointsProtocol must be http or https",
+                    ));
+                }
+                let suffix = self.endpoint_suffix.unwrap_or("core.windows.net");
+                parse_endpoint(
+                    "AccountName/EndpointSuffix",
+                    &format!("{protocol}://{account}.blob.{suffix}"),
+                )?
+            }
+            (None, None) => {
+                return Err(Error::invalid_connection_string(
+                    "neither BlobEndpoint nor AccountName is given",
+                ))
+            }
+        };
+        let credential = match (self.account_key, self.sas) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid_connection_string(
+                    "both AccountKey and SharedAccessSignature are given; use one",
+                ))
+            }
+            (Some(key), None) => {
+                let account = self.account_name.ok_or_else(|| {
+                    Error::invalid_connection_string("AccountKey is given without AccountName")
+                })?;
+                SharedKeyCredential::new(account, key)
+                    .map_err(|_| {
+                        Error::invalid_connection_string("AccountKey is not valid base64")
+                    })?
+                    .into()
+            }
+            (None, Some(sas)) => SasToken::new(sas)
+                .map_err(|_| {
+                    Error::invalid_connection_string(
+                        "SharedAccessSignature is not a SAS query string with a 'sig' parameter",
+                    )
+                })?
+                .into(),
+            (None, None) => StorageCredential::Anonymous,
+        };
+        Ok(ConnectionString {
+            blob_endpoint,
+            credential,
+        })
+    }
+
+    fn resolve_development(&self, flag: &str) -> Result<ConnectionString> {
+        if !flag.eq_ignore_ascii_case("true") {
+            return Err(Error::invalid_connection_string(
+                "UseDevelopmentStorage must be 'true'",
+            ));
+        }
+        if self.account_name.is_some()
+            || self.account_key.is_some()
+            || self.blob_endpoint.is_some()
+            || self.sas.is_some()
+        {
+            return Err(Error::invalid_connection_string(
+                "UseDevelopmentStorage cannot be combined with AccountName, AccountKey, BlobEndpoint or SharedAccessSignature",
+            ));
+        }
+        let mut endpoint = match self.development_proxy {
+            Some(proxy) => parse_endpoint("DevelopmentStorageProxyUri", proxy)?,
+            None => Url::parse("http://127.0.0.1").expect("a valid literal URL"),
+        };
+        endpoint
+            .set_port(Some(DEVELOPMENT_BLOB_PORT))
+            .map_err(|()| {
+                Error::invalid_connection_string("DevelopmentStorageProxyUri has no host")
+            })?;
+        endpoint.set_path(DEVELOPMENT_ACCOUNT_NAME);
+        Ok(ConnectionString {
+            blob_endpoint: endpoint,
+            credential: SharedKeyCredential::new(
+                DEVELOPMENT_ACCOUNT_NAME,
+                DEVELOPMENT_ACCOUNT_KEY,
+            )?
+            .into(),
+        })
+    }
+}
+
+fn parse_endpoint(key: &str, value: &str) -> Result<Url> {
+    let url = Url::parse(value.trim_end_matches('/'))
+        .map_err(|e| Error::invalid_connection_string(format!("{key} is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Error::invalid_connection_string(format!(
+            "{key} must be an http or https URL with a host"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::invalid_connection_string(format!(
+            "{key} must not have a query or fragment (put a SAS in SharedAccessSignature)"
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "a2V5LXdpdGgtcGFkZGluZw==";
+
+    fn shared_key_account(conn: &ConnectionString) -> &str {
+        match conn.credential() {
+            StorageCredential::SharedKey(k) => k.account(),
+            other => panic!("expected a shared key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn development_storage_shorthand() {
+        let conn = ConnectionString::parse("UseDevelopmentStorage=true;").unwrap();
+        assert_eq!(
+            conn.blob_endpoint().as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+        assert_eq!(shared_key_account(&conn), "devstoreaccount1");
+
+        let conn = ConnectionString::parse(
+            "usedevelopmentstorage=TRUE;DevelopmentStorageProxyUri=http://myproxy",
+        )
+        .unwrap();
+        assert_eq!(
+            conn.blob_endpoint().as_str(),
+            "http://myproxy:10000/devstoreaccount1"
+        );
+    }
+
+    #[test]
+    fn explicit_key_with_derived_endpoint_and_values_containing_equals() {
+        let conn = ConnectionString::parse(&format!(
+            " AccountName = acct ; AccountKey={KEY};EndpointSuffix=core.chinacloudapi.cn;"
+        ))
+        .unwrap();
+        assert_eq!(
+            conn.blob_endpoint().as_str(),
+            "https://acct.blob.core.chinacloudapi.cn/"
+        );
+        assert_eq!(shared_key_account(&conn), "acct");
+    }
+
+    #[test]
+    fn blob_endpoint_overrides_derived_one() {
+        let conn = ConnectionString::parse(&format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:12345/devstoreaccount1/;QueueEndpoint=http://127.0.0.1:1/x"
+        ))
+        .unwrap();
+        assert_eq!(
+            conn.blob_endpoint().as_str(),
+            "http://127.0.0.1:12345/devstoreaccount1"
+        );
+    }
+
+    #[test]
+    fn sas_connection_string() {
+        let conn = ConnectionString::parse(
+            "BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=2019-07-07&sig=abc%3D",
+        )
+        .unwrap();
+        assert!(matches!(conn.credential(), StorageCredential::Sas(_)));
+        assert!(!format!("{conn:?}").contains("abc%3D"));
+    }
+
+    #[test]
+    fn bad_connection_strings_name_the_problem_and_hide_secrets() {
+        let cases: &[(&str, &str)] = &[
+            ("", "no recognised key"),
+            ("Foo=bar", "no recognised key"),
+            ("AccountName=a;justsecretstuff", "segment 2"),
+            (
+                "AccountName=a;AccountKey=%%%notbase64secret",
+                "AccountKey is not valid base64",
+            ),
+            ("AccountKey=a2V5", "neither BlobEndpoint nor AccountName"),
+            (
+                "BlobEndpoint=https://x;AccountKey=a2V5",
+                "without AccountName",
+            ),
+            ("AccountName=a;AccountName=b", "more than once"),
+            ("AccountName=", "AccountName is empty"),
+            (
+                "AccountName=a;DefaultEndpointsProtocol=ftp",
+                "http or https",
+            ),
+            ("BlobEndpoint=not a url", "BlobEndpoint is not a valid URL"),
+            ("BlobEndpoint=ftp://x", "http or https"),
+            (
+                "BlobEndpoint=https://x/?sig=topsecretsig",
+                "must not have a query",
+            ),
+            ("UseDevelopmentStorage=yes", "must be 'true'"),
+            (
+                "UseDevelopmentStorage=true;AccountName=a",
+                "cannot be combined",
+            ),
+            (
+                "AccountName=a;AccountKey=a2V5;SharedAccessSignature=sig=topsecretsig",
+                "both AccountKey and SharedAccessSignature",
+            ),
+            (
+                "AccountName=a;SharedAccessSignature=sv=1&topsecretsig",
+                "'sig' parameter",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = ConnectionString::parse(text).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidConnectionString { .. }),
+                "{text}: {err:?}"
+            );
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains(expected), "{text}: {shown}");
+            for secret in ["%%%notbase64secret", "topsecretsig", "justsecretstuff"] {
+                assert!(!shown.contains(secret), "{text} leaked: {shown}");
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The crate's one error type.
+//!
+//! Every message is built from redacted text: an account key, a SAS signature or an access token
+//! never reaches `Display` or `Debug` (see [`crate::credential::redact`]).
+
+use crate::credential::redact;
+
+/// The result type of every fallible operation in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong.
+///
+/// Losing an ownership race is *not* an error: [`CheckpointStore::claim_ownership`] simply leaves
+/// that partition out of its result.
+///
+/// [`CheckpointStore::claim_ownership`]: crate::CheckpointStore::claim_ownership
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument is not acceptable (empty name, bad ETag, unsupported character, …).
+    /// Raised before any request is sent.
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What is wrong, naming the argument.
+        message: String,
+    },
+
+    /// A connection string could not be used. Raised before any request is sent; the message names
+    /// the offending key but never echoes a key or signature.
+    #[error("invalid connection string: {message}")]
+    InvalidConnectionString {
+        /// What is wrong, naming the offending key.
+        message: String,
+    },
+
+    /// The storage service answered with an error status (after the pipeline's retries).
+    #[error("storage service returned {status}{}: {message}", .error_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Service {
+        /// The HTTP status code, e.g. `403`.
+        status: u16,
+        /// The service's `x-ms-error-code`, e.g. `ContainerNotFound`, when it sent one.
+        error_code: Option<String>,
+        /// The service's explanation (first line only), or the status's reason phrase.
+        message: String,
+    },
+
+    /// The request did not get an HTTP answer: connection refused or reset, DNS, TLS, I/O, timeout.
+    #[error("could not reach the storage service: {message}")]
+    Transport {
+        /// What the HTTP stack reported, with secrets redacted.
+        message: String,
+    },
+
+    /// A credential could not produce an access token.
+    #[error("could not authenticate: {message}")]
+    Authentication {
+        /// What the credential reported, with secrets redacted.
+        message: String,
+    },
+
+    /// The service answered with something this crate could not understand.
+    #[error("unexpected response from the storage service: {message}")]
+    UnexpectedResponse {
+        /// What could not be understood.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid_input(message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_connection_string(message: impl Into<String>) -> Self {
+        Error::InvalidConnectionString {
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status of a [`Error::Service`] error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Service { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The service's `x-ms-error-code` of a [`Error::Service`] error, e.g. `"ContainerNotFound"`.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Error::Service { error_code, .. } => error_code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<azure_core::Error> for Error {
+    fn from(err: azure_core::Error) -> Self {
+        use azure_core::error::ErrorKind;
+        match err.kind() {
+            ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response,
+            } => {
+                let message = raw_response
+                    .as_deref()
+                    .and_then(|r| service_message(r.body()))
+                    .unwrap_or_else(|| status.canonical_reason().into_owned());
+                Error::Service {
+                    status: u16::from(*status),
+                    error_code: error_code.clone(),
+                    message: redact(&message),
+                }
+            }
+            ErrorKind::Connection | ErrorKind::Io => Error::Transport {
+                message: redact(&error_chain(&err)),
+            },
+            ErrorKind::Credential => Error::Authentication {
+                message: redact(&error_chain(&err)),
+            },
+            ErrorKind::DataConversion | ErrorKind::Other => Error::UnexpectedResponse {
+                message: redact(&error_chain(&err)),
+            },
+            // `ErrorKind` is non-exhaustive upstream.
+            #[allow(unreachable_patterns)]
+            _ => Error::UnexpectedResponse {
+                message: redact(&error_chain(&err)),
+            },
+        }
+    }
+}
+
+/// The error and its sources on one line: reqwest hides the useful part ("connection refused")
+/// in the source chain.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The first line of `<Message>` in a storage error body. Later lines carry request ids and, for
+/// authentication failures, the server's string-to-sign: noise for a user, kept out.
+fn service_message(body: &[u8]) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    let start = body.find("<Message>")? + "<Message>".len();
+    let end = start + body[start..].find("</Message>")?;
+    let first_line = body[start..end].lines().next()?.trim();
+    (!first_line.is_empty()).then(|| first_line.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_message_takes_first_line_of_message() {
+        let body = b"<?xml version=\"1.0\"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request.\nRequestId:abc\nTime:2026</Message></Error>";
+        assert_eq!(
+            service_message(body).as_deref(),
+            Some("Server failed to authenticate the request.")
+        );
+        assert_eq!(service_message(b""), None);
+        assert_eq!(service_message(b"<Message></Message>"), None);
+    }
+
+    #[test]
+    fn display_includes_status_and_code() {
+        let err = Error::Service {
+            status: 404,
+            error_code: Some("ContainerNotFound".into()),
+            message: "The specified container does not exist.".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "storage service returned 404 (ContainerNotFound): The specified container does not exist."
+        );
+        assert_eq!(err.status(), Some(404));
+        assert_eq!(err.error_code(), Some("ContainerNotFound"));
+    }
+}

@@ -1,0 +1,63 @@
+//! An async checkpoint store for Azure Event Hubs consumers.
+//!
+//! Processes that share the partitions of an event hub need one durable place to record which
+//! process owns which partition and how far each partition has been processed. This crate is that
+//! place: the [`CheckpointStore`] trait, and [`BlobCheckpointStore`], which keeps both in Azure Blob
+//! Storage exactly as Python's `azure-eventhub-checkpointstoreblob-aio` and the .NET, Java and JS
+//! stores do, so a fleet written in several languages can share one container.
+//!
+//! ```no_run
+//! use eventhub_checkpointstore::{BlobCheckpointStore, Checkpoint, CheckpointStore, Ownership};
+//!
+//! # async fn demo() -> eventhub_checkpointstore::Result<()> {
+//! let store = BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+//! store.create_container_if_missing().await?;
+//!
+//! let (ns, hub, group) = ("myns.servicebus.windows.net", "telemetry", "$Default");
+//! // Claim partition 0: conditional on nobody having claimed it yet.
+//! let won = store.claim_ownership(&[Ownership::new(ns, hub, group, "0", "processor-a")]).await?;
+//! if let Some(mine) = won.first() {
+//!     // Record progress, then renew the claim with the etag it returned.
+//!     store.update_checkpoint(&Checkpoint::new(ns, hub, group, "0", Some("4096".into()), Some(42))).await?;
+//!     store.claim_ownership(std::slice::from_ref(mine)).await?;
+//! }
+//! let checkpoints = store.list_checkpoints(ns, hub, group).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Authentication
+//! [`StorageCredential`]: Entra ID (any `azure_core` `TokenCredential`, e.g. from
+//! `azure_identity`; needs https), an account key ([`SharedKeyCredential`]), a SAS
+//! ([`SasToken`]), or a [`ConnectionString`]. Keys and signatures never appear in errors or
+//! `Debug` output.
+//!
+//! # Logging
+//! Each operation is a `tracing` span at `DEBUG` under this crate's module path; lost ownership
+//! races are `DEBUG` events, failed claims and malformed records `WARN`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod auth;
+mod blob;
+mod connection_string;
+mod credential;
+mod error;
+mod model;
+mod store;
+
+pub use blob::{
+    BlobCheckpointStore, BlobCheckpointStoreOptions, DEFAULT_API_VERSION,
+    DEFAULT_CLAIM_CONCURRENCY, MIN_API_VERSION,
+};
+pub use connection_string::{ConnectionString, DEVELOPMENT_ACCOUNT_KEY, DEVELOPMENT_ACCOUNT_NAME};
+pub use credential::{SasToken, SharedKeyCredential, StorageCredential};
+pub use error::{Error, Result};
+pub use model::{Checkpoint, Ownership};
+pub use store::CheckpointStore;
+
+/// The `azure_core` this crate is built on, for [`BlobCheckpointStoreOptions::client_options`],
+/// [`Ownership::etag`] and token credentials of the same version.
+pub use azure_core;
+/// The official blob crate this store is built on, for
+/// [`BlobCheckpointStore::container_client`] and [`BlobCheckpointStore::blob_client`].
+pub use azure_storage_blob;

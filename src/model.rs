@@ -1,0 +1,90 @@
+//! The records a checkpoint store keeps: who owns a partition, and how far it has been processed.
+
+use azure_core::http::Etag;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Ownership of one partition of one consumer group by one processor.
+///
+/// To claim a partition, pass the ownership you last listed (with its `etag`) or a new one
+/// (`etag: None`) to [`CheckpointStore::claim_ownership`](crate::CheckpointStore::claim_ownership);
+/// an `owner_id` of `None` or `""` relinquishes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// The Event Hubs namespace, e.g. `myns.servicebus.windows.net`.
+    pub fully_qualified_namespace: String,
+    /// The event hub's name.
+    pub eventhub_name: String,
+    /// The consumer group, e.g. `$Default`.
+    pub consumer_group: String,
+    /// The partition id, e.g. `"0"`.
+    pub partition_id: String,
+    /// The owning processor; `None` when nobody owns it (never claimed, or relinquished).
+    pub owner_id: Option<String>,
+    /// The version of the record this ownership was read from or written as. Claims are
+    /// conditional on it; `None` means "the record must not exist yet".
+    pub etag: Option<Etag>,
+    /// When the record was last written, by the store's clock. Balancers use it to expire owners.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_modified: Option<OffsetDateTime>,
+}
+
+impl Ownership {
+    /// A fresh ownership of `partition_id` for `owner_id`, with no etag (a first claim).
+    pub fn new(
+        fully_qualified_namespace: impl Into<String>,
+        eventhub_name: impl Into<String>,
+        consumer_group: impl Into<String>,
+        partition_id: impl Into<String>,
+        owner_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            fully_qualified_namespace: fully_qualified_namespace.into(),
+            eventhub_name: eventhub_name.into(),
+            consumer_group: consumer_group.into(),
+            partition_id: partition_id.into(),
+            owner_id: Some(owner_id.into()),
+            etag: None,
+            last_modified: None,
+        }
+    }
+}
+
+/// How far one partition of one consumer group has been processed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The Event Hubs namespace, e.g. `myns.servicebus.windows.net`.
+    pub fully_qualified_namespace: String,
+    /// The event hub's name.
+    pub eventhub_name: String,
+    /// The consumer group, e.g. `$Default`.
+    pub consumer_group: String,
+    /// The partition id, e.g. `"0"`.
+    pub partition_id: String,
+    /// The offset of the last processed event: an opaque string (geo-replicated namespaces use
+    /// non-numeric offsets), never parsed.
+    pub offset: Option<String>,
+    /// The sequence number of the last processed event.
+    pub sequence_number: Option<i64>,
+}
+
+impl Checkpoint {
+    /// A checkpoint at `offset` / `sequence_number`.
+    pub fn new(
+        fully_qualified_namespace: impl Into<String>,
+        eventhub_name: impl Into<String>,
+        consumer_group: impl Into<String>,
+        partition_id: impl Into<String>,
+        offset: Option<String>,
+        sequence_number: Option<i64>,
+    ) -> Self {
+        Self {
+            fully_qualified_namespace: fully_qualified_namespace.into(),
+            eventhub_name: eventhub_name.into(),
+            consumer_group: consumer_group.into(),
+            partition_id: partition_id.into(),
+            offset,
+            sequence_number,
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The checkpoint store contract, independent of where the records live.
+
+use crate::error::Result;
+use crate::model::{Checkpoint, Ownership};
+use async_trait::async_trait;
+
+/// A durable, shared record of partition ownership and checkpoints for Event Hubs consumers.
+///
+/// Method names follow Python's `azure-eventhub` `CheckpointStore`. The trait is object safe:
+/// a consumer can hold an `Arc<dyn CheckpointStore>`.
+///
+/// ```no_run
+/// use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Ownership};
+/// use std::sync::Arc;
+///
+/// # async fn demo() -> eventhub_checkpointstore::Result<()> {
+/// let store: Arc<dyn CheckpointStore> = Arc::new(BlobCheckpointStore::from_connection_string(
+///     "UseDevelopmentStorage=true",
+///     "checkpoints",
+///     None,
+/// )?);
+/// let ns = "myns.servicebus.windows.net";
+/// let won = store
+///     .claim_ownership(&[Ownership::new(ns, "telemetry", "$Default", "0", "processor-a")])
+///     .await?;
+/// println!("claimed {} partition(s)", won.len());
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// Every ownership record of the consumer group, owned or not.
+    async fn list_ownership(
+        &self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+    ) -> Result<Vec<Ownership>>;
+
+    /// Tries to claim each ownership, conditionally on its `etag`, and returns exactly the ones
+    /// won, with their new `etag` and `last_modified`.
+    ///
+    /// Losing a race (someone else wrote the record first) is a normal outcome: that partition is
+    /// left out of the result. Fails only when nothing was won and at least one claim failed for
+    /// another reason (e.g. bad credentials, missing container). The input is not modified.
+    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>>;
+
+    /// Records `checkpoint` unconditionally, creating the record on first use.
+    /// At least one of `offset` and `sequence_number` must be set.
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+
+    /// Every checkpoint of the consumer group.
+    async fn list_checkpoints(
+        &self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+    ) -> Result<Vec<Checkpoint>>;
+}

@@ -1,0 +1,138 @@
+//! Helpers shared by the integration tests: the Azurite under test, isolated containers, and a
+//! pipeline policy that records what was sent.
+#![allow(dead_code)] // each test binary uses a different part
+
+use async_trait::async_trait;
+use eventhub_checkpointstore::azure_core::http::{
+    headers::HeaderName,
+    policies::{Policy, PolicyResult},
+    Context, Request, Url,
+};
+use eventhub_checkpointstore::{BlobCheckpointStore, BlobCheckpointStoreOptions};
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc, Mutex,
+};
+
+/// The Azurite that `scripts/test.sh` started. Integration tests never skip: without it they fail.
+pub fn connection_string() -> String {
+    std::env::var("AZURITE_CONNECTION_STRING").unwrap_or_else(|_| {
+        panic!(
+            "AZURITE_CONNECTION_STRING is not set. Run the tests with scripts/test.sh, which installs \
+             and starts Azurite, or set it to an Azurite connection string yourself."
+        )
+    })
+}
+
+/// A container name no other test (or concurrently running test binary) uses.
+pub fn unique_container() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A client on `container` (which may not exist).
+pub fn store_on(
+    container: &str,
+    options: Option<BlobCheckpointStoreOptions>,
+) -> BlobCheckpointStore {
+    BlobCheckpointStore::from_connection_string(&connection_string(), container, options)
+        .expect("the Azurite connection string is valid")
+}
+
+/// A client on a new, empty container of its own.
+pub async fn fresh_store(options: Option<BlobCheckpointStoreOptions>) -> BlobCheckpointStore {
+    let store = store_on(&unique_container(), options);
+    assert!(store
+        .create_container_if_missing()
+        .await
+        .expect("create container"));
+    store
+}
+
+/// One request as it left the pipeline.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub method: String,
+    pub url: Url,
+    pub version: Option<String>,
+    pub status: Option<u16>,
+}
+
+impl Sent {
+    /// `comp=list`, `comp=metadata`, … or `put-blob` / `other`.
+    pub fn operation(&self) -> String {
+        let comp = self
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "comp")
+            .map(|(_, v)| v.into_owned());
+        match (self.method.as_str(), comp) {
+            (_, Some(comp)) => comp,
+            ("PUT", None) => "put-blob".to_owned(),
+            _ => "other".to_owned(),
+        }
+    }
+}
+
+/// Records every try of every request (retries count), with the response status.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder {
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl Recorder {
+    /// `options` with this recorder in the pipeline.
+    pub fn install(&self, mut options: BlobCheckpointStoreOptions) -> BlobCheckpointStoreOptions {
+        options
+            .client_options
+            .per_try_policies
+            .push(Arc::new(self.clone()));
+        options
+    }
+
+    /// What was sent since the last `take`.
+    pub fn take(&self) -> Vec<Sent> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl Policy for Recorder {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let index = {
+            let mut sent = self.sent.lock().unwrap();
+            sent.push(Sent {
+                method: request.method().to_string(),
+                url: request.url().clone(),
+                version: request
+                    .headers()
+                    .get_optional_str(&HeaderName::from_static("x-ms-version"))
+                    .map(str::to_owned),
+                status: None,
+            });
+            sent.len() - 1
+        };
+        let result = next[0].send(ctx, request, &next[1..]).await;
+        let status = match &result {
+            Ok(response) => Some(u16::from(response.status())),
+            Err(err) => err.http_status().map(u16::from),
+        };
+        if let Some(entry) = self.sent.lock().unwrap().get_mut(index) {
+            entry.status = status;
+        }
+        result
+    }
+}

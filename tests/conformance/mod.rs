@@ -1,0 +1,521 @@
+//! The behaviour every `CheckpointStore` must have, written once over `&dyn CheckpointStore` and
+//! run for each backend (as `object_store` runs one suite for every store).
+//!
+//! Ported from Python's `azure-eventhub-checkpointstoreblob-aio` tests and the .NET
+//! `BlobCheckpointStore` live tests, plus our own (races, relinquish, bad input).
+//!
+//! A backend provides a [`Backend`]: isolated storage (a new container, table, …) and any number
+//! of independent clients on it. `conformance_suite!(make_backend())` then expands to one
+//! `#[tokio::test]` per case.
+
+use async_trait::async_trait;
+use eventhub_checkpointstore::azure_core::http::Etag;
+use eventhub_checkpointstore::{Checkpoint, CheckpointStore, Error, Ownership};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Isolated storage for one test, and clients on it.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// A new, independent client on this test's storage: two clients behave like two processes.
+    async fn client(&self) -> Arc<dyn CheckpointStore>;
+}
+
+pub const NS: &str = "conformance.servicebus.windows.net";
+pub const EH: &str = "telemetry";
+pub const CG: &str = "$default";
+
+fn ownership(partition: &str, owner: &str) -> Ownership {
+    Ownership::new(NS, EH, CG, partition, owner)
+}
+
+fn checkpoint(partition: &str, offset: &str, sequence_number: i64) -> Checkpoint {
+    Checkpoint::new(
+        NS,
+        EH,
+        CG,
+        partition,
+        Some(offset.to_owned()),
+        Some(sequence_number),
+    )
+}
+
+fn by_partition(list: Vec<Ownership>) -> BTreeMap<String, Ownership> {
+    list.into_iter()
+        .map(|o| (o.partition_id.clone(), o))
+        .collect()
+}
+
+pub async fn list_is_empty_at_first(backend: &dyn Backend) {
+    let store = backend.client().await;
+    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+    assert!(store.list_checkpoints(NS, EH, CG).await.unwrap().is_empty());
+}
+
+/// Python: claim 8 partitions, list returns 8; the input is not mutated.
+pub async fn claim_eight_then_list_returns_eight(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let input: Vec<Ownership> = (0..8)
+        .map(|p| ownership(&p.to_string(), "owner-1"))
+        .collect();
+    let before = input.clone();
+    let won = store.claim_ownership(&input).await.unwrap();
+    assert_eq!(input, before, "claim_ownership must not modify its input");
+    assert_eq!(won.len(), 8);
+    let listed = by_partition(store.list_ownership(NS, EH, CG).await.unwrap());
+    assert_eq!(listed.len(), 8);
+    for (partition, listed) in &listed {
+        assert_eq!(
+            listed.owner_id.as_deref(),
+            Some("owner-1"),
+            "partition {partition}"
+        );
+        assert_eq!(
+            (
+                listed.fully_qualified_namespace.as_str(),
+                listed.eventhub_name.as_str(),
+                listed.consumer_group.as_str()
+            ),
+            (NS, EH, CG)
+        );
+        assert!(listed.etag.is_some() && listed.last_modified.is_some());
+    }
+    let won = by_partition(won);
+    assert_eq!(
+        won.keys().collect::<Vec<_>>(),
+        listed.keys().collect::<Vec<_>>()
+    );
+    for (partition, claimed) in won {
+        assert_eq!(
+            claimed.etag, listed[&partition].etag,
+            "the claim returns the etag a list shows"
+        );
+    }
+}
+
+/// Python: 8 checkpoint updates, list returns offsets as strings and sequence numbers as i64.
+pub async fn eight_checkpoints_then_list(backend: &dyn Backend) {
+    let store = backend.client().await;
+    for p in 0..8i64 {
+        store
+            .update_checkpoint(&checkpoint(
+                &p.to_string(),
+                &format!("{}", p * 1000),
+                10 + p,
+            ))
+            .await
+            .unwrap();
+    }
+    let listed: BTreeMap<String, Checkpoint> = store
+        .list_checkpoints(NS, EH, CG)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.partition_id.clone(), c))
+        .collect();
+    assert_eq!(listed.len(), 8);
+    for p in 0..8i64 {
+        let c = &listed[&p.to_string()];
+        assert_eq!(c.offset.as_deref(), Some(format!("{}", p * 1000).as_str()));
+        assert_eq!(c.sequence_number, Some(10 + p));
+        assert_eq!(
+            (
+                c.fully_qualified_namespace.as_str(),
+                c.eventhub_name.as_str(),
+                c.consumer_group.as_str()
+            ),
+            (NS, EH, CG)
+        );
+    }
+}
+
+/// .NET: the first claim succeeds and sets last-modified and etag.
+pub async fn first_claim_sets_etag_and_last_modified(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let started = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let won = store
+        .claim_ownership(&[ownership("0", "owner-1")])
+        .await
+        .unwrap();
+    assert_eq!(won.len(), 1);
+    let claimed = &won[0];
+    assert_eq!(claimed.owner_id.as_deref(), Some("owner-1"));
+    assert!(claimed.etag.is_some());
+    let modified = claimed.last_modified.expect("last_modified is set");
+    assert!(modified > started, "last_modified {modified} is recent");
+}
+
+/// .NET: a claim conditioned on a stale or invented etag is not won.
+pub async fn claim_with_stale_or_invented_etag_is_not_won(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let first = store
+        .claim_ownership(&[ownership("0", "owner-1")])
+        .await
+        .unwrap()
+        .remove(0);
+    let renewed = store
+        .claim_ownership(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(renewed.len(), 1);
+    // `first` now carries a stale etag.
+    let stale = Ownership {
+        owner_id: Some("owner-2".into()),
+        ..first.clone()
+    };
+    assert!(store.claim_ownership(&[stale]).await.unwrap().is_empty());
+    let invented = Ownership {
+        etag: Some(Etag::from("\"0x8D000000000BEEF\"")),
+        ..stale_owner2(&first)
+    };
+    assert!(store.claim_ownership(&[invented]).await.unwrap().is_empty());
+    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].owner_id.as_deref(),
+        Some("owner-1"),
+        "the lost claims changed nothing"
+    );
+    assert_eq!(listed[0].etag, renewed[0].etag);
+}
+
+fn stale_owner2(o: &Ownership) -> Ownership {
+    Ownership {
+        owner_id: Some("owner-2".into()),
+        ..o.clone()
+    }
+}
+
+/// .NET: a claim with an etag for a partition that has no record is not won (and creates none).
+pub async fn claim_with_etag_for_missing_record_is_not_won(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let claim = Ownership {
+        etag: Some(Etag::from("\"0x8D000000000BEEF\"")),
+        ..ownership("5", "owner-1")
+    };
+    assert!(store.claim_ownership(&[claim]).await.unwrap().is_empty());
+    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+}
+
+/// .NET: a claim with the current etag is won, and changes the etag.
+pub async fn claim_with_current_etag_is_won(backend: &dyn Backend) {
+    let store = backend.client().await;
+    store
+        .claim_ownership(&[ownership("0", "owner-1")])
+        .await
+        .unwrap();
+    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let takeover = Ownership {
+        owner_id: Some("owner-2".into()),
+        ..listed[0].clone()
+    };
+    let won = store.claim_ownership(&[takeover]).await.unwrap();
+    assert_eq!(won.len(), 1);
+    assert_eq!(won[0].owner_id.as_deref(), Some("owner-2"));
+    assert_ne!(won[0].etag, listed[0].etag, "a won claim has a new etag");
+    let relisted = store.list_ownership(NS, EH, CG).await.unwrap();
+    assert_eq!(relisted[0].owner_id.as_deref(), Some("owner-2"));
+    assert_eq!(relisted[0].etag, won[0].etag);
+}
+
+/// .NET: with valid and stale etags mixed, exactly the valid claims are returned.
+pub async fn claim_returns_only_the_won_claims(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let first: Vec<Ownership> = (0..6)
+        .map(|p| ownership(&p.to_string(), "owner-1"))
+        .collect();
+    let current = by_partition(store.claim_ownership(&first).await.unwrap());
+    assert_eq!(current.len(), 6);
+    // Partitions 0, 2, 4 move on, so their etags in `current` go stale.
+    let moved: Vec<Ownership> = ["0", "2", "4"]
+        .iter()
+        .map(|p| current[*p].clone())
+        .collect();
+    assert_eq!(store.claim_ownership(&moved).await.unwrap().len(), 3);
+    // One batch: stale etags for 0, 2, 4; current for 1, 3, 5; and a new partition 6.
+    let mut batch: Vec<Ownership> = current.values().map(stale_owner2).collect();
+    batch.push(ownership("6", "owner-2"));
+    let won = by_partition(store.claim_ownership(&batch).await.unwrap());
+    assert_eq!(
+        won.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["1", "3", "5", "6"]
+    );
+    assert!(won
+        .values()
+        .all(|o| o.owner_id.as_deref() == Some("owner-2")));
+}
+
+/// .NET: claims and checkpoints of different namespaces, event hubs, consumer groups and
+/// partitions do not interfere.
+pub async fn scopes_do_not_interfere(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let scopes = [
+        (NS, EH, CG),
+        ("other.servicebus.windows.net", EH, CG),
+        (NS, "other-hub", CG),
+        (NS, EH, "other-group"),
+    ];
+    for (i, (ns, eh, cg)) in scopes.iter().enumerate() {
+        let owner = format!("owner-{i}");
+        let won = store
+            .claim_ownership(&[Ownership::new(*ns, *eh, *cg, "0", owner.as_str())])
+            .await
+            .unwrap();
+        assert_eq!(
+            won.len(),
+            1,
+            "a new claim in scope {i} is won whatever the other scopes hold"
+        );
+        let seq = i64::try_from(i).unwrap();
+        store
+            .update_checkpoint(&Checkpoint::new(
+                *ns,
+                *eh,
+                *cg,
+                "0",
+                Some(format!("off-{i}")),
+                Some(seq),
+            ))
+            .await
+            .unwrap();
+    }
+    store
+        .claim_ownership(&[ownership("1", "owner-other-partition")])
+        .await
+        .unwrap();
+    for (i, (ns, eh, cg)) in scopes.iter().enumerate() {
+        let owners = by_partition(store.list_ownership(ns, eh, cg).await.unwrap());
+        let expected_partitions = if i == 0 { 2 } else { 1 };
+        assert_eq!(owners.len(), expected_partitions, "scope {i}");
+        assert_eq!(
+            owners["0"].owner_id.as_deref(),
+            Some(format!("owner-{i}").as_str())
+        );
+        let checkpoints = store.list_checkpoints(ns, eh, cg).await.unwrap();
+        assert_eq!(checkpoints.len(), 1, "scope {i}");
+        assert_eq!(
+            checkpoints[0].offset.as_deref(),
+            Some(format!("off-{i}").as_str())
+        );
+        assert_eq!(
+            checkpoints[0].sequence_number,
+            Some(i64::try_from(i).unwrap())
+        );
+    }
+}
+
+/// .NET: the first update creates the record, a second one updates it in place.
+pub async fn checkpoint_update_creates_then_replaces(backend: &dyn Backend) {
+    let store = backend.client().await;
+    store
+        .update_checkpoint(&checkpoint("3", "100", 1))
+        .await
+        .unwrap();
+    let first = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    assert_eq!(first.len(), 1);
+    store
+        .update_checkpoint(&checkpoint("3", "200", 2))
+        .await
+        .unwrap();
+    let second = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    assert_eq!(second.len(), 1, "one record per partition");
+    assert_eq!(second[0].offset.as_deref(), Some("200"));
+    assert_eq!(second[0].sequence_number, Some(2));
+}
+
+/// Checkpoints with only one of the two positions round-trip as given.
+pub async fn checkpoint_with_one_position(backend: &dyn Backend) {
+    let store = backend.client().await;
+    store
+        .update_checkpoint(&Checkpoint::new(
+            NS,
+            EH,
+            CG,
+            "0",
+            Some("geo:7:1:42".into()),
+            None,
+        ))
+        .await
+        .unwrap();
+    store
+        .update_checkpoint(&Checkpoint::new(NS, EH, CG, "1", None, Some(i64::MAX)))
+        .await
+        .unwrap();
+    store
+        .update_checkpoint(&Checkpoint::new(NS, EH, CG, "2", None, Some(-1)))
+        .await
+        .unwrap();
+    let listed: BTreeMap<String, Checkpoint> = store
+        .list_checkpoints(NS, EH, CG)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.partition_id.clone(), c))
+        .collect();
+    assert_eq!(
+        (listed["0"].offset.as_deref(), listed["0"].sequence_number),
+        (Some("geo:7:1:42"), None)
+    );
+    assert_eq!(
+        (listed["1"].offset.as_deref(), listed["1"].sequence_number),
+        (None, Some(i64::MAX))
+    );
+    assert_eq!(listed["2"].sequence_number, Some(-1));
+}
+
+/// Ours: two clients race for the same new partition 50 times; exactly one wins each time. Then
+/// both renew from the same listed etag 50 times; again exactly one wins.
+pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
+    let (a, b) = (backend.client().await, backend.client().await);
+    for round in 0..50 {
+        let partition = round.to_string();
+        let (for_a, for_b) = (
+            [ownership(&partition, "owner-a")],
+            [ownership(&partition, "owner-b")],
+        );
+        let (won_a, won_b) = tokio::join!(a.claim_ownership(&for_a), b.claim_ownership(&for_b));
+        let total = won_a.unwrap().len() + won_b.unwrap().len();
+        assert_eq!(
+            total, 1,
+            "round {round}: new-partition claims won by {total} clients"
+        );
+    }
+    let listed = by_partition(a.list_ownership(NS, EH, CG).await.unwrap());
+    assert_eq!(listed.len(), 50);
+    for (partition, current) in &listed {
+        let for_a = [Ownership {
+            owner_id: Some("owner-a".into()),
+            ..current.clone()
+        }];
+        let for_b = [Ownership {
+            owner_id: Some("owner-b".into()),
+            ..current.clone()
+        }];
+        let (won_a, won_b) = tokio::join!(a.claim_ownership(&for_a), b.claim_ownership(&for_b));
+        let total = won_a.unwrap().len() + won_b.unwrap().len();
+        assert_eq!(
+            total, 1,
+            "partition {partition}: same-etag claims won by {total} clients"
+        );
+    }
+}
+
+/// Ours: a claim with no owner (or "") relinquishes; the partition lists as unowned, and another
+/// owner can take it with the etag the listing shows.
+pub async fn relinquish_lists_as_unowned(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let won = store
+        .claim_ownership(&[ownership("0", "owner-1"), ownership("1", "owner-1")])
+        .await
+        .unwrap();
+    let released: Vec<Ownership> = won
+        .iter()
+        .zip([None, Some(String::new())])
+        .map(|(o, owner)| Ownership {
+            owner_id: owner,
+            ..o.clone()
+        })
+        .collect();
+    let released = store.claim_ownership(&released).await.unwrap();
+    assert_eq!(released.len(), 2);
+    assert!(released.iter().all(|o| o.owner_id.is_none()));
+    let listed = by_partition(store.list_ownership(NS, EH, CG).await.unwrap());
+    assert!(listed.values().all(|o| o.owner_id.is_none()), "{listed:?}");
+    let taken = Ownership {
+        owner_id: Some("owner-2".into()),
+        ..listed["0"].clone()
+    };
+    assert_eq!(store.claim_ownership(&[taken]).await.unwrap().len(), 1);
+}
+
+/// Ours: many claims in one call are all made (concurrently, with a bound) and all returned.
+pub async fn many_claims_in_one_call(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let input: Vec<Ownership> = (0..200)
+        .map(|p| ownership(&p.to_string(), "owner-1"))
+        .collect();
+    let won = store.claim_ownership(&input).await.unwrap();
+    assert_eq!(won.len(), 200);
+    let expected: BTreeSet<String> = (0..200).map(|p| p.to_string()).collect();
+    assert_eq!(
+        won.iter()
+            .map(|o| o.partition_id.clone())
+            .collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 200);
+}
+
+/// Ours: losing every claim is a normal, empty result, not an error.
+pub async fn losing_every_claim_is_not_an_error(backend: &dyn Backend) {
+    let store = backend.client().await;
+    let batch: Vec<Ownership> = (0..4)
+        .map(|p| ownership(&p.to_string(), "owner-1"))
+        .collect();
+    assert_eq!(store.claim_ownership(&batch).await.unwrap().len(), 4);
+    let again: Vec<Ownership> = (0..4)
+        .map(|p| ownership(&p.to_string(), "owner-2"))
+        .collect();
+    assert_eq!(store.claim_ownership(&again).await.unwrap(), vec![]);
+}
+
+/// Ours: bad input is a typed error and nothing is written.
+pub async fn invalid_input_is_rejected_before_any_write(backend: &dyn Backend) {
+    let store = backend.client().await;
+    fn invalid<T>(result: Result<T, Error>) -> bool {
+        matches!(result, Err(Error::InvalidInput { .. }))
+    }
+    assert!(invalid(store.list_ownership("", EH, CG).await));
+    assert!(invalid(store.list_ownership(NS, "", CG).await));
+    assert!(invalid(store.list_checkpoints(NS, EH, "").await));
+    assert!(invalid(
+        store
+            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", None, None))
+            .await
+    ));
+    assert!(invalid(
+        store
+            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "", Some("1".into()), None))
+            .await
+    ));
+    // One bad claim fails the whole batch before any request: the good one is not made either.
+    let batch = [ownership("0", "owner-1"), ownership("", "owner-1")];
+    assert!(invalid(store.claim_ownership(&batch).await));
+    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+    assert!(store.list_checkpoints(NS, EH, CG).await.unwrap().is_empty());
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each on a fresh backend from `$make`
+/// (an expression evaluating to a future of a type implementing [`Backend`]).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@cases $make;
+            list_is_empty_at_first,
+            claim_eight_then_list_returns_eight,
+            eight_checkpoints_then_list,
+            first_claim_sets_etag_and_last_modified,
+            claim_with_stale_or_invented_etag_is_not_won,
+            claim_with_etag_for_missing_record_is_not_won,
+            claim_with_current_etag_is_won,
+            claim_returns_only_the_won_claims,
+            scopes_do_not_interfere,
+            checkpoint_update_creates_then_replaces,
+            checkpoint_with_one_position,
+            racing_clients_never_both_win,
+            relinquish_lists_as_unowned,
+            many_claims_in_one_call,
+            losing_every_claim_is_not_an_error,
+            invalid_input_is_rejected_before_any_write,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let backend = $make.await;
+                conformance::$case(&backend).await;
+            }
+        )*
+    };
+}
