@@ -112,6 +112,8 @@ impl BlobCheckpointStore {
         let options = options.unwrap_or_default();
         options::check_api_version(&options.api_version)?;
         let mut client_options = options.client_options;
+        #[allow(clippy::needless_update)]
+        // HttpClientOptions gains fields across azure_core releases
         if client_options.transport.is_none() {
             // One HTTP client for the store and all its clones: blob clients are built per
             // operation and would otherwise each open their own connection pool. Decompression
@@ -253,12 +255,12 @@ enum ClaimOutcome {
 /// or 404 BlobNotFound (it was deleted); a missing container is a real failure. Without an etag:
 /// 409 BlobAlreadyExists or 412.
 fn lost_race(err: &Error, had_etag: bool) -> bool {
-    match (err.status(), err.error_code(), had_etag) {
-        (Some(412), _, _) => true,
-        (Some(404), Some("BlobNotFound"), true) => true,
-        (Some(409), Some("BlobAlreadyExists"), false) => true,
-        _ => false,
-    }
+    matches!(
+        (err.status(), err.error_code(), had_etag),
+        (Some(412), _, _)
+            | (Some(404), Some("BlobNotFound"), true)
+            | (Some(409), Some("BlobAlreadyExists"), false)
+    )
 }
 
 /// Azure's container naming rules, checked here so a typo fails before any request.

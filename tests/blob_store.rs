@@ -1,0 +1,719 @@
+//! `BlobCheckpointStore` against Azurite: the wire format shared with the other SDKs, what the
+//! store sends, authentication paths and failure modes. The backend-independent behaviour is in
+//! the conformance suite.
+
+mod common;
+
+use common::{fresh_store, store_on, unique_container, Recorder, Sent};
+use eventhub_checkpointstore::azure_core::http::{
+    ClientOptions, Etag, RequestContent, RetryOptions,
+};
+use eventhub_checkpointstore::azure_storage_blob::models::{
+    BlobContainerClientListBlobsOptions, BlobType, BlockBlobClientUploadOptions,
+    ListBlobsIncludeItem,
+};
+use eventhub_checkpointstore::{
+    BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, ConnectionString,
+    Error, Ownership, SasToken, SharedKeyCredential, StorageCredential, DEVELOPMENT_ACCOUNT_KEY,
+};
+use futures::{StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashMap};
+
+const NS: &str = "myns.servicebus.windows.net";
+const EH: &str = "telemetry";
+const CG: &str = "$default";
+
+/// Every blob in the store's container: name → (metadata, length, type), as the service holds it.
+async fn raw_blobs(
+    store: &BlobCheckpointStore,
+) -> BTreeMap<String, (HashMap<String, String>, Option<u64>, Option<BlobType>)> {
+    let options = BlobContainerClientListBlobsOptions {
+        include: Some(vec![ListBlobsIncludeItem::Metadata]),
+        ..Default::default()
+    };
+    let mut pages = store
+        .container_client()
+        .list_blobs(Some(options))
+        .unwrap()
+        .into_pages();
+    let mut blobs = BTreeMap::new();
+    while let Some(page) = pages.try_next().await.unwrap() {
+        for item in page.into_model().unwrap().blob_items {
+            let properties = item.properties.unwrap_or_default();
+            blobs.insert(
+                item.name.unwrap(),
+                (
+                    item.metadata.and_then(|m| m.values).unwrap_or_default(),
+                    properties.content_length,
+                    properties.blob_type,
+                ),
+            );
+        }
+    }
+    blobs
+}
+
+/// Writes a blob as another SDK (or a damaged one) might have.
+async fn put_raw(store: &BlobCheckpointStore, name: &str, metadata: &[(&str, &str)]) {
+    let options = BlockBlobClientUploadOptions {
+        metadata: Some(
+            metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    store
+        .blob_client(name)
+        .unwrap()
+        .upload(RequestContent::from(Vec::new()), Some(options))
+        .await
+        .unwrap();
+}
+
+fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn operations(sent: &[Sent]) -> Vec<String> {
+    sent.iter().map(Sent::operation).collect()
+}
+
+#[tokio::test]
+async fn records_are_lower_cased_empty_block_blobs_with_the_peers_metadata() {
+    let store = fresh_store(None).await;
+    let (ns, eh, cg) = ("MyNs.ServiceBus.Windows.Net", "Telemetry", "$Default");
+    let won = store
+        .claim_ownership(&[Ownership::new(ns, eh, cg, "0", "owner-1")])
+        .await
+        .unwrap();
+    assert_eq!(won.len(), 1);
+    store
+        .update_checkpoint(&Checkpoint::new(
+            ns,
+            eh,
+            cg,
+            "0",
+            Some("1024".into()),
+            Some(7),
+        ))
+        .await
+        .unwrap();
+
+    let blobs = raw_blobs(&store).await;
+    let names: Vec<&str> = blobs.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "myns.servicebus.windows.net/telemetry/$default/checkpoint/0",
+            "myns.servicebus.windows.net/telemetry/$default/ownership/0",
+        ]
+    );
+    let (checkpoint_meta, checkpoint_len, checkpoint_type) = &blobs[names[0]];
+    assert_eq!(
+        checkpoint_meta,
+        &meta(&[("offset", "1024"), ("sequencenumber", "7")])
+    );
+    let (ownership_meta, ownership_len, ownership_type) = &blobs[names[1]];
+    assert_eq!(ownership_meta, &meta(&[("ownerid", "owner-1")]));
+    for (len, kind) in [
+        (checkpoint_len, checkpoint_type),
+        (ownership_len, ownership_type),
+    ] {
+        assert_eq!(*len, Some(0));
+        assert_eq!(*kind, Some(BlobType::BlockBlob));
+    }
+
+    // Listing with any casing finds the records and reports the caller's names.
+    for (ns, eh, cg) in [(ns, eh, cg), (NS, EH, CG)] {
+        let listed = store.list_ownership(ns, eh, cg).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].fully_qualified_namespace.as_str(),
+                listed[0].eventhub_name.as_str(),
+                listed[0].consumer_group.as_str()
+            ),
+            (ns, eh, cg)
+        );
+        assert_eq!(store.list_checkpoints(ns, eh, cg).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn relinquish_writes_an_empty_ownerid() {
+    let store = fresh_store(None).await;
+    let won = store
+        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .await
+        .unwrap();
+    let released = Ownership {
+        owner_id: None,
+        ..won[0].clone()
+    };
+    assert_eq!(store.claim_ownership(&[released]).await.unwrap().len(), 1);
+    let blobs = raw_blobs(&store).await;
+    assert_eq!(
+        blobs[&format!("{NS}/{EH}/{CG}/ownership/0")].0,
+        meta(&[("ownerid", "")])
+    );
+}
+
+#[tokio::test]
+async fn reads_records_of_other_sdks_and_tolerates_malformed_ones() {
+    let store = fresh_store(None).await;
+    let own = |p: &str| format!("{NS}/{EH}/{CG}/ownership/{p}");
+    let cp = |p: &str| format!("{NS}/{EH}/{CG}/checkpoint/{p}");
+    put_raw(&store, &own("0"), &[("ownerid", "python-owner")]).await;
+    put_raw(&store, &own("1"), &[]).await; // missing ownerid: Python 1.2.0 crashes here
+    put_raw(&store, &own("2"), &[("ownerid", "")]).await;
+    put_raw(&store, &own("3/nested"), &[("ownerid", "x")]).await;
+    put_raw(&store, &own("dir"), &[("hdi_isfolder", "true")]).await;
+    put_raw(
+        &store,
+        &format!("{NS}/{EH}/{CG}/ownershipx/9"),
+        &[("ownerid", "x")],
+    )
+    .await;
+    put_raw(
+        &store,
+        &cp("0"),
+        &[("offset", "1"), ("sequencenumber", "abc")],
+    )
+    .await;
+    put_raw(&store, &cp("1"), &[("offset", "2")]).await; // missing sequencenumber: Python crashes
+    put_raw(&store, &cp("2"), &[("sequencenumber", "")]).await; // empty: Python crashes
+    put_raw(
+        &store,
+        &cp("3"),
+        &[("offset", "x"), ("sequencenumber", "99999999999999999999")],
+    )
+    .await;
+    put_raw(
+        &store,
+        &cp("4"),
+        &[("offset", "geo:5:12"), ("sequencenumber", "-3")],
+    )
+    .await;
+
+    let owners: BTreeMap<String, Option<String>> = store
+        .list_ownership(NS, EH, CG)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.partition_id, o.owner_id))
+        .collect();
+    assert_eq!(
+        owners,
+        BTreeMap::from([
+            ("0".to_owned(), Some("python-owner".to_owned())),
+            ("1".to_owned(), None),
+            ("2".to_owned(), None),
+        ])
+    );
+    let checkpoints: BTreeMap<String, (Option<String>, Option<i64>)> = store
+        .list_checkpoints(NS, EH, CG)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.partition_id, (c.offset, c.sequence_number)))
+        .collect();
+    assert_eq!(
+        checkpoints,
+        BTreeMap::from([
+            ("0".to_owned(), (Some("1".to_owned()), None)),
+            ("1".to_owned(), (Some("2".to_owned()), None)),
+            ("2".to_owned(), (None, None)),
+            ("3".to_owned(), (Some("x".to_owned()), None)),
+            ("4".to_owned(), (Some("geo:5:12".to_owned()), Some(-3))),
+        ])
+    );
+    // A record another SDK wrote can be claimed with the etag we listed.
+    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let python_owned = listed.into_iter().find(|o| o.partition_id == "0").unwrap();
+    let takeover = Ownership {
+        owner_id: Some("rust-owner".into()),
+        ..python_owned
+    };
+    assert_eq!(store.claim_ownership(&[takeover]).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn lists_6000_checkpoints_across_pages_in_two_requests() {
+    let setup = fresh_store(None).await;
+    let container = setup
+        .container_url()
+        .path_segments()
+        .unwrap()
+        .next_back()
+        .unwrap()
+        .to_owned();
+    futures::stream::iter(0..6000)
+        .map(|p| {
+            let setup = &setup;
+            async move {
+                let (name, value) = (format!("{NS}/{EH}/{CG}/checkpoint/{p}"), p.to_string());
+                put_raw(
+                    setup,
+                    &name,
+                    &[("offset", &value), ("sequencenumber", &value)],
+                )
+                .await;
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<()>()
+        .await;
+
+    let recorder = Recorder::default();
+    let store = store_on(
+        &container,
+        Some(recorder.install(BlobCheckpointStoreOptions::default())),
+    );
+    let listed = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    assert_eq!(listed.len(), 6000);
+    for checkpoint in &listed {
+        let p: i64 = checkpoint.partition_id.parse().unwrap();
+        assert_eq!(checkpoint.sequence_number, Some(p));
+        assert_eq!(checkpoint.offset.as_deref(), Some(p.to_string().as_str()));
+    }
+    assert_eq!(
+        operations(&recorder.take()),
+        ["list", "list"],
+        "6,000 blobs = 2 pages of 5,000"
+    );
+}
+
+#[tokio::test]
+async fn one_request_per_operation_in_the_common_case() {
+    let recorder = Recorder::default();
+    let store = fresh_store(Some(
+        recorder.install(BlobCheckpointStoreOptions::default()),
+    ))
+    .await;
+    recorder.take();
+
+    let new: Vec<Ownership> = (0..5)
+        .map(|p| Ownership::new(NS, EH, CG, p.to_string(), "owner-1"))
+        .collect();
+    let won = store.claim_ownership(&new).await.unwrap();
+    assert_eq!(
+        operations(&recorder.take()),
+        ["put-blob"; 5],
+        "claiming 5 new partitions"
+    );
+
+    assert_eq!(store.claim_ownership(&won).await.unwrap().len(), 5);
+    assert_eq!(
+        operations(&recorder.take()),
+        ["metadata"; 5],
+        "renewing 5 partitions"
+    );
+
+    assert!(store.claim_ownership(&won[..1]).await.unwrap().is_empty());
+    assert_eq!(
+        operations(&recorder.take()),
+        ["metadata"],
+        "a lost race costs one request, no retry"
+    );
+
+    let checkpoint = Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1));
+    store.update_checkpoint(&checkpoint).await.unwrap();
+    assert_eq!(
+        operations(&recorder.take()),
+        ["metadata", "put-blob"],
+        "first checkpoint: 404, then create"
+    );
+    store.update_checkpoint(&checkpoint).await.unwrap();
+    assert_eq!(
+        operations(&recorder.take()),
+        ["metadata"],
+        "later checkpoints"
+    );
+
+    store.list_ownership(NS, EH, CG).await.unwrap();
+    store.list_checkpoints(NS, EH, CG).await.unwrap();
+    assert_eq!(operations(&recorder.take()), ["list", "list"]);
+}
+
+#[tokio::test]
+async fn api_versions_2017_11_09_and_2019_07_07_work_and_are_sent() {
+    for version in [None, Some("2017-11-09"), Some("2019-07-07")] {
+        let recorder = Recorder::default();
+        let mut options = BlobCheckpointStoreOptions::default();
+        if let Some(version) = version {
+            options.api_version = version.to_owned();
+        }
+        let store = fresh_store(Some(recorder.install(options))).await;
+        let won = store
+            .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+            .await
+            .unwrap();
+        assert_eq!(won.len(), 1, "{version:?}: new claim");
+        assert_eq!(
+            store.claim_ownership(&won).await.unwrap().len(),
+            1,
+            "{version:?}: renewal"
+        );
+        assert!(
+            store.claim_ownership(&won).await.unwrap().is_empty(),
+            "{version:?}: stale etag"
+        );
+        for seq in [1, 2] {
+            store
+                .update_checkpoint(&Checkpoint::new(
+                    NS,
+                    EH,
+                    CG,
+                    "0",
+                    Some(seq.to_string()),
+                    Some(seq),
+                ))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 1);
+        let checkpoints = store.list_checkpoints(NS, EH, CG).await.unwrap();
+        assert_eq!(checkpoints[0].sequence_number, Some(2), "{version:?}");
+
+        let sent = recorder.take();
+        assert!(sent.len() >= 8, "{version:?}: {sent:?}");
+        let expected = version.unwrap_or("2019-07-07");
+        for request in &sent {
+            assert_eq!(
+                request.version.as_deref(),
+                Some(expected),
+                "{} {}",
+                request.method,
+                request.url
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn etags_are_one_form_and_accepted_in_either() {
+    let store = fresh_store(None).await;
+    let won = store
+        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .await
+        .unwrap();
+    let etag = won[0].etag.clone().unwrap();
+    assert!(
+        etag.as_ref().starts_with('"') && etag.as_ref().ends_with('"'),
+        "{etag}"
+    );
+    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    assert_eq!(
+        listed[0].etag.as_ref(),
+        Some(&etag),
+        "listing and response header agree"
+    );
+    let unquoted = Ownership {
+        etag: Some(Etag::from(etag.as_ref().trim_matches('"'))),
+        ..listed[0].clone()
+    };
+    assert_eq!(store.claim_ownership(&[unquoted]).await.unwrap().len(), 1);
+}
+
+/// An account SAS for Azurite's development account, made the way the service defines it.
+fn account_sas(connection: &ConnectionString) -> String {
+    let StorageCredential::SharedKey(key) = connection.credential() else {
+        panic!("the Azurite connection string carries the account key")
+    };
+    let expiry = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (sp, ss, srt, spr, sv) = ("rwdlac", "b", "sco", "https,http", "2019-07-07");
+    let to_sign = format!(
+        "{}\n{sp}\n{ss}\n{srt}\n\n{expiry}\n\n{spr}\n{sv}\n",
+        key.account()
+    );
+    let secret =
+        eventhub_checkpointstore::azure_core::credentials::Secret::new(DEVELOPMENT_ACCOUNT_KEY);
+    let sig = eventhub_checkpointstore::azure_core::hmac::hmac_sha256(&to_sign, &secret).unwrap();
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("sv", sv)
+        .append_pair("ss", ss)
+        .append_pair("srt", srt)
+        .append_pair("sp", sp)
+        .append_pair("se", &expiry)
+        .append_pair("spr", spr)
+        .append_pair("sig", &sig)
+        .finish()
+}
+
+async fn exercise(store: &BlobCheckpointStore, what: &str) {
+    store
+        .create_container_if_missing()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let won = store
+        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(won.len(), 1, "{what}");
+    store
+        .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1)))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(
+        store.list_ownership(NS, EH, CG).await.unwrap().len(),
+        1,
+        "{what}"
+    );
+    assert_eq!(
+        store.list_checkpoints(NS, EH, CG).await.unwrap().len(),
+        1,
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn shared_access_signatures_work_from_connection_string_url_and_credential() {
+    let connection = ConnectionString::parse(&common::connection_string()).unwrap();
+    let endpoint = connection
+        .blob_endpoint()
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let sas = account_sas(&connection);
+
+    let via_connection_string = BlobCheckpointStore::from_connection_string(
+        &format!("BlobEndpoint={endpoint};SharedAccessSignature={sas}"),
+        &unique_container(),
+        None,
+    )
+    .unwrap();
+    exercise(&via_connection_string, "SAS connection string").await;
+
+    let via_url = BlobCheckpointStore::new(
+        &format!("{endpoint}?{sas}"),
+        &unique_container(),
+        StorageCredential::Anonymous,
+        None,
+    )
+    .unwrap();
+    exercise(&via_url, "SAS in the account URL").await;
+
+    let via_credential = BlobCheckpointStore::new(
+        &endpoint,
+        &unique_container(),
+        SasToken::new(&sas).unwrap(),
+        None,
+    )
+    .unwrap();
+    exercise(&via_credential, "SAS credential").await;
+
+    let signature = url::form_urlencoded::parse(sas.as_bytes())
+        .find(|(k, _)| k == "sig")
+        .unwrap()
+        .1
+        .into_owned();
+    for store in [&via_connection_string, &via_url, &via_credential] {
+        let shown = format!("{store:?}");
+        assert!(
+            !shown.contains(&signature) && shown.contains("sig=REDACTED"),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn explicit_shared_key_credential_works() {
+    let connection = ConnectionString::parse(&common::connection_string()).unwrap();
+    let key = SharedKeyCredential::new("devstoreaccount1", DEVELOPMENT_ACCOUNT_KEY).unwrap();
+    let store = BlobCheckpointStore::new(
+        connection.blob_endpoint().as_str(),
+        &unique_container(),
+        key,
+        None,
+    )
+    .unwrap();
+    exercise(&store, "explicit shared key").await;
+    assert!(!format!("{store:?}").contains(DEVELOPMENT_ACCOUNT_KEY));
+}
+
+/// `UseDevelopmentStorage=true` means 127.0.0.1:10000. This test forwards that port to the Azurite
+/// under test; if the port is taken (usually by a developer's own Azurite), it runs against that.
+#[tokio::test]
+async fn development_storage_shorthand_reaches_azurite() {
+    let connection = ConnectionString::parse(&common::connection_string()).unwrap();
+    let target = format!(
+        "{}:{}",
+        connection.blob_endpoint().host_str().unwrap(),
+        connection.blob_endpoint().port().unwrap()
+    );
+    match tokio::net::TcpListener::bind("127.0.0.1:10000").await {
+        Ok(listener) => {
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    let target = target.clone();
+                    tokio::spawn(async move {
+                        let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    });
+                }
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+        Err(e) => panic!("cannot listen on 127.0.0.1:10000: {e}"),
+    }
+    let store = BlobCheckpointStore::from_connection_string(
+        "UseDevelopmentStorage=true",
+        &unique_container(),
+        None,
+    )
+    .unwrap();
+    exercise(&store, "UseDevelopmentStorage=true").await;
+}
+
+fn no_retries() -> BlobCheckpointStoreOptions {
+    BlobCheckpointStoreOptions {
+        client_options: ClientOptions {
+            retry: RetryOptions::none(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_a_403_service_error_that_does_not_show_the_key() {
+    let good = fresh_store(None).await;
+    let container = good
+        .container_url()
+        .path_segments()
+        .unwrap()
+        .next_back()
+        .unwrap()
+        .to_owned();
+    let wrong_key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
+    let endpoint = ConnectionString::parse(&common::connection_string())
+        .unwrap()
+        .blob_endpoint()
+        .clone();
+    let store = BlobCheckpointStore::from_connection_string(
+        &format!("AccountName=devstoreaccount1;AccountKey={wrong_key};BlobEndpoint={endpoint}"),
+        &container,
+        Some(no_retries()),
+    )
+    .unwrap();
+
+    let claim = store
+        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .await;
+    let errors = [
+        claim.expect_err("a claim that failed with 403 is not a lost race"),
+        store.list_ownership(NS, EH, CG).await.unwrap_err(),
+        store
+            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1)))
+            .await
+            .unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(err.status(), Some(403), "{err:?}");
+        assert!(err.error_code().is_some(), "{err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains(wrong_key) && !shown.contains(DEVELOPMENT_ACCOUNT_KEY),
+            "{shown}"
+        );
+    }
+    assert!(
+        good.list_ownership(NS, EH, CG).await.unwrap().is_empty(),
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_container_is_a_404_for_every_operation() {
+    let store = store_on(&unique_container(), None);
+    let errors = [
+        store.list_ownership(NS, EH, CG).await.unwrap_err(),
+        store.list_checkpoints(NS, EH, CG).await.unwrap_err(),
+        store
+            .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+            .await
+            .expect_err("a claim on a missing container is not a lost race"),
+        store
+            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1)))
+            .await
+            .unwrap_err(),
+    ];
+    for err in errors {
+        assert!(matches!(err, Error::Service { status: 404, .. }), "{err:?}");
+        assert_eq!(err.error_code(), Some("ContainerNotFound"), "{err:?}");
+    }
+    assert!(store.create_container_if_missing().await.unwrap());
+    assert!(!store.create_container_if_missing().await.unwrap());
+    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_transport_error() {
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let key = SharedKeyCredential::new("devstoreaccount1", DEVELOPMENT_ACCOUNT_KEY).unwrap();
+    let store = BlobCheckpointStore::new(
+        &format!("http://127.0.0.1:{port}/devstoreaccount1"),
+        "checkpoints",
+        key,
+        Some(no_retries()),
+    )
+    .unwrap();
+    let err = store.list_ownership(NS, EH, CG).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains(DEVELOPMENT_ACCOUNT_KEY));
+}
+
+#[tokio::test]
+async fn a_token_credential_needs_https() {
+    #[derive(Debug)]
+    struct NeverCalled;
+    #[async_trait::async_trait]
+    impl eventhub_checkpointstore::azure_core::credentials::TokenCredential for NeverCalled {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<
+                eventhub_checkpointstore::azure_core::credentials::TokenRequestOptions<'_>,
+            >,
+        ) -> eventhub_checkpointstore::azure_core::Result<
+            eventhub_checkpointstore::azure_core::credentials::AccessToken,
+        > {
+            panic!("no token may be requested for an http endpoint")
+        }
+    }
+    let credential = StorageCredential::token(std::sync::Arc::new(NeverCalled));
+    let err = BlobCheckpointStore::new(
+        "http://127.0.0.1:10000/devstoreaccount1",
+        "checkpoints",
+        credential,
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(err.to_string().contains("https"), "{err}");
+}
+
+#[tokio::test]
+async fn arc_dyn_store_is_usable_and_clones_share_state() {
+    let store = fresh_store(None).await;
+    let shared: std::sync::Arc<dyn CheckpointStore> = std::sync::Arc::new(store.clone());
+    shared
+        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .await
+        .unwrap();
+    assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 1);
+}
