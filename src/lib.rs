@@ -55,6 +55,11 @@ pub use error::{Error, Result};
 pub use model::{Checkpoint, Ownership};
 pub use store::CheckpointStore;
 
+// README's Rust snippets are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The `azure_core` this crate is built on, for [`BlobCheckpointStoreOptions::client_options`],
 /// [`Ownership::etag`] and token credentials of the same version.
 pub use azure_core;
