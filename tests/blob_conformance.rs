@@ -14,15 +14,9 @@ struct BlobBackend {
 }
 
 async fn blob_backend() -> BlobBackend {
-    let store = common::fresh_store(None).await;
-    let container = store
-        .container_url()
-        .path_segments()
-        .unwrap()
-        .next_back()
-        .unwrap()
-        .to_owned();
-    BlobBackend { container }
+    BlobBackend {
+        container: common::fresh_container().await,
+    }
 }
 
 #[async_trait]

@@ -244,14 +244,8 @@ async fn reads_records_of_other_sdks_and_tolerates_malformed_ones() {
 
 #[tokio::test]
 async fn lists_6000_checkpoints_across_pages_in_two_requests() {
-    let setup = fresh_store(None).await;
-    let container = setup
-        .container_url()
-        .path_segments()
-        .unwrap()
-        .next_back()
-        .unwrap()
-        .to_owned();
+    let container = common::fresh_container().await;
+    let setup = store_on(&container, None);
     futures::stream::iter(0..6000)
         .map(|p| {
             let setup = &setup;
@@ -586,14 +580,8 @@ fn no_retries() -> BlobCheckpointStoreOptions {
 
 #[tokio::test]
 async fn a_wrong_key_is_a_403_service_error_that_does_not_show_the_key() {
-    let good = fresh_store(None).await;
-    let container = good
-        .container_url()
-        .path_segments()
-        .unwrap()
-        .next_back()
-        .unwrap()
-        .to_owned();
+    let container = common::fresh_container().await;
+    let good = store_on(&container, None);
     let wrong_key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
     let endpoint = ConnectionString::parse(&common::connection_string())
         .unwrap()

@@ -47,14 +47,17 @@ pub fn store_on(
         .expect("the Azurite connection string is valid")
 }
 
+/// A new, empty container; returns its name.
+pub async fn fresh_container() -> String {
+    let name = unique_container();
+    let created = store_on(&name, None).create_container_if_missing().await;
+    assert!(created.expect("create container"), "{name} is new");
+    name
+}
+
 /// A client on a new, empty container of its own.
 pub async fn fresh_store(options: Option<BlobCheckpointStoreOptions>) -> BlobCheckpointStore {
-    let store = store_on(&unique_container(), options);
-    assert!(store
-        .create_container_if_missing()
-        .await
-        .expect("create container"));
-    store
+    store_on(&fresh_container().await, options)
 }
 
 /// One request as it left the pipeline.
