@@ -4,19 +4,16 @@
 
 mod common;
 
-use common::{fresh_store, store_on, unique_container, Recorder, Sent};
-use eventhub_checkpointstore::azure_core::http::{
-    ClientOptions, Etag, RequestContent, RetryOptions,
-};
+use common::{fresh_store, put_raw, store_on, unique_container, Recorder};
+use eventhub_checkpointstore::azure_core::http::{ClientOptions, Etag, RetryOptions};
 use eventhub_checkpointstore::azure_storage_blob::models::{
-    BlobContainerClientListBlobsOptions, BlobType, BlockBlobClientUploadOptions,
-    ListBlobsIncludeItem,
+    BlobContainerClientListBlobsOptions, BlobType, ListBlobsIncludeItem,
 };
 use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, ConnectionString,
     Error, Ownership, SasToken, SharedKeyCredential, StorageCredential, DEVELOPMENT_ACCOUNT_KEY,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use std::collections::{BTreeMap, HashMap};
 
 const NS: &str = "myns.servicebus.windows.net";
@@ -53,34 +50,11 @@ async fn raw_blobs(
     blobs
 }
 
-/// Writes a blob as another SDK (or a damaged one) might have.
-async fn put_raw(store: &BlobCheckpointStore, name: &str, metadata: &[(&str, &str)]) {
-    let options = BlockBlobClientUploadOptions {
-        metadata: Some(
-            metadata
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    store
-        .blob_client(name)
-        .unwrap()
-        .upload(RequestContent::from(Vec::new()), Some(options))
-        .await
-        .unwrap();
-}
-
 fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-fn operations(sent: &[Sent]) -> Vec<String> {
-    sent.iter().map(Sent::operation).collect()
 }
 
 #[tokio::test]
@@ -240,98 +214,6 @@ async fn reads_records_of_other_sdks_and_tolerates_malformed_ones() {
         ..python_owned
     };
     assert_eq!(store.claim_ownership(&[takeover]).await.unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn lists_6000_checkpoints_across_pages_in_two_requests() {
-    let container = common::fresh_container().await;
-    let setup = store_on(&container, None);
-    futures::stream::iter(0..6000)
-        .map(|p| {
-            let setup = &setup;
-            async move {
-                let (name, value) = (format!("{NS}/{EH}/{CG}/checkpoint/{p}"), p.to_string());
-                put_raw(
-                    setup,
-                    &name,
-                    &[("offset", &value), ("sequencenumber", &value)],
-                )
-                .await;
-            }
-        })
-        .buffer_unordered(64)
-        .collect::<()>()
-        .await;
-
-    let recorder = Recorder::default();
-    let store = store_on(
-        &container,
-        Some(recorder.install(BlobCheckpointStoreOptions::default())),
-    );
-    let listed = store.list_checkpoints(NS, EH, CG).await.unwrap();
-    assert_eq!(listed.len(), 6000);
-    for checkpoint in &listed {
-        let p: i64 = checkpoint.partition_id.parse().unwrap();
-        assert_eq!(checkpoint.sequence_number, Some(p));
-        assert_eq!(checkpoint.offset.as_deref(), Some(p.to_string().as_str()));
-    }
-    assert_eq!(
-        operations(&recorder.take()),
-        ["list", "list"],
-        "6,000 blobs = 2 pages of 5,000"
-    );
-}
-
-#[tokio::test]
-async fn one_request_per_operation_in_the_common_case() {
-    let recorder = Recorder::default();
-    let store = fresh_store(Some(
-        recorder.install(BlobCheckpointStoreOptions::default()),
-    ))
-    .await;
-    recorder.take();
-
-    let new: Vec<Ownership> = (0..5)
-        .map(|p| Ownership::new(NS, EH, CG, p.to_string(), "owner-1"))
-        .collect();
-    let won = store.claim_ownership(&new).await.unwrap();
-    assert_eq!(
-        operations(&recorder.take()),
-        ["put-blob"; 5],
-        "claiming 5 new partitions"
-    );
-
-    assert_eq!(store.claim_ownership(&won).await.unwrap().len(), 5);
-    assert_eq!(
-        operations(&recorder.take()),
-        ["metadata"; 5],
-        "renewing 5 partitions"
-    );
-
-    assert!(store.claim_ownership(&won[..1]).await.unwrap().is_empty());
-    assert_eq!(
-        operations(&recorder.take()),
-        ["metadata"],
-        "a lost race costs one request, no retry"
-    );
-
-    let checkpoint = Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1));
-    store.update_checkpoint(&checkpoint).await.unwrap();
-    assert_eq!(
-        operations(&recorder.take()),
-        ["metadata", "put-blob"],
-        "first checkpoint: 404, then create"
-    );
-    store.update_checkpoint(&checkpoint).await.unwrap();
-    assert_eq!(
-        operations(&recorder.take()),
-        ["metadata"],
-        "later checkpoints"
-    );
-
-    store.list_ownership(NS, EH, CG).await.unwrap();
-    store.list_checkpoints(NS, EH, CG).await.unwrap();
-    assert_eq!(operations(&recorder.take()), ["list", "list"]);
 }
 
 #[tokio::test]

@@ -3,12 +3,15 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use async_trait::async_trait;
+use eventhub_checkpointstore::azure_core::http::RequestContent;
 use eventhub_checkpointstore::azure_core::http::{
     headers::HeaderName,
     policies::{Policy, PolicyResult},
     Context, Request, Url,
 };
+use eventhub_checkpointstore::azure_storage_blob::models::BlockBlobClientUploadOptions;
 use eventhub_checkpointstore::{BlobCheckpointStore, BlobCheckpointStoreOptions};
+use futures::StreamExt;
 use std::sync::{
     atomic::{AtomicU64, Ordering},
     Arc, Mutex,
@@ -58,6 +61,44 @@ pub async fn fresh_container() -> String {
 /// A client on a new, empty container of its own.
 pub async fn fresh_store(options: Option<BlobCheckpointStoreOptions>) -> BlobCheckpointStore {
     store_on(&fresh_container().await, options)
+}
+
+/// Writes a record blob directly, as another SDK (or a damaged one) might have.
+pub async fn put_raw(store: &BlobCheckpointStore, name: &str, metadata: &[(&str, &str)]) {
+    let options = BlockBlobClientUploadOptions {
+        metadata: Some(
+            metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    store
+        .blob_client(name)
+        .unwrap()
+        .upload(RequestContent::from(Vec::new()), Some(options))
+        .await
+        .unwrap();
+}
+
+/// Writes the blobs `{prefix}0` … `{prefix}{count - 1}` directly, 64 at a time, each with
+/// `offset` and `sequencenumber` `i` (and `ownerid`, so it reads as either record): setup for
+/// listing tests, cheaper than the store's own create path.
+pub async fn put_many(store: &BlobCheckpointStore, prefix: &str, count: usize) {
+    futures::stream::iter(0..count)
+        .map(|i| async move {
+            let value = i.to_string();
+            let metadata = [
+                ("ownerid", "owner"),
+                ("offset", &value),
+                ("sequencenumber", &value),
+            ];
+            put_raw(store, &format!("{prefix}{i}"), &metadata).await;
+        })
+        .buffer_unordered(64)
+        .collect::<()>()
+        .await;
 }
 
 /// One request as it left the pipeline.
