@@ -37,7 +37,7 @@ pub trait CheckpointStore: Send + Sync {
     ) -> Result<Vec<Ownership>>;
 
     /// Tries to claim each ownership, conditionally on its `etag`, and returns exactly the ones
-    /// won, with their new `etag` and `last_modified`.
+    /// won, in the order given, with their new `etag` and `last_modified`.
     ///
     /// Losing a race (someone else wrote the record first) is a normal outcome: that partition is
     /// left out of the result. Fails only when nothing was won and at least one claim failed for

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fresh_store, put_raw, store_on, unique_container, Recorder};
+use common::{account_sas, fresh_store, put_raw, store_on, unique_container, Recorder};
 use eventhub_checkpointstore::azure_core::http::{ClientOptions, Etag, RetryOptions};
 use eventhub_checkpointstore::azure_storage_blob::models::{
     BlobContainerClientListBlobsOptions, BlobType, ListBlobsIncludeItem,
@@ -294,35 +294,6 @@ async fn etags_are_one_form_and_accepted_in_either() {
         ..listed[0].clone()
     };
     assert_eq!(store.claim_ownership(&[unquoted]).await.unwrap().len(), 1);
-}
-
-/// An account SAS for Azurite's development account, made the way the service defines it.
-fn account_sas(connection: &ConnectionString) -> String {
-    let StorageCredential::SharedKey(key) = connection.credential() else {
-        panic!("the Azurite connection string carries the account key")
-    };
-    let expiry = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let (sp, ss, srt, spr, sv) = ("rwdlac", "b", "sco", "https,http", "2019-07-07");
-    let to_sign = format!(
-        "{}\n{sp}\n{ss}\n{srt}\n\n{expiry}\n\n{spr}\n{sv}\n",
-        key.account()
-    );
-    let secret =
-        eventhub_checkpointstore::azure_core::credentials::Secret::new(DEVELOPMENT_ACCOUNT_KEY);
-    let sig = eventhub_checkpointstore::azure_core::hmac::hmac_sha256(&to_sign, &secret).unwrap();
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("sv", sv)
-        .append_pair("ss", ss)
-        .append_pair("srt", srt)
-        .append_pair("sp", sp)
-        .append_pair("se", &expiry)
-        .append_pair("spr", spr)
-        .append_pair("sig", &sig)
-        .finish()
 }
 
 async fn exercise(store: &BlobCheckpointStore, what: &str) {

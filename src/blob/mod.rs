@@ -319,17 +319,23 @@ impl CheckpointStore for BlobCheckpointStore {
             .iter()
             .map(Claim::prepare)
             .collect::<Result<Vec<_>>>()?;
-        let outcomes: Vec<ClaimOutcome> = futures::stream::iter(claims.into_iter().enumerate())
-            // By index: a borrowed item in the closure's argument trips the async-trait future's
-            // higher-ranked `Send` check.
-            .map(|(i, claim)| self.claim_one(&ownership[i], claim))
-            .buffered(self.inner.claim_concurrency)
-            .collect()
-            .await;
+        // Unordered, so one slow request does not hold back the others (an ordered buffer counts
+        // finished requests against the bound until the ones before them finish); the input order
+        // is restored afterwards.
+        let mut outcomes: Vec<(usize, ClaimOutcome)> =
+            futures::stream::iter(claims.into_iter().enumerate())
+                // By index: a borrowed item in the closure's argument trips the async-trait
+                // future's higher-ranked `Send` check.
+                .map(|(i, claim)| async move { (i, self.claim_one(&ownership[i], claim).await) })
+                .buffer_unordered(self.inner.claim_concurrency)
+                .collect()
+                .await;
+        outcomes.sort_unstable_by_key(|(i, _)| *i);
+        let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome);
 
-        let mut won = Vec::with_capacity(outcomes.len());
+        let mut won = Vec::with_capacity(ownership.len());
         let mut first_failure = None;
-        for (outcome, requested) in outcomes.into_iter().zip(ownership) {
+        for (outcome, requested) in outcomes.zip(ownership) {
             match outcome {
                 ClaimOutcome::Won(o) => won.push(o),
                 ClaimOutcome::Lost(err) => tracing::debug!(
