@@ -95,32 +95,38 @@ impl Container {
     }
 
     /// Every blob whose name starts with `prefix`, with metadata, following continuation markers
-    /// (one request per 5,000 blobs).
-    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<ListedBlob>> {
+    /// (one request per 5,000 blobs). Each blob goes through `convert` as its page arrives, so a
+    /// page's parsed models are dropped before the next page is fetched.
+    pub(crate) async fn list<T>(
+        &self,
+        prefix: &str,
+        mut convert: impl FnMut(ListedBlob) -> Option<T>,
+    ) -> Result<Vec<T>> {
         let options = BlobContainerClientListBlobsOptions {
             prefix: Some(prefix.to_owned()),
             include: Some(vec![ListBlobsIncludeItem::Metadata]),
             ..Default::default()
         };
         let mut pages = self.client.list_blobs(Some(options))?.into_pages();
-        let mut blobs = Vec::new();
+        let mut records = Vec::new();
         while let Some(page) = pages.try_next().await? {
             let page = page.into_model()?;
-            blobs.reserve(page.blob_items.len());
+            records.reserve(page.blob_items.len());
             for item in page.blob_items {
                 let Some(name) = item.name else { continue };
                 let properties = item.properties.unwrap_or_default();
-                blobs.push(ListedBlob {
+                let blob = ListedBlob {
                     name,
                     etag: properties
                         .etag
                         .and_then(|e| super::etag::from_service(e.as_ref())),
                     last_modified: properties.last_modified,
                     metadata: item.metadata.and_then(|m| m.values).unwrap_or_default(),
-                });
+                };
+                records.extend(convert(blob));
             }
         }
-        Ok(blobs)
+        Ok(records)
     }
 
     /// Put Blob: an empty block blob with `metadata`. With `only_if_absent` the service refuses

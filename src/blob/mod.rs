@@ -203,15 +203,20 @@ impl BlobCheckpointStore {
         }
     }
 
-    fn listing<'a, T>(
-        blobs: &'a [ListedBlob],
-        prefix: &'a str,
-        mut make: impl FnMut(&'a str, &'a ListedBlob) -> T + 'a,
-    ) -> impl Iterator<Item = T> + 'a {
-        blobs.iter().filter_map(move |blob| {
-            let partition = naming::partition_of(prefix, &blob.name)?;
-            (!blob.is_directory()).then(|| make(partition, blob))
-        })
+    /// The records under `prefix`: blobs named `{prefix}{partition}`, directory markers and
+    /// nested names left out, each made into a `T` by `make` as its page arrives.
+    async fn records<T>(
+        &self,
+        prefix: &str,
+        mut make: impl FnMut(String, ListedBlob) -> T,
+    ) -> Result<Vec<T>> {
+        self.inner
+            .container
+            .list(prefix, |blob| {
+                let partition = naming::partition_of(prefix, &blob.name)?.to_owned();
+                (!blob.is_directory()).then(|| make(partition, blob))
+            })
+            .await
     }
 }
 
@@ -296,18 +301,17 @@ impl CheckpointStore for BlobCheckpointStore {
             consumer_group,
             Record::Ownership,
         )?;
-        let blobs = self.inner.container.list(&prefix).await?;
-        let ownership: Vec<Ownership> =
-            Self::listing(&blobs, &prefix, |partition, blob| Ownership {
+        let ownership = self
+            .records(&prefix, |partition_id, blob| Ownership {
                 fully_qualified_namespace: fully_qualified_namespace.to_owned(),
                 eventhub_name: eventhub_name.to_owned(),
                 consumer_group: consumer_group.to_owned(),
-                partition_id: partition.to_owned(),
+                partition_id,
                 owner_id: metadata::owner_id(&blob.metadata),
-                etag: blob.etag.clone(),
+                etag: blob.etag,
                 last_modified: blob.last_modified,
             })
-            .collect();
+            .await?;
         tracing::debug!(count = ownership.len(), "listed ownership");
         Ok(ownership)
     }
@@ -410,26 +414,27 @@ impl CheckpointStore for BlobCheckpointStore {
             consumer_group,
             Record::Checkpoint,
         )?;
-        let blobs = self.inner.container.list(&prefix).await?;
-        let checkpoints: Vec<Checkpoint> = Self::listing(&blobs, &prefix, |partition, blob| {
-            let sequence_number = metadata::sequence_number(&blob.metadata).unwrap_or_else(|bad| {
-                tracing::warn!(
-                    blob = %blob.name,
-                    value = %bad,
-                    "checkpoint has a sequencenumber that is not an i64; reporting none"
-                );
-                None
-            });
-            Checkpoint {
-                fully_qualified_namespace: fully_qualified_namespace.to_owned(),
-                eventhub_name: eventhub_name.to_owned(),
-                consumer_group: consumer_group.to_owned(),
-                partition_id: partition.to_owned(),
-                offset: metadata::offset(&blob.metadata),
-                sequence_number,
-            }
-        })
-        .collect();
+        let checkpoints = self
+            .records(&prefix, |partition_id, blob| {
+                let sequence_number =
+                    metadata::sequence_number(&blob.metadata).unwrap_or_else(|bad| {
+                        tracing::warn!(
+                            blob = %blob.name,
+                            value = %bad,
+                            "checkpoint has a sequencenumber that is not an i64; reporting none"
+                        );
+                        None
+                    });
+                Checkpoint {
+                    fully_qualified_namespace: fully_qualified_namespace.to_owned(),
+                    eventhub_name: eventhub_name.to_owned(),
+                    consumer_group: consumer_group.to_owned(),
+                    partition_id,
+                    offset: metadata::offset(&blob.metadata),
+                    sequence_number,
+                }
+            })
+            .await?;
         tracing::debug!(count = checkpoints.len(), "listed checkpoints");
         Ok(checkpoints)
     }
