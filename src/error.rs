@@ -121,16 +121,20 @@ impl From<azure_core::Error> for Error {
             ErrorKind::Credential => Error::Authentication {
                 message: redact(&error_chain(&err)),
             },
-            ErrorKind::DataConversion | ErrorKind::Other => Error::UnexpectedResponse {
-                message: redact(&error_chain(&err)),
-            },
-            // `ErrorKind` is non-exhaustive upstream.
-            #[allow(unreachable_patterns)]
+            // A deserialization error quotes the whole response body: keep the start only.
             _ => Error::UnexpectedResponse {
-                message: redact(&error_chain(&err)),
+                message: truncated(redact(&error_chain(&err)), 512),
             },
         }
     }
+}
+
+fn truncated(mut text: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// The error and its sources on one line: reqwest hides the useful part ("connection refused")
@@ -172,6 +176,23 @@ mod tests {
         );
         assert_eq!(service_message(b""), None);
         assert_eq!(service_message(b"<Message></Message>"), None);
+    }
+
+    #[test]
+    fn unexpected_responses_are_truncated() {
+        let body = "x".repeat(10_000);
+        let err = Error::from(azure_core::Error::with_message(
+            azure_core::error::ErrorKind::DataConversion,
+            format!("failed to deserialize {body}"),
+        ));
+        assert!(matches!(err, Error::UnexpectedResponse { .. }));
+        assert!(
+            err.to_string().chars().count() < 600,
+            "{}",
+            err.to_string().len()
+        );
+        assert_eq!(truncated("äöü".into(), 2), "äö…");
+        assert_eq!(truncated("ab".into(), 2), "ab");
     }
 
     #[test]

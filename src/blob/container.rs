@@ -3,20 +3,18 @@
 
 use crate::error::{Error, Result};
 use azure_core::{
+    error::CheckSuccessOptions,
     http::{
         headers::{HeaderName, Headers},
-        ClientOptions, Etag, RequestContent, Url,
+        ClientOptions, Context, Etag, Method, Pipeline, PipelineSendOptions, Request,
+        RequestContent, Url,
     },
     time::{parse_rfc7231, OffsetDateTime},
 };
 use azure_storage_blob::{
-    models::{
-        BlobClientSetMetadataOptions, BlobContainerClientListBlobsOptions,
-        BlockBlobClientUploadOptions, ListBlobsIncludeItem,
-    },
+    models::{BlobClientSetMetadataOptions, BlockBlobClientUploadOptions},
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
-use futures::TryStreamExt;
 use std::collections::HashMap;
 
 /// Metadata the Data Lake (hierarchical namespace) service sets on directory entries.
@@ -49,7 +47,9 @@ pub(crate) struct Written {
 /// One container, reached through one shared pipeline configuration.
 pub(crate) struct Container {
     client: BlobContainerClient,
+    pipeline: Pipeline,
     url: Url,
+    version: String,
     blob_options: BlobClientOptions,
 }
 
@@ -65,9 +65,19 @@ impl Container {
                 version: version.clone(),
             }),
         )?;
+        let pipeline = Pipeline::new(
+            Some(env!("CARGO_PKG_NAME")),
+            Some(env!("CARGO_PKG_VERSION")),
+            client_options.clone(),
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
         Ok(Self {
             client,
+            pipeline,
             url,
+            version: version.clone(),
             blob_options: BlobClientOptions {
                 client_options,
                 version,
@@ -95,38 +105,68 @@ impl Container {
     }
 
     /// Every blob whose name starts with `prefix`, with metadata, following continuation markers
-    /// (one request per 5,000 blobs). Each blob goes through `convert` as its page arrives, so a
-    /// page's parsed models are dropped before the next page is fetched.
+    /// (one request per 5,000 blobs). Each blob goes through `convert` as its page arrives.
+    ///
+    /// List Blobs goes through the same pipeline (auth, retries, transport) but not through the
+    /// blob crate's pager: that parses each page twice (once for the marker) into models with
+    /// dozens of fields, which made a 6,000-blob listing 0.78x as fast as plain HTTP and doubled
+    /// its peak memory. One pass into the four fields a record needs is what we do instead.
     pub(crate) async fn list<T>(
         &self,
         prefix: &str,
         mut convert: impl FnMut(ListedBlob) -> Option<T>,
     ) -> Result<Vec<T>> {
-        let options = BlobContainerClientListBlobsOptions {
-            prefix: Some(prefix.to_owned()),
-            include: Some(vec![ListBlobsIncludeItem::Metadata]),
-            ..Default::default()
-        };
-        let mut pages = self.client.list_blobs(Some(options))?.into_pages();
         let mut records = Vec::new();
-        while let Some(page) = pages.try_next().await? {
-            let page = page.into_model()?;
-            records.reserve(page.blob_items.len());
-            for item in page.blob_items {
-                let Some(name) = item.name else { continue };
-                let properties = item.properties.unwrap_or_default();
-                let blob = ListedBlob {
-                    name,
-                    etag: properties
+        let mut marker: Option<String> = None;
+        loop {
+            let mut url = self.url.clone();
+            {
+                let mut query = url.query_pairs_mut();
+                query
+                    .append_pair("restype", "container")
+                    .append_pair("comp", "list")
+                    .append_pair("include", "metadata")
+                    .append_pair("prefix", prefix);
+                if let Some(marker) = &marker {
+                    query.append_pair("marker", marker);
+                }
+            }
+            let mut request = Request::new(url, Method::Get);
+            request.insert_header("accept", "application/xml");
+            request.insert_header("x-ms-version", self.version.clone());
+            let options = PipelineSendOptions {
+                check_success: CheckSuccessOptions {
+                    success_codes: &[200],
+                },
+                ..Default::default()
+            };
+            let response = self
+                .pipeline
+                .send(&Context::new(), &mut request, Some(options))
+                .await?;
+            let page: listing::Page = azure_core::xml::from_xml(response.body())?;
+            records.reserve(page.blobs.items.len());
+            for item in page.blobs.items {
+                records.extend(convert(ListedBlob {
+                    name: item.name.into_name(),
+                    etag: item
+                        .properties
                         .etag
-                        .and_then(|e| super::etag::from_service(e.as_ref())),
-                    last_modified: properties.last_modified,
-                    metadata: item.metadata.and_then(|m| m.values).unwrap_or_default(),
-                };
-                records.extend(convert(blob));
+                        .as_deref()
+                        .and_then(super::etag::from_service),
+                    last_modified: item
+                        .properties
+                        .last_modified
+                        .as_deref()
+                        .and_then(|v| parse_rfc7231(v).ok()),
+                    metadata: item.metadata,
+                }));
+            }
+            match page.next_marker.filter(|m| !m.is_empty()) {
+                Some(next) => marker = Some(next),
+                None => return Ok(records),
             }
         }
-        Ok(records)
     }
 
     /// Put Blob: an empty block blob with `metadata`. With `only_if_absent` the service refuses
@@ -195,5 +235,122 @@ fn written_from_headers(headers: &Headers) -> Written {
         last_modified: headers
             .get_optional_str(&LAST_MODIFIED)
             .and_then(|v| parse_rfc7231(v).ok()),
+    }
+}
+
+/// The parts of a List Blobs response a record needs; everything else is skipped unparsed.
+mod listing {
+    use serde::Deserialize;
+    use std::collections::HashMap;
+
+    #[derive(Deserialize)]
+    pub(super) struct Page {
+        #[serde(rename = "Blobs", default)]
+        pub(super) blobs: Blobs,
+        #[serde(rename = "NextMarker", default)]
+        pub(super) next_marker: Option<String>,
+    }
+
+    #[derive(Deserialize, Default)]
+    pub(super) struct Blobs {
+        #[serde(rename = "Blob", default)]
+        pub(super) items: Vec<Blob>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Blob {
+        #[serde(rename = "Name")]
+        pub(super) name: Name,
+        #[serde(rename = "Properties", default)]
+        pub(super) properties: Properties,
+        #[serde(rename = "Metadata", default)]
+        pub(super) metadata: HashMap<String, String>,
+    }
+
+    /// Names with characters XML cannot carry come percent-encoded, flagged `Encoded="true"`.
+    #[derive(Deserialize)]
+    pub(super) struct Name {
+        #[serde(rename = "$text", default)]
+        text: String,
+        #[serde(rename = "@Encoded", default)]
+        encoded: bool,
+    }
+
+    impl Name {
+        pub(super) fn into_name(self) -> String {
+            if self.encoded {
+                percent_encoding::percent_decode_str(&self.text)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            } else {
+                self.text
+            }
+        }
+    }
+
+    #[derive(Deserialize, Default)]
+    pub(super) struct Properties {
+        #[serde(rename = "Etag", default)]
+        pub(super) etag: Option<String>,
+        #[serde(rename = "Last-Modified", default)]
+        pub(super) last_modified: Option<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listing::Page;
+
+    #[test]
+    fn parses_the_fields_a_record_needs_from_any_list_blobs_page() {
+        let xml = r#"<?xml version="1.0" encoding="utf-8"?>
+<EnumerationResults ServiceEndpoint="https://a.blob.core.windows.net/" ContainerName="c">
+  <Prefix>ns/eh/cg/ownership/</Prefix>
+  <Blobs>
+    <Blob>
+      <Name>ns/eh/cg/ownership/0</Name>
+      <Properties><Last-Modified>Sat, 21 Nov 2026 10:00:00 GMT</Last-Modified><Etag>0x8DABC</Etag><Content-Length>0</Content-Length><BlobType>BlockBlob</BlobType></Properties>
+      <Metadata><ownerid>owner-1</ownerid><other>x</other></Metadata>
+    </Blob>
+    <Blob>
+      <Name Encoded="true">ns/eh/cg/ownership/%EF%BF%BE1</Name>
+      <Properties><Etag>"0x8DDEF"</Etag></Properties>
+      <Metadata><ownerid /></Metadata>
+    </Blob>
+    <Blob>
+      <Name>ns/eh/cg/ownership/2</Name>
+      <Properties />
+    </Blob>
+  </Blobs>
+  <NextMarker>page-2</NextMarker>
+</EnumerationResults>"#;
+        let page: Page = azure_core::xml::from_xml(xml).unwrap();
+        assert_eq!(page.next_marker.as_deref(), Some("page-2"));
+        let blobs = page.blobs.items;
+        assert_eq!(blobs.len(), 3);
+        assert_eq!(blobs[0].properties.etag.as_deref(), Some("0x8DABC"));
+        assert_eq!(
+            blobs[0].properties.last_modified.as_deref(),
+            Some("Sat, 21 Nov 2026 10:00:00 GMT")
+        );
+        assert_eq!(blobs[0].metadata["ownerid"], "owner-1");
+        assert_eq!(blobs[1].metadata["ownerid"], "");
+        assert!(blobs[2].metadata.is_empty());
+        let names: Vec<String> = blobs.into_iter().map(|b| b.name.into_name()).collect();
+        assert_eq!(
+            names,
+            [
+                "ns/eh/cg/ownership/0",
+                "ns/eh/cg/ownership/\u{FFFE}1",
+                "ns/eh/cg/ownership/2"
+            ]
+        );
+
+        let last: Page = azure_core::xml::from_xml(
+            r#"<EnumerationResults><Blobs /><NextMarker /></EnumerationResults>"#,
+        )
+        .unwrap();
+        assert!(last.blobs.items.is_empty());
+        assert!(last.next_marker.unwrap_or_default().is_empty());
     }
 }
