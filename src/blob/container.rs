@@ -49,7 +49,7 @@ pub(crate) struct Container {
     client: BlobContainerClient,
     pipeline: Pipeline,
     url: Url,
-    version: String,
+    /// Also carries the service version, for List Blobs as for the blob clients.
     blob_options: BlobClientOptions,
 }
 
@@ -77,7 +77,6 @@ impl Container {
             client,
             pipeline,
             url,
-            version: version.clone(),
             blob_options: BlobClientOptions {
                 client_options,
                 version,
@@ -133,7 +132,7 @@ impl Container {
             }
             let mut request = Request::new(url, Method::Get);
             request.insert_header("accept", "application/xml");
-            request.insert_header("x-ms-version", self.version.clone());
+            request.insert_header("x-ms-version", self.blob_options.version.clone());
             let options = PipelineSendOptions {
                 check_success: CheckSuccessOptions {
                     success_codes: &[200],

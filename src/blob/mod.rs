@@ -112,8 +112,9 @@ impl BlobCheckpointStore {
         let options = options.unwrap_or_default();
         options::check_api_version(&options.api_version)?;
         let mut client_options = options.client_options;
+        // `..Default::default()` below is needless today; HttpClientOptions gains fields across
+        // azure_core releases.
         #[allow(clippy::needless_update)]
-        // HttpClientOptions gains fields across azure_core releases
         if client_options.transport.is_none() {
             // One HTTP client for the store and all its clones: blob clients are built per
             // operation and would otherwise each open their own connection pool. Decompression
