@@ -92,6 +92,15 @@ impl Ceiling {
         self.send(request, 201).await;
     }
 
+    /// Put Blob `If-None-Match: *` for `{prefix}0` … `{prefix}{n - 1}`, `concurrency` in flight.
+    async fn put_new_all(&self, prefix: &str, n: usize, concurrency: usize) {
+        futures::stream::iter(0..n)
+            .map(|p| async move { self.put_new(&format!("{prefix}{p}"), "o").await })
+            .buffer_unordered(concurrency)
+            .collect::<()>()
+            .await;
+    }
+
     async fn set_metadata(&self, name: &str, metadata: &[(&str, &str)], if_match: Option<&str>) {
         let mut request = self.http.put(self.url(Some(name), "comp=metadata"));
         for (k, v) in metadata {
@@ -162,21 +171,64 @@ struct Row {
     ceiling: Run,
 }
 
+/// A store over `container` with the bench's SAS, recording its requests.
+fn sas_store(
+    endpoint: &str,
+    container: &str,
+    sas: &str,
+    concurrency: NonZeroUsize,
+) -> (BlobCheckpointStore, Recorder) {
+    let recorder = Recorder::default();
+    let options = recorder.install(BlobCheckpointStoreOptions {
+        claim_concurrency: concurrency,
+        ..Default::default()
+    });
+    let store = BlobCheckpointStore::new(
+        endpoint,
+        container,
+        SasToken::new(sas).unwrap(),
+        Some(options),
+    )
+    .unwrap();
+    (store, recorder)
+}
+
+impl Row {
+    /// The medians of each side's runs; reports progress on stderr.
+    fn from_runs(workload: String, ops: usize, store: Vec<Run>, ceiling: Vec<Run>) -> Self {
+        let row = Row {
+            workload,
+            ops,
+            store: median(store),
+            ceiling: median(ceiling),
+        };
+        eprintln!(
+            "  {}: store {:.3} s, ceiling {:.3} s",
+            row.workload, row.store.secs, row.ceiling.secs
+        );
+        row
+    }
+}
+
 impl Bench {
-    fn store_with_concurrency(&self, concurrency: NonZeroUsize) -> (BlobCheckpointStore, Recorder) {
-        let recorder = Recorder::default();
-        let options = recorder.install(BlobCheckpointStoreOptions {
-            claim_concurrency: concurrency,
-            ..Default::default()
-        });
-        let store = BlobCheckpointStore::new(
-            &self.endpoint,
-            &self.container,
-            SasToken::new(&self.sas).unwrap(),
-            Some(options),
-        )
-        .unwrap();
-        (store, recorder)
+    /// Times store work, counting the requests the store sent for it.
+    async fn time_store(&self, work: impl Future<Output = ()>) -> Run {
+        self.recorder.take();
+        measure(async {
+            work.await;
+            self.recorder.take().len()
+        })
+        .await
+    }
+
+    /// Times ceiling work, counting the requests the ceiling sent for it.
+    async fn time_ceiling(&self, work: impl Future<Output = ()>) -> Run {
+        self.ceiling.take_requests();
+        measure(async {
+            work.await;
+            self.ceiling.take_requests()
+        })
+        .await
     }
 
     /// Runs the `store` and `ceiling` versions of a workload alternately, `reps` times each (both
@@ -196,36 +248,10 @@ impl Bench {
     {
         let (mut store_runs, mut ceiling_runs) = (Vec::new(), Vec::new());
         for rep in 0..self.reps {
-            self.recorder.take();
-            let work = store(rep);
-            store_runs.push(
-                measure(async {
-                    work.await;
-                    self.recorder.take().len()
-                })
-                .await,
-            );
-            self.ceiling.take_requests();
-            let work = ceiling(rep);
-            ceiling_runs.push(
-                measure(async {
-                    work.await;
-                    self.ceiling.take_requests()
-                })
-                .await,
-            );
+            store_runs.push(self.time_store(store(rep)).await);
+            ceiling_runs.push(self.time_ceiling(ceiling(rep)).await);
         }
-        let row = Row {
-            workload: workload.to_owned(),
-            ops,
-            store: median(store_runs),
-            ceiling: median(ceiling_runs),
-        };
-        eprintln!(
-            "  {workload}: store {:.3} s, ceiling {:.3} s",
-            row.store.secs, row.ceiling.secs
-        );
-        row
+        Row::from_runs(workload.to_owned(), ops, store_runs, ceiling_runs)
     }
 }
 
@@ -251,14 +277,7 @@ async fn claim_new(bench: &Bench, n: usize) -> Row {
             },
             |rep| async move {
                 let prefix = format!("{NS}/{EH}/new{n}-c{rep}/ownership/");
-                futures::stream::iter(0..n)
-                    .map(|p| {
-                        let name = format!("{prefix}{p}");
-                        async move { bench.ceiling.put_new(&name, "o").await }
-                    })
-                    .buffer_unordered(concurrency)
-                    .collect::<()>()
-                    .await;
+                bench.ceiling.put_new_all(&prefix, n, concurrency).await;
             },
         )
         .await
@@ -279,14 +298,7 @@ async fn main_async() {
         .to_owned();
     let sas = account_sas(&parsed);
     let container = common::unique_container();
-    let recorder = Recorder::default();
-    let store = BlobCheckpointStore::new(
-        &endpoint,
-        &container,
-        SasToken::new(&sas).unwrap(),
-        Some(recorder.install(BlobCheckpointStoreOptions::default())),
-    )
-    .unwrap();
+    let (store, recorder) = sas_store(&endpoint, &container, &sas, DEFAULT_CLAIM_CONCURRENCY);
     store.create_container_if_missing().await.unwrap();
     let ceiling = Ceiling {
         http: reqwest::Client::new(),
@@ -326,15 +338,10 @@ async fn warm_up(bench: &Bench) {
         .claim_ownership(&claims("warm-up-s", n, "o"))
         .await
         .unwrap();
-    futures::stream::iter(0..n)
-        .map(|p| async move {
-            bench
-                .ceiling
-                .put_new(&format!("{NS}/{EH}/warm-up-c/ownership/{p}"), "o")
-                .await
-        })
-        .buffer_unordered(DEFAULT_CLAIM_CONCURRENCY.get())
-        .collect::<()>()
+    let prefix = format!("{NS}/{EH}/warm-up-c/ownership/");
+    bench
+        .ceiling
+        .put_new_all(&prefix, n, DEFAULT_CLAIM_CONCURRENCY.get())
         .await;
 }
 
@@ -355,54 +362,46 @@ async fn reclaim(bench: &Bench, n: usize) -> Row {
             .list_ownership(NS, EH, &format!("re{n}-s"))
             .await
             .unwrap();
-        bench.recorder.take();
         store_runs.push(
-            measure(async {
-                assert_eq!(
-                    bench.store.claim_ownership(&current).await.unwrap().len(),
-                    n
-                );
-                bench.recorder.take().len()
-            })
-            .await,
+            bench
+                .time_store(async {
+                    assert_eq!(
+                        bench.store.claim_ownership(&current).await.unwrap().len(),
+                        n
+                    );
+                })
+                .await,
         );
         let current = bench
             .store
             .list_ownership(NS, EH, &format!("re{n}-c"))
             .await
             .unwrap();
-        bench.recorder.take();
-        bench.ceiling.take_requests();
         ceiling_runs.push(
-            measure(async {
-                futures::stream::iter(&current)
-                    .map(|o| async move {
-                        let name = format!("{NS}/{EH}/re{n}-c/ownership/{}", o.partition_id);
-                        let etag = o.etag.as_ref().map(|e| e.as_ref());
-                        bench
-                            .ceiling
-                            .set_metadata(&name, &[("ownerid", "o")], etag)
-                            .await
-                    })
-                    .buffer_unordered(concurrency)
-                    .collect::<()>()
-                    .await;
-                bench.ceiling.take_requests()
-            })
-            .await,
+            bench
+                .time_ceiling(async {
+                    futures::stream::iter(&current)
+                        .map(|o| async move {
+                            let name = format!("{NS}/{EH}/re{n}-c/ownership/{}", o.partition_id);
+                            let etag = o.etag.as_ref().map(|e| e.as_ref());
+                            bench
+                                .ceiling
+                                .set_metadata(&name, &[("ownerid", "o")], etag)
+                                .await
+                        })
+                        .buffer_unordered(concurrency)
+                        .collect::<()>()
+                        .await;
+                })
+                .await,
         );
     }
-    let row = Row {
-        workload: format!("re-claim {n} with current etags"),
-        ops: n,
-        store: median(store_runs),
-        ceiling: median(ceiling_runs),
-    };
-    eprintln!(
-        "  {}: store {:.3} s, ceiling {:.3} s",
-        row.workload, row.store.secs, row.ceiling.secs
-    );
-    row
+    Row::from_runs(
+        format!("re-claim {n} with current etags"),
+        n,
+        store_runs,
+        ceiling_runs,
+    )
 }
 
 async fn list_ownership(bench: &Bench, n: usize, times: usize) -> Row {
@@ -528,7 +527,12 @@ async fn concurrency_sweep(bench: &Bench, n: usize) {
     println!("| claim_concurrency | claims/s |");
     println!("|---:|---:|");
     for concurrency in [4usize, 8, 16, 32, 64, 128] {
-        let (store, _) = bench.store_with_concurrency(NonZeroUsize::new(concurrency).unwrap());
+        let (store, _) = sas_store(
+            &bench.endpoint,
+            &bench.container,
+            &bench.sas,
+            NonZeroUsize::new(concurrency).unwrap(),
+        );
         let mut runs = Vec::new();
         for rep in 0..bench.reps {
             let input = claims(&format!("sweep{concurrency}-{rep}"), n, "o");
