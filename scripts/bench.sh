@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo bench --bench store_vs_ceiling --no-run --quiet
+# A backtrace per discarded SDK error would be measured too; production runs without it.
+unset RUST_BACKTRACE
 exec scripts/azurite.sh run -- cargo bench --quiet --bench store_vs_ceiling "$@"

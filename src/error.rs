@@ -129,6 +129,29 @@ impl From<azure_core::Error> for Error {
     }
 }
 
+/// For code built on `azure_core` (the Event Hubs processor, other SDK clients): the status and
+/// `x-ms-error-code` of a service error survive as `ErrorKind::HttpResponse`; the message is this
+/// error's redacted `Display`, and this error stays reachable as the source.
+impl From<Error> for azure_core::Error {
+    fn from(err: Error) -> Self {
+        use azure_core::error::ErrorKind;
+        let kind = match &err {
+            Error::Service {
+                status, error_code, ..
+            } => ErrorKind::HttpResponse {
+                status: (*status).into(),
+                error_code: error_code.clone(),
+                raw_response: None,
+            },
+            Error::Transport { .. } => ErrorKind::Connection,
+            Error::Authentication { .. } => ErrorKind::Credential,
+            Error::UnexpectedResponse { .. } => ErrorKind::DataConversion,
+            Error::InvalidInput { .. } | Error::InvalidConnectionString { .. } => ErrorKind::Other,
+        };
+        azure_core::Error::new(kind, err)
+    }
+}
+
 fn truncated(mut text: String, max_chars: usize) -> String {
     if let Some((cut, _)) = text.char_indices().nth(max_chars) {
         text.truncate(cut);
@@ -193,6 +216,27 @@ mod tests {
         );
         assert_eq!(truncated("äöü".into(), 2), "äö…");
         assert_eq!(truncated("ab".into(), 2), "ab");
+    }
+
+    #[test]
+    fn converts_to_azure_core_keeping_status_and_code() {
+        let err = azure_core::Error::from(Error::Service {
+            status: 412,
+            error_code: Some("ConditionNotMet".into()),
+            message: "The condition specified using HTTP conditional header(s) is not met.".into(),
+        });
+        assert_eq!(err.http_status(), Some(412.into()));
+        match err.kind() {
+            azure_core::error::ErrorKind::HttpResponse { error_code, .. } => {
+                assert_eq!(error_code.as_deref(), Some("ConditionNotMet"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("412 (ConditionNotMet)"), "{err}");
+        let transport = azure_core::Error::from(Error::Transport {
+            message: "connection refused".into(),
+        });
+        assert_eq!(transport.kind(), &azure_core::error::ErrorKind::Connection);
     }
 
     #[test]

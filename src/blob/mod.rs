@@ -2,6 +2,7 @@
 
 mod container;
 mod etag;
+mod listing;
 mod metadata;
 mod naming;
 mod options;
@@ -18,8 +19,9 @@ use crate::store::CheckpointStore;
 use async_trait::async_trait;
 use azure_core::http::{new_http_client, HttpClientOptions, Transport, Url};
 use azure_storage_blob::{BlobClient, BlobContainerClient};
-use container::{Container, ListedBlob};
+use container::Container;
 use futures::StreamExt;
+use listing::ListedBlob;
 use naming::Record;
 use std::{fmt, sync::Arc};
 
