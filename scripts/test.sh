@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+scripts/system-deps.sh
 cargo fmt --all --check
 cargo clippy --all-targets --all-features --quiet -- -D warnings
 # Build first so Azurite is not left waiting on the compiler.

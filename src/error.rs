@@ -58,6 +58,11 @@ pub enum Error {
         message: String,
     },
 
+    /// A blocking store (feature `blocking`) was called from inside an async runtime, where
+    /// blocking would stall the runtime. Use the async store there.
+    #[error("the blocking store was called from inside an async runtime; use the async BlobCheckpointStore there (or call it from tokio::task::spawn_blocking)")]
+    BlockingInAsyncContext,
+
     /// The service answered with something this crate could not understand.
     #[error("unexpected response from the storage service: {message}")]
     UnexpectedResponse {
@@ -146,7 +151,9 @@ impl From<Error> for azure_core::Error {
             Error::Transport { .. } => ErrorKind::Connection,
             Error::Authentication { .. } => ErrorKind::Credential,
             Error::UnexpectedResponse { .. } => ErrorKind::DataConversion,
-            Error::InvalidInput { .. } | Error::InvalidConnectionString { .. } => ErrorKind::Other,
+            Error::InvalidInput { .. }
+            | Error::InvalidConnectionString { .. }
+            | Error::BlockingInAsyncContext => ErrorKind::Other,
         };
         azure_core::Error::new(kind, err)
     }

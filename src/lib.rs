@@ -39,9 +39,15 @@
 
 mod auth;
 mod blob;
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
 mod connection_string;
 mod credential;
 mod error;
+#[cfg(feature = "eventhubs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
+pub mod eventhubs;
 mod model;
 mod store;
 
