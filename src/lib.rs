@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod balancer;
 mod blob;
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]

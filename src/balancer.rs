@@ -1,0 +1,541 @@
+//! Partition ownership for consumers that do not use the official processor (custom AMQP or
+//! Kafka-protocol consumers, batch jobs): a [`PartitionBalancer`] over any [`CheckpointStore`]
+//! spreads an event hub's partitions fairly over the live consumers of a consumer group.
+//!
+//! Each cycle lists ownership, renews what this consumer owns, claims unowned or expired
+//! partitions up to its fair share, and, when none are left, steals one from an owner above its
+//! fair share. Every claim is conditional on the version it listed, so two consumers never both
+//! win the same version of a partition. A consumer that loses a partition to a steal learns it at
+//! its next cycle (its renewal loses): until then both may believe they own it, for at most one
+//! interval, as with every Event Hubs processor. Relinquishing on shutdown hands partitions over
+//! at once, without waiting for them to expire.
+//!
+//! ```no_run
+//! use eventhub_checkpointstore::{
+//!     balancer::{BalancerOptions, PartitionBalancer},
+//!     BlobCheckpointStore,
+//! };
+//! use std::sync::Arc;
+//!
+//! # async fn demo() -> eventhub_checkpointstore::Result<()> {
+//! let store = Arc::new(BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?);
+//! let partitions: Vec<String> = (0..32).map(|p| p.to_string()).collect();
+//! let balancer = PartitionBalancer::new(
+//!     store,
+//!     "myns.servicebus.windows.net", "telemetry", "$Default",
+//!     "consumer-1", partitions, BalancerOptions::default(),
+//! )?;
+//! let owned = balancer.cycle().await?; // call every `options.interval`, or use `run`
+//! println!("processing {owned:?}");
+//! balancer.relinquish().await?;        // on shutdown
+//! # Ok(()) }
+//! ```
+
+use crate::{CheckpointStore, Error, Ownership, Result};
+use futures::future::{self, Either};
+use std::{
+    collections::{hash_map::RandomState, BTreeMap, BTreeSet, HashMap},
+    future::Future,
+    hash::BuildHasher,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+use time::OffsetDateTime;
+
+/// How fast a consumer takes partitions it may take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// One partition per cycle: fewer ownership changes when many consumers start together; the
+    /// default of the Python and .NET processors.
+    #[default]
+    Balanced,
+    /// Its whole fair share of unowned partitions in one cycle: quickest to start processing
+    /// everything.
+    Greedy,
+}
+
+/// Timing and strategy of a [`PartitionBalancer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BalancerOptions {
+    /// Time between cycles in [`PartitionBalancer::run`]. Default 10 s.
+    pub interval: Duration,
+    /// A claim not renewed for this long is expired: any consumer may take it. Must exceed
+    /// `interval`. Default 30 s.
+    pub expiration: Duration,
+    /// Default [`Strategy::Balanced`].
+    pub strategy: Strategy,
+}
+
+impl Default for BalancerOptions {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            expiration: Duration::from_secs(30),
+            strategy: Strategy::Balanced,
+        }
+    }
+}
+
+impl BalancerOptions {
+    /// Options with this interval and expiration, and the default strategy.
+    pub fn new(interval: Duration, expiration: Duration) -> Self {
+        Self {
+            interval,
+            expiration,
+            ..Self::default()
+        }
+    }
+
+    /// The same options with `strategy`.
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+}
+
+/// One consumer's share of an event hub's partitions. See the [module docs](self).
+pub struct PartitionBalancer {
+    store: Arc<dyn CheckpointStore>,
+    namespace: String,
+    eventhub: String,
+    consumer_group: String,
+    owner_id: String,
+    partitions: BTreeSet<String>,
+    options: BalancerOptions,
+    /// What this consumer won, with the version it won: renewals are conditional on it.
+    owned: Mutex<BTreeMap<String, Ownership>>,
+    /// Random but fixed per consumer, so simultaneous starters pick different partitions.
+    shuffle: RandomState,
+    cycles: AtomicU64,
+}
+
+impl PartitionBalancer {
+    /// A balancer for `owner_id` over `partition_ids` of one consumer group. Checks its arguments
+    /// (non-empty ids, no duplicate partitions, `expiration > interval > 0`); sends nothing.
+    pub fn new(
+        store: Arc<dyn CheckpointStore>,
+        fully_qualified_namespace: impl Into<String>,
+        eventhub_name: impl Into<String>,
+        consumer_group: impl Into<String>,
+        owner_id: impl Into<String>,
+        partition_ids: impl IntoIterator<Item = impl Into<String>>,
+        options: BalancerOptions,
+    ) -> Result<Self> {
+        let owner_id = owner_id.into();
+        if owner_id.is_empty() {
+            return Err(Error::invalid_input(
+                "owner_id must not be empty (an empty owner means \"unowned\")",
+            ));
+        }
+        let ids: Vec<String> = partition_ids.into_iter().map(Into::into).collect();
+        let partitions: BTreeSet<String> = ids.iter().cloned().collect();
+        if partitions.is_empty() || partitions.len() != ids.len() || partitions.contains("") {
+            return Err(Error::invalid_input(
+                "partition_ids must be non-empty, distinct and not empty strings",
+            ));
+        }
+        if options.interval.is_zero() || options.expiration <= options.interval {
+            return Err(Error::invalid_input(format!(
+                "the ownership expiration ({:?}) must exceed the balancing interval ({:?}), which must not be zero",
+                options.expiration, options.interval
+            )));
+        }
+        Ok(Self {
+            store,
+            namespace: fully_qualified_namespace.into(),
+            eventhub: eventhub_name.into(),
+            consumer_group: consumer_group.into(),
+            owner_id,
+            partitions,
+            options,
+            owned: Mutex::new(BTreeMap::new()),
+            shuffle: RandomState::new(),
+            cycles: AtomicU64::new(0),
+        })
+    }
+
+    /// This consumer's id.
+    pub fn owner_id(&self) -> &str {
+        &self.owner_id
+    }
+
+    /// The partitions this consumer owned after its last cycle.
+    pub fn owned(&self) -> BTreeSet<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// One balancing cycle: list, renew, claim up to the fair share, steal at most one. Returns the
+    /// partitions this consumer owns afterwards.
+    ///
+    /// Partitions whose renewal lost (stolen, or expired and taken) are no longer owned. If the
+    /// store fails altogether, the error is returned and the owned set keeps only the claims that
+    /// have not expired yet: nobody else can take those before they expire, except by stealing.
+    pub async fn cycle(&self) -> Result<BTreeSet<String>> {
+        let listed = match self
+            .store
+            .list_ownership(&self.namespace, &self.eventhub, &self.consumer_group)
+            .await
+        {
+            Ok(listed) => listed,
+            Err(err) => {
+                self.drop_expired();
+                return Err(err);
+            }
+        };
+        let view = View::new(
+            listed,
+            &self.partitions,
+            &self.owner_id,
+            OffsetDateTime::now_utc(),
+            self.options.expiration,
+        );
+        let plan = self.plan(&view);
+
+        let mut claims: Vec<Ownership> = view.owned_by(&self.owner_id).cloned().collect();
+        claims.extend(plan.into_iter().map(|partition| {
+            view.records.get(&partition).cloned().unwrap_or_else(|| {
+                Ownership::new(
+                    &self.namespace,
+                    &self.eventhub,
+                    &self.consumer_group,
+                    partition,
+                    "",
+                )
+            })
+        }));
+        for claim in &mut claims {
+            claim.owner_id = Some(self.owner_id.clone());
+        }
+
+        match self.store.claim_ownership(&claims).await {
+            Ok(won) => {
+                let mut owned = self.lock();
+                *owned = won
+                    .into_iter()
+                    .map(|o| (o.partition_id.clone(), o))
+                    .collect();
+                Ok(owned.keys().cloned().collect())
+            }
+            Err(err) => {
+                self.drop_expired();
+                Err(err)
+            }
+        }
+    }
+
+    /// Gives up every owned partition (`owner_id` `""`), so others can take them at their next
+    /// cycle instead of waiting for expiry. Partitions lost to others meanwhile are skipped.
+    pub async fn relinquish(&self) -> Result<()> {
+        let releases: Vec<Ownership> = {
+            let mut owned = self.lock();
+            std::mem::take(&mut *owned)
+                .into_values()
+                .map(|o| Ownership {
+                    owner_id: None,
+                    ..o
+                })
+                .collect()
+        };
+        if releases.is_empty() {
+            return Ok(());
+        }
+        self.store.claim_ownership(&releases).await.map(drop)
+    }
+
+    /// Cycles now and then `interval` after each cycle ends, until `shutdown` completes; then
+    /// relinquishes. `on_cycle` sees the result of each cycle; a failed cycle is logged and
+    /// retried at the next one.
+    pub async fn run(
+        &self,
+        shutdown: impl Future<Output = ()>,
+        mut on_cycle: impl FnMut(&Result<BTreeSet<String>>),
+    ) -> Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let result = self.cycle().await;
+            if let Err(err) = &result {
+                tracing::warn!(owner_id = %self.owner_id, error = %err, "balancing cycle failed");
+            }
+            on_cycle(&result);
+            let pause = std::pin::pin!(tokio::time::sleep(self.jittered_interval()));
+            if let Either::Left(_) = future::select(shutdown.as_mut(), pause).await {
+                break;
+            }
+        }
+        self.relinquish().await
+    }
+
+    /// The interval ±10%, different each time: consumers started together with one interval
+    /// would otherwise cycle in lockstep, where an owner's renewal and a stealer's claim always
+    /// race for the same version and the owner tends to win.
+    fn jittered_interval(&self) -> Duration {
+        let cycle = self.cycles.fetch_add(1, Ordering::Relaxed);
+        let permille = 900 + self.shuffle.hash_one(cycle) % 201;
+        self.options.interval * permille as u32 / 1000
+    }
+
+    /// The partitions to claim this cycle, beyond renewals.
+    fn plan(&self, view: &View) -> Vec<String> {
+        let owners = view.owner_counts(&self.owner_id);
+        let mine = owners.get(self.owner_id.as_str()).copied().unwrap_or(0);
+        let share = FairShare::new(self.partitions.len(), owners.len());
+        // Owners other than us already holding a "+1" slot.
+        let above_min = owners
+            .iter()
+            .filter(|(o, n)| **o != self.owner_id && **n > share.min)
+            .count();
+        let wanted = if mine < share.min {
+            share.min - mine
+        } else if mine == share.min && above_min < share.extra {
+            1
+        } else {
+            0
+        };
+        if wanted == 0 {
+            return Vec::new();
+        }
+
+        let mut free: Vec<&String> = view.free.iter().collect();
+        free.sort_by_key(|p| self.shuffle.hash_one(p));
+        let take = match self.options.strategy {
+            Strategy::Greedy => wanted,
+            Strategy::Balanced => 1,
+        };
+        if !free.is_empty() {
+            return free.into_iter().take(take).cloned().collect();
+        }
+
+        // Nothing free: steal one from the busiest owner, if it holds more than its share allows.
+        let limit = if mine < share.min {
+            share.min
+        } else {
+            share.max()
+        };
+        let victim = owners
+            .iter()
+            .filter(|(o, n)| **o != self.owner_id && **n > limit)
+            .max_by_key(|(o, n)| (**n, self.shuffle.hash_one(o)));
+        let Some((victim, _)) = victim else {
+            return Vec::new();
+        };
+        view.owned_by(victim)
+            .map(|o| &o.partition_id)
+            .min_by_key(|p| self.shuffle.hash_one(p))
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Without a listing, keep only the claims that have not expired yet.
+    fn drop_expired(&self) {
+        let now = OffsetDateTime::now_utc();
+        self.lock().retain(|_, o| {
+            o.last_modified
+                .is_some_and(|t| now - t < self.options.expiration)
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Ownership>> {
+        // A panic while holding the lock cannot leave the map half-updated: recover it.
+        self.owned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for PartitionBalancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionBalancer")
+            .field("owner_id", &self.owner_id)
+            .field("consumer_group", &self.consumer_group)
+            .field("partitions", &self.partitions.len())
+            .field("owned", &self.owned())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// `partitions` over `owners`: everyone gets `min`, and `extra` of them one more.
+struct FairShare {
+    min: usize,
+    extra: usize,
+}
+
+impl FairShare {
+    fn new(partitions: usize, owners: usize) -> Self {
+        let owners = owners.max(1);
+        Self {
+            min: partitions / owners,
+            extra: partitions % owners,
+        }
+    }
+
+    fn max(&self) -> usize {
+        self.min + usize::from(self.extra > 0)
+    }
+}
+
+/// One listing, read for balancing.
+struct View {
+    /// The record of each of our partitions that has one.
+    records: HashMap<String, Ownership>,
+    /// Records with a live owner, by partition. Our own records count as live even when expired
+    /// (after a pause, say): nobody has taken them, and renewing them is conditional anyway.
+    live: BTreeMap<String, String>,
+    /// Partitions without a live owner: never claimed, relinquished, or expired.
+    free: BTreeSet<String>,
+}
+
+impl View {
+    fn new(
+        listed: Vec<Ownership>,
+        partitions: &BTreeSet<String>,
+        me: &str,
+        now: OffsetDateTime,
+        expiration: Duration,
+    ) -> Self {
+        let records: HashMap<String, Ownership> = listed
+            .into_iter()
+            .filter(|o| partitions.contains(&o.partition_id))
+            .map(|o| (o.partition_id.clone(), o))
+            .collect();
+        let mut live = BTreeMap::new();
+        let mut free = BTreeSet::new();
+        for partition in partitions {
+            let owner = records.get(partition).and_then(|o| {
+                let fresh = o.last_modified.is_none_or(|t| now - t < expiration);
+                o.owner_id
+                    .clone()
+                    .filter(|id| !id.is_empty() && (fresh || id == me))
+            });
+            match owner {
+                Some(owner) => {
+                    live.insert(partition.clone(), owner);
+                }
+                None => {
+                    free.insert(partition.clone());
+                }
+            }
+        }
+        Self {
+            records,
+            live,
+            free,
+        }
+    }
+
+    fn owned_by<'a>(&'a self, owner: &'a str) -> impl Iterator<Item = &'a Ownership> + 'a {
+        self.live
+            .iter()
+            .filter(move |(_, o)| o.as_str() == owner)
+            .filter_map(|(p, _)| self.records.get(p))
+    }
+
+    /// Partitions per live owner, including `me` (with 0 if it owns nothing yet).
+    fn owner_counts<'a>(&'a self, me: &'a str) -> HashMap<&'a str, usize> {
+        let mut counts = HashMap::from([(me, 0)]);
+        for owner in self.live.values() {
+            *counts.entry(owner.as_str()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fair_share_splits_partitions_with_at_most_one_extra() {
+        let share = FairShare::new(32, 3);
+        assert_eq!((share.min, share.extra, share.max()), (10, 2, 11));
+        let share = FairShare::new(32, 4);
+        assert_eq!((share.min, share.extra, share.max()), (8, 0, 8));
+        let share = FairShare::new(2, 5);
+        assert_eq!((share.min, share.extra, share.max()), (0, 2, 1));
+    }
+
+    #[test]
+    fn expired_relinquished_and_missing_records_are_free() {
+        let now = OffsetDateTime::now_utc();
+        let record = |p: &str, owner: Option<&str>, age_secs: i64| Ownership {
+            owner_id: owner.map(str::to_owned),
+            last_modified: Some(now - time::Duration::seconds(age_secs)),
+            ..Ownership::new("ns", "eh", "cg", p, "")
+        };
+        let partitions: BTreeSet<String> = ["0", "1", "2", "3"].map(String::from).into();
+        let view = View::new(
+            vec![
+                record("0", Some("a"), 5),
+                record("1", Some("a"), 31),
+                record("2", None, 1),
+                record("3", Some("b"), 60), // b's own, expired: still b's to renew
+                record("9", Some("a"), 1),  // not one of ours
+            ],
+            &partitions,
+            "b",
+            now,
+            Duration::from_secs(30),
+        );
+        assert_eq!(view.live.keys().collect::<Vec<_>>(), ["0", "3"]);
+        assert_eq!(view.free.iter().collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(view.owner_counts("b"), HashMap::from([("a", 1), ("b", 1)]));
+        assert_eq!(
+            view.owner_counts("c"),
+            HashMap::from([("a", 1), ("b", 1), ("c", 0)])
+        );
+    }
+
+    #[test]
+    fn options_are_checked() {
+        struct NoStore;
+        #[async_trait::async_trait]
+        impl CheckpointStore for NoStore {
+            async fn list_ownership(&self, _: &str, _: &str, _: &str) -> Result<Vec<Ownership>> {
+                unreachable!()
+            }
+            async fn claim_ownership(&self, _: &[Ownership]) -> Result<Vec<Ownership>> {
+                unreachable!()
+            }
+            async fn update_checkpoint(&self, _: &crate::Checkpoint) -> Result<()> {
+                unreachable!()
+            }
+            async fn list_checkpoints(
+                &self,
+                _: &str,
+                _: &str,
+                _: &str,
+            ) -> Result<Vec<crate::Checkpoint>> {
+                unreachable!()
+            }
+        }
+        let make = |owner: &str, partitions: &[&str], options: BalancerOptions| {
+            PartitionBalancer::new(
+                Arc::new(NoStore),
+                "ns",
+                "eh",
+                "cg",
+                owner,
+                partitions.iter().copied(),
+                options,
+            )
+        };
+        let secs = Duration::from_secs;
+        assert!(make("a", &["0", "1"], BalancerOptions::default()).is_ok());
+        for (owner, partitions, options) in [
+            ("", &["0"][..], BalancerOptions::default()),
+            ("a", &[][..], BalancerOptions::default()),
+            ("a", &["0", "0"][..], BalancerOptions::default()),
+            ("a", &["0"][..], BalancerOptions::new(secs(10), secs(10))),
+            ("a", &["0"][..], BalancerOptions::new(secs(0), secs(10))),
+        ] {
+            match make(owner, partitions, options.clone()) {
+                Err(Error::InvalidInput { .. }) => {}
+                other => panic!("{owner:?} {partitions:?} {options:?}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The partition balancer against Azurite: consumers driven cycle by cycle, so every step can be
+//! checked against what the store records.
+
+mod common;
+
+use eventhub_checkpointstore::{
+    balancer::{BalancerOptions, PartitionBalancer, Strategy},
+    CheckpointStore,
+};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
+
+const NS: &str = "balancer.servicebus.windows.net";
+const HUB: &str = "hub";
+const GROUP: &str = "$Default";
+const PARTITIONS: usize = 32;
+
+fn options(strategy: Strategy) -> BalancerOptions {
+    // `interval` only matters to `run`; these tests call `cycle` themselves.
+    BalancerOptions::new(Duration::from_millis(500), Duration::from_secs(4)).with_strategy(strategy)
+}
+
+fn consumer(store: &Arc<dyn CheckpointStore>, name: &str, strategy: Strategy) -> PartitionBalancer {
+    PartitionBalancer::new(
+        store.clone(),
+        NS,
+        HUB,
+        GROUP,
+        name,
+        (0..PARTITIONS).map(|p| p.to_string()),
+        options(strategy),
+    )
+    .unwrap()
+}
+
+/// Owner of each partition as the store records it (relinquished ones left out).
+async fn recorded(store: &Arc<dyn CheckpointStore>) -> BTreeMap<String, String> {
+    store
+        .list_ownership(NS, HUB, GROUP)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| Some((o.partition_id, o.owner_id?)))
+        .collect()
+}
+
+/// Runs one cycle of each consumer in turn. After each cycle, the set the consumer reports must
+/// be exactly what the store records for it: it never believes it won what it did not, and
+/// every partition has one recorded owner, so no two consumers hold a live claim on one.
+/// Returns the number of partitions that changed owner.
+async fn round(store: &Arc<dyn CheckpointStore>, fleet: &[&PartitionBalancer]) -> usize {
+    let before = recorded(store).await;
+    for consumer in fleet {
+        let reported = consumer.cycle().await.unwrap();
+        let records = recorded(store).await;
+        let in_store: BTreeSet<String> = records
+            .iter()
+            .filter(|(_, owner)| owner.as_str() == consumer.owner_id())
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert_eq!(
+            reported,
+            in_store,
+            "{} reports what the store does not record",
+            consumer.owner_id()
+        );
+        assert_eq!(reported, consumer.owned());
+    }
+    let after = recorded(store).await;
+    after
+        .iter()
+        .filter(|(p, o)| before.get(*p) != Some(*o))
+        .count()
+}
+
+fn counts(fleet: &[&PartitionBalancer]) -> Vec<usize> {
+    fleet.iter().map(|c| c.owned().len()).collect()
+}
+
+/// Fair: everyone within one of each other, and every partition owned.
+fn is_fair(fleet: &[&PartitionBalancer]) -> bool {
+    let counts = counts(fleet);
+    let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+    max - min <= 1 && counts.iter().sum::<usize>() == PARTITIONS
+}
+
+/// Cycles until fair and then one more round without any change; returns the rounds it took.
+async fn converge(
+    store: &Arc<dyn CheckpointStore>,
+    fleet: &[&PartitionBalancer],
+    bound: usize,
+) -> usize {
+    for rounds in 1..=bound {
+        round(store, fleet).await;
+        if is_fair(fleet) {
+            assert_eq!(round(store, fleet).await, 0, "a fair split must be stable");
+            return rounds;
+        }
+    }
+    panic!("not fair after {bound} rounds: {:?}", counts(fleet));
+}
+
+async fn one_four_two(strategy: Strategy, first_bound: usize) {
+    let store: Arc<dyn CheckpointStore> = Arc::new(common::fresh_store(None).await);
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|n| consumer(&store, n, strategy));
+
+    let rounds = converge(&store, &[&a], first_bound).await;
+    assert_eq!(a.owned().len(), PARTITIONS);
+    eprintln!("{strategy:?}: 1 consumer took all partitions in {rounds} rounds");
+
+    // Three more join: each steals one partition per cycle from the busiest owner.
+    let rounds = converge(&store, &[&a, &b, &c, &d], 12).await;
+    assert_eq!(counts(&[&a, &b, &c, &d]), [8, 8, 8, 8]);
+    eprintln!("{strategy:?}: 4 consumers fair in {rounds} rounds");
+
+    // c shuts down cleanly: its partitions are free at once, long before any claim expires.
+    let released = c.owned();
+    c.relinquish().await.unwrap();
+    assert!(c.owned().is_empty());
+    let records = recorded(&store).await;
+    assert!(
+        released.iter().all(|p| !records.contains_key(p)),
+        "relinquished: {records:?}"
+    );
+    // d dies without relinquishing, so d's 8 stay live until they expire. Over three live owners
+    // the fair split is 11, 11, 10: a and b take 6 of c's 8 right away (no expiry involved, the
+    // claims expire after 4 s), and the last 2 wait, free, until d's claims expire.
+    drop(d);
+    let mut rounds = 0;
+    while counts(&[&a, &b]) != [11, 11] {
+        rounds += 1;
+        assert!(
+            rounds <= 8,
+            "not 11/11 after 8 rounds: {:?}",
+            counts(&[&a, &b])
+        );
+        round(&store, &[&a, &b]).await;
+    }
+    let taken = released
+        .iter()
+        .filter(|p| a.owned().contains(*p) || b.owned().contains(*p))
+        .count();
+    assert_eq!(
+        taken, 6,
+        "a and b grew from 8 to 11 with c's partitions only"
+    );
+    eprintln!("{strategy:?}: c's relinquished partitions taken over in {rounds} rounds");
+
+    // Then d's claims expire, and a and b share everything.
+    // a and b stay alive meanwhile (a consumer that pauses past the expiration loses its claims
+    // like a dead one).
+    let deadline =
+        tokio::time::Instant::now() + options(strategy).expiration + Duration::from_secs(1);
+    while tokio::time::Instant::now() < deadline {
+        round(&store, &[&a, &b]).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rounds = converge(&store, &[&a, &b], 6).await;
+    assert_eq!(counts(&[&a, &b]), [16, 16]);
+    eprintln!("{strategy:?}: after d's claims expired, a and b fair in {rounds} rounds");
+    assert!(a.owned().is_disjoint(&b.owned()));
+}
+
+#[tokio::test]
+async fn greedy_one_then_four_then_two_consumers_share_fairly() {
+    one_four_two(Strategy::Greedy, 1).await;
+}
+
+#[tokio::test]
+async fn balanced_one_then_four_then_two_consumers_share_fairly() {
+    one_four_two(Strategy::Balanced, PARTITIONS).await;
+}
+
+#[tokio::test]
+async fn consumers_cycling_at_the_same_time_never_double_win_and_converge() {
+    let store: Arc<dyn CheckpointStore> = Arc::new(common::fresh_store(None).await);
+    let fleet: Vec<PartitionBalancer> = (0..4)
+        .map(|i| consumer(&store, &format!("c{i}"), Strategy::Greedy))
+        .collect();
+    let mut fair = false;
+    for round_no in 0..15 {
+        // In exact lockstep an owner's renewal and a stealer's claim race for the same version,
+        // and the owner, whose requests go out first, keeps winning. Real fleets are not in
+        // lockstep (`run` jitters its interval so they do not drift into it): start each
+        // consumer's cycle 0-30 ms apart, differently each round.
+        let reports =
+            futures::future::join_all(fleet.iter().enumerate().map(|(i, c)| async move {
+                let jitter = (i as u64 * 7919 + round_no as u64 * 104_729) % 31;
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                c.cycle().await
+            }))
+            .await;
+        // Concurrent cycles: reports may lag the store, but no partition is reported won by two
+        // consumers whose reports both still match the store.
+        let records = recorded(&store).await;
+        let mut current: BTreeMap<&str, &str> = BTreeMap::new();
+        for (consumer, report) in fleet.iter().zip(&reports) {
+            for p in report.as_ref().unwrap() {
+                if records.get(p).map(String::as_str) == Some(consumer.owner_id()) {
+                    assert!(
+                        current.insert(p, consumer.owner_id()).is_none(),
+                        "double owner of {p}"
+                    );
+                }
+            }
+        }
+        let refs: Vec<&PartitionBalancer> = fleet.iter().collect();
+        eprintln!("concurrent round: {:?}", counts(&refs));
+        if is_fair(&refs) {
+            fair = true;
+            break;
+        }
+    }
+    assert!(fair, "not fair after 15 concurrent rounds");
+    let refs: Vec<&PartitionBalancer> = fleet.iter().collect();
+    converge(&store, &refs, 3).await;
+    let mut all = BTreeSet::new();
+    for c in &fleet {
+        assert!(all.is_disjoint(&c.owned()));
+        all.extend(c.owned());
+    }
+    assert_eq!(all.len(), PARTITIONS);
+}
+
+#[tokio::test]
+async fn run_cycles_on_its_own_and_relinquishes_on_shutdown() {
+    let store: Arc<dyn CheckpointStore> = Arc::new(common::fresh_store(None).await);
+    let options = BalancerOptions::new(Duration::from_millis(100), Duration::from_secs(5))
+        .with_strategy(Strategy::Greedy);
+    let a = PartitionBalancer::new(
+        store.clone(),
+        NS,
+        HUB,
+        GROUP,
+        "a",
+        ["0", "1", "2", "3"],
+        options,
+    )
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut cycles = 0;
+    let running = async {
+        a.run(async { stopped.await.unwrap() }, |result| {
+            assert!(result.is_ok(), "{result:?}");
+            cycles += 1;
+        })
+        .await
+    };
+    let stopper = async {
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(a.owned().len(), 4);
+        stop.send(()).unwrap();
+    };
+    let (result, ()) = tokio::join!(running, stopper);
+    result.unwrap();
+    assert!(
+        cycles >= 3,
+        "ran {cycles} cycles in 450 ms at a 100 ms interval"
+    );
+    assert!(a.owned().is_empty());
+    assert!(recorded(&store).await.is_empty(), "all four relinquished");
+}
