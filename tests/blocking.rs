@@ -50,26 +50,18 @@ fn all_four_operations_without_a_runtime() {
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|o| o.owner_id.as_deref() == Some("a")));
 
-    store
-        .update_checkpoint(&Checkpoint::new(
+    // The second update replaces the first.
+    for (offset, sequence_number) in [("10", 1), ("20", 2)] {
+        let checkpoint = Checkpoint::new(
             NS,
             HUB,
             GROUP,
             "0",
-            Some("10".into()),
-            Some(1),
-        ))
-        .unwrap();
-    store
-        .update_checkpoint(&Checkpoint::new(
-            NS,
-            HUB,
-            GROUP,
-            "0",
-            Some("20".into()),
-            Some(2),
-        ))
-        .unwrap();
+            Some(offset.into()),
+            Some(sequence_number),
+        );
+        store.update_checkpoint(&checkpoint).unwrap();
+    }
     let checkpoints = store.list_checkpoints(NS, HUB, GROUP).unwrap();
     assert_eq!(
         checkpoints,
