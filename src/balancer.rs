@@ -176,17 +176,18 @@ impl PartitionBalancer {
     /// store fails altogether, the error is returned and the owned set keeps only the claims that
     /// have not expired yet: nobody else can take those before they expire, except by stealing.
     pub async fn cycle(&self) -> Result<BTreeSet<String>> {
-        let listed = match self
+        let result = self.list_and_claim().await;
+        if result.is_err() {
+            self.drop_expired();
+        }
+        result
+    }
+
+    async fn list_and_claim(&self) -> Result<BTreeSet<String>> {
+        let listed = self
             .store
             .list_ownership(&self.namespace, &self.eventhub, &self.consumer_group)
-            .await
-        {
-            Ok(listed) => listed,
-            Err(err) => {
-                self.drop_expired();
-                return Err(err);
-            }
-        };
+            .await?;
         let view = View::new(
             listed,
             &self.partitions,
@@ -212,20 +213,13 @@ impl PartitionBalancer {
             claim.owner_id = Some(self.owner_id.clone());
         }
 
-        match self.store.claim_ownership(&claims).await {
-            Ok(won) => {
-                let mut owned = self.lock();
-                *owned = won
-                    .into_iter()
-                    .map(|o| (o.partition_id.clone(), o))
-                    .collect();
-                Ok(owned.keys().cloned().collect())
-            }
-            Err(err) => {
-                self.drop_expired();
-                Err(err)
-            }
-        }
+        let won = self.store.claim_ownership(&claims).await?;
+        let mut owned = self.lock();
+        *owned = won
+            .into_iter()
+            .map(|o| (o.partition_id.clone(), o))
+            .collect();
+        Ok(owned.keys().cloned().collect())
     }
 
     /// Gives up every owned partition (`owner_id` `""`), so others can take them at their next
@@ -334,9 +328,10 @@ impl PartitionBalancer {
     /// Without a listing, keep only the claims that have not expired yet.
     fn drop_expired(&self) {
         let now = OffsetDateTime::now_utc();
+        // Without a date there is no evidence the claim still holds: drop it.
         self.lock().retain(|_, o| {
             o.last_modified
-                .is_some_and(|t| now - t < self.options.expiration)
+                .is_some_and(|t| unexpired(t, now, self.options.expiration))
         });
     }
 
@@ -356,6 +351,11 @@ impl std::fmt::Debug for PartitionBalancer {
             .field("options", &self.options)
             .finish()
     }
+}
+
+/// Whether a claim written at `written` still holds at `now`.
+fn unexpired(written: OffsetDateTime, now: OffsetDateTime, expiration: Duration) -> bool {
+    now - written < expiration
 }
 
 /// `partitions` over `owners`: everyone gets `min`, and `extra` of them one more.
@@ -406,7 +406,10 @@ impl View {
         let mut free = BTreeSet::new();
         for partition in partitions {
             let owner = records.get(partition).and_then(|o| {
-                let fresh = o.last_modified.is_none_or(|t| now - t < expiration);
+                // Without a date there is no evidence of expiry: never take it on a guess.
+                let fresh = o
+                    .last_modified
+                    .is_none_or(|t| unexpired(t, now, expiration));
                 o.owner_id
                     .clone()
                     .filter(|id| !id.is_empty() && (fresh || id == me))
