@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting and lints, then unit, integration and doc tests
-# (all features) against a fresh Azurite that this script installs, starts and stops.
-# Extra arguments go to `cargo test` (e.g. a test name filter).
+# (all features) against a fresh Azurite that this script installs, starts and stops, then the
+# demo, whose summary checks exit non-zero on failure (always against its own Azurite).
+# Extra arguments go to `cargo test` (e.g. a test name filter) and skip the demo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -10,4 +11,7 @@ cargo fmt --all --check
 cargo clippy --all-targets --all-features --quiet -- -D warnings
 # Build first so Azurite is not left waiting on the compiler.
 cargo test --all-features --no-run --quiet
-exec scripts/azurite.sh run -- cargo test --all-features "$@"
+scripts/azurite.sh run -- cargo test --all-features "$@"
+if [[ $# -eq 0 ]]; then
+  scripts/azurite.sh run -- cargo run --all-features --quiet --example demo
+fi

@@ -169,6 +169,12 @@ impl PartitionBalancer {
         self.lock().keys().cloned().collect()
     }
 
+    /// The claims this consumer won at its last cycle, each with the version (etag) it holds:
+    /// what it renews next, and what a caller can compare with a listing of the store.
+    pub fn claims(&self) -> Vec<Ownership> {
+        self.lock().values().cloned().collect()
+    }
+
     /// One balancing cycle: list, renew, claim up to the fair share, steal at most one. Returns the
     /// partitions this consumer owns afterwards.
     ///
