@@ -71,9 +71,19 @@ impl Ceiling {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, expect: u16) -> reqwest::Response {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        // The headers the SDK's pipeline adds to every request, with values of the same size, so
+        // both sides cost the emulator the same parsing and logging per request.
         let response = request
             .header("x-ms-version", DEFAULT_API_VERSION)
+            .header(
+                "x-ms-client-request-id",
+                format!("{n:08x}-0000-4000-8000-000000000000"),
+            )
+            .header(
+                "user-agent",
+                "azsdk-rust-ceiling/1.1.0 (1.95.0; linux; x86_64)",
+            )
             .send()
             .await
             .expect("request sent");
@@ -86,6 +96,7 @@ impl Ceiling {
             .http
             .put(self.url(Some(name), ""))
             .header("x-ms-blob-type", "BlockBlob")
+            .header("content-type", "application/octet-stream")
             .header("if-none-match", "*")
             .header("x-ms-meta-ownerid", owner)
             .header("content-length", "0");
@@ -299,6 +310,7 @@ async fn main_async() {
     let parsed = ConnectionString::parse(&connection).unwrap();
     let endpoint = parsed
         .blob_endpoint()
+        .unwrap()
         .as_str()
         .trim_end_matches('/')
         .to_owned();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs and runs the Azurite blob emulator pinned in tools/azurite/package.json.
+# Installs and runs the Azurite blob and table emulators pinned in tools/azurite/package.json.
 #
 #   scripts/azurite.sh install         install the pinned Azurite into tools/azurite/node_modules
-#   scripts/azurite.sh run -- CMD ...   start Azurite on a free loopback port, run CMD with
+#   scripts/azurite.sh run -- CMD ...   start Azurite (blob and table services, each on a free
+#                                       loopback port), run CMD with
 #                                       AZURITE_CONNECTION_STRING and AZURE_STORAGE_CONNECTION_STRING
 #                                       set, stop Azurite, exit with CMD's status
 #   scripts/azurite.sh serve           start Azurite, print the connection string, wait for Ctrl-C
@@ -14,6 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tool_dir="$root/tools/azurite"
 bin="$tool_dir/node_modules/.bin/azurite-blob"
+table_bin="$tool_dir/node_modules/.bin/azurite-table"
 dev_key='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
 die() { echo "azurite.sh: $*" >&2; exit 1; }
@@ -26,14 +28,14 @@ install() {
   if [[ -f "$tool_dir/node_modules/azurite/package.json" ]]; then
     installed=$(node -p "require('$tool_dir/node_modules/azurite/package.json').version")
   fi
-  if [[ -x "$bin" && "$installed" == "$wanted" ]]; then
+  if [[ -x "$bin" && -x "$table_bin" && "$installed" == "$wanted" ]]; then
     return 0
   fi
   echo "azurite.sh: installing azurite $wanted into tools/azurite/node_modules" >&2
   # --ignore-scripts: Azurite needs no install script; engine warnings on older Node are harmless.
   (cd "$tool_dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2) \
     || die "npm ci failed for azurite $wanted"
-  [[ -x "$bin" ]] || die "azurite-blob is missing after install"
+  [[ -x "$bin" && -x "$table_bin" ]] || die "azurite-blob or azurite-table is missing after install"
 }
 
 free_port() {
@@ -41,45 +43,65 @@ free_port() {
 }
 
 azurite_pid=""
+table_pid=""
 work_dir=""
 
-stop() {
-  if [[ -n "$azurite_pid" ]] && kill -0 "$azurite_pid" 2>/dev/null; then
-    kill "$azurite_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$azurite_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$azurite_pid" 2>/dev/null || true
+stop_one() {
+  local pid=$1
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
   fi
-  [[ -n "$work_dir" ]] && rm -rf "$work_dir"
-  azurite_pid=""
 }
 
-start() {
-  install
-  local port
-  port=$(free_port)
-  work_dir=$(mktemp -d)
-  # Azurite writes debug and metadata files into its working directory.
-  (cd "$work_dir" && exec "$bin" --blobHost 127.0.0.1 --blobPort "$port" \
-      --inMemoryPersistence --disableTelemetry --silent >"$work_dir/azurite.log" 2>&1) &
-  azurite_pid=$!
-  trap stop EXIT
-  trap 'exit 130' INT TERM
-  local deadline=$((SECONDS + 60))
+stop() {
+  stop_one "$azurite_pid"
+  stop_one "$table_pid"
+  [[ -n "$work_dir" ]] && rm -rf "$work_dir"
+  azurite_pid=""
+  table_pid=""
+}
+
+# Waits until 127.0.0.1:$2 accepts connections; fails loudly if process $1 exits or 60 s pass.
+wait_for() {
+  local pid=$1 port=$2 log=$3 deadline=$((SECONDS + 60))
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    if ! kill -0 "$azurite_pid" 2>/dev/null; then
-      cat "$work_dir/azurite.log" >&2 || true
+    if ! kill -0 "$pid" 2>/dev/null; then
+      cat "$log" >&2 || true
       die "Azurite exited before it answered on 127.0.0.1:$port"
     fi
     if (( SECONDS > deadline )); then
-      cat "$work_dir/azurite.log" >&2 || true
+      cat "$log" >&2 || true
       die "Azurite did not answer on 127.0.0.1:$port within 60 s"
     fi
     sleep 0.2
   done
-  local conn="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$dev_key;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;"
+}
+
+start() {
+  install
+  local port table_port
+  port=$(free_port)
+  table_port=$(free_port)
+  while [[ "$table_port" == "$port" ]]; do table_port=$(free_port); done
+  work_dir=$(mktemp -d)
+  mkdir -p "$work_dir/blob" "$work_dir/table"
+  # Azurite writes debug and metadata files into its working directory.
+  (cd "$work_dir/blob" && exec "$bin" --blobHost 127.0.0.1 --blobPort "$port" \
+      --inMemoryPersistence --disableTelemetry --silent >"$work_dir/blob.log" 2>&1) &
+  azurite_pid=$!
+  (cd "$work_dir/table" && exec "$table_bin" --tableHost 127.0.0.1 --tablePort "$table_port" \
+      --inMemoryPersistence --disableTelemetry --silent >"$work_dir/table.log" 2>&1) &
+  table_pid=$!
+  trap stop EXIT
+  trap 'exit 130' INT TERM
+  wait_for "$azurite_pid" "$port" "$work_dir/blob.log"
+  wait_for "$table_pid" "$table_port" "$work_dir/table.log"
+  local conn="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$dev_key;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;TableEndpoint=http://127.0.0.1:$table_port/devstoreaccount1;"
   export AZURITE_CONNECTION_STRING="$conn"
   export AZURE_STORAGE_CONNECTION_STRING="$conn"
-  echo "azurite.sh: Azurite blob service on http://127.0.0.1:$port (pid $azurite_pid)" >&2
+  echo "azurite.sh: Azurite blob service on http://127.0.0.1:$port (pid $azurite_pid), table service on http://127.0.0.1:$table_port (pid $table_pid)" >&2
 }
 
 case "${1:-}" in

@@ -15,19 +15,26 @@ pub const DEVELOPMENT_ACCOUNT_NAME: &str = "devstoreaccount1";
 pub const DEVELOPMENT_ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const DEVELOPMENT_BLOB_PORT: u16 = 10000;
+const DEVELOPMENT_TABLE_PORT: u16 = 10002;
 
-/// A parsed connection string: the blob endpoint and the credential to use with it.
+/// A parsed connection string: the blob and table endpoints and the credential to use with them.
 ///
 /// ```
 /// use eventhub_checkpointstore::ConnectionString;
 ///
 /// let conn: ConnectionString = "UseDevelopmentStorage=true".parse()?;
-/// assert_eq!(conn.blob_endpoint().as_str(), "http://127.0.0.1:10000/devstoreaccount1");
+/// assert_eq!(conn.blob_endpoint().unwrap().as_str(), "http://127.0.0.1:10000/devstoreaccount1");
+/// assert_eq!(conn.table_endpoint().unwrap().as_str(), "http://127.0.0.1:10002/devstoreaccount1");
 ///
 /// let conn: ConnectionString =
 ///     "DefaultEndpointsProtocol=https;AccountName=myaccount;AccountKey=a2V5;EndpointSuffix=core.windows.net"
 ///         .parse()?;
-/// assert_eq!(conn.blob_endpoint().as_str(), "https://myaccount.blob.core.windows.net/");
+/// assert_eq!(conn.blob_endpoint().unwrap().as_str(), "https://myaccount.blob.core.windows.net/");
+/// assert_eq!(conn.table_endpoint().unwrap().as_str(), "https://myaccount.table.core.windows.net/");
+///
+/// // A table-only connection string has no blob endpoint.
+/// let conn: ConnectionString = "TableEndpoint=https://myaccount.table.core.windows.net;SharedAccessSignature=sv=2019-02-02&sig=c2ln".parse()?;
+/// assert!(conn.blob_endpoint().is_none());
 ///
 /// let err = "AccountName=myaccount;AccountKey=not-base64!".parse::<ConnectionString>().unwrap_err();
 /// assert!(!err.to_string().contains("not-base64!"));
@@ -35,7 +42,8 @@ const DEVELOPMENT_BLOB_PORT: u16 = 10000;
 /// ```
 #[derive(Clone)]
 pub struct ConnectionString {
-    blob_endpoint: Url,
+    blob_endpoint: Option<Url>,
+    table_endpoint: Option<Url>,
     credential: StorageCredential,
 }
 
@@ -45,9 +53,14 @@ impl ConnectionString {
         Fields::parse(text)?.resolve()
     }
 
-    /// The blob service endpoint (account URL).
-    pub fn blob_endpoint(&self) -> &Url {
-        &self.blob_endpoint
+    /// The blob service endpoint (account URL): `BlobEndpoint`, or derived from `AccountName`.
+    pub fn blob_endpoint(&self) -> Option<&Url> {
+        self.blob_endpoint.as_ref()
+    }
+
+    /// The table service endpoint (account URL): `TableEndpoint`, or derived from `AccountName`.
+    pub fn table_endpoint(&self) -> Option<&Url> {
+        self.table_endpoint.as_ref()
     }
 
     /// The credential the connection string carries ([`StorageCredential::Anonymous`] if none).
@@ -55,9 +68,20 @@ impl ConnectionString {
         &self.credential
     }
 
-    /// Splits into endpoint and credential.
-    pub fn into_parts(self) -> (Url, StorageCredential) {
-        (self.blob_endpoint, self.credential)
+    /// The endpoint of `service` and the credential, or an error naming the key that is missing.
+    pub(crate) fn for_service(self, service: Service) -> Result<(Url, StorageCredential)> {
+        let endpoint = match service {
+            Service::Blob => self.blob_endpoint,
+            Service::Table => self.table_endpoint,
+        };
+        let endpoint = endpoint.ok_or_else(|| {
+            Error::invalid_connection_string(format!(
+                "no {} endpoint: give {}Endpoint or AccountName",
+                service.name(),
+                service.key_prefix()
+            ))
+        })?;
+        Ok((endpoint, self.credential))
     }
 }
 
@@ -71,14 +95,51 @@ impl FromStr for ConnectionString {
 impl fmt::Debug for ConnectionString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionString")
-            .field("blob_endpoint", &self.blob_endpoint.as_str())
+            .field(
+                "blob_endpoint",
+                &self.blob_endpoint.as_ref().map(Url::as_str),
+            )
+            .field(
+                "table_endpoint",
+                &self.table_endpoint.as_ref().map(Url::as_str),
+            )
             .field("credential", &self.credential)
             .finish()
     }
 }
 
-/// The recognised keys, before they are combined. Unknown keys (`QueueEndpoint`, `TableEndpoint`,
-/// …) are ignored: portal connection strings carry them.
+/// The storage services this crate talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Service {
+    Blob,
+    Table,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Blob => "blob",
+            Service::Table => "table",
+        }
+    }
+
+    fn key_prefix(self) -> &'static str {
+        match self {
+            Service::Blob => "Blob",
+            Service::Table => "Table",
+        }
+    }
+
+    fn development_port(self) -> u16 {
+        match self {
+            Service::Blob => DEVELOPMENT_BLOB_PORT,
+            Service::Table => DEVELOPMENT_TABLE_PORT,
+        }
+    }
+}
+
+/// The recognised keys, before they are combined. Unknown keys (`QueueEndpoint`,
+/// `FileEndpoint`, …) are ignored: portal connection strings carry them.
 #[derive(Default)]
 struct Fields<'a> {
     account_name: Option<&'a str>,
@@ -86,6 +147,7 @@ struct Fields<'a> {
     protocol: Option<&'a str>,
     endpoint_suffix: Option<&'a str>,
     blob_endpoint: Option<&'a str>,
+    table_endpoint: Option<&'a str>,
     sas: Option<&'a str>,
     use_development_storage: Option<&'a str>,
     development_proxy: Option<&'a str>,
@@ -114,6 +176,7 @@ impl<'a> Fields<'a> {
                 "defaultendpointsprotocol" => &mut fields.protocol,
                 "endpointsuffix" => &mut fields.endpoint_suffix,
                 "blobendpoint" => &mut fields.blob_endpoint,
+                "tableendpoint" => &mut fields.table_endpoint,
                 "sharedaccesssignature" => &mut fields.sas,
                 "usedevelopmentstorage" => &mut fields.use_development_storage,
                 "developmentstorageproxyuri" => &mut fields.development_proxy,
@@ -132,7 +195,7 @@ impl<'a> Fields<'a> {
         }
         if !any {
             return Err(Error::invalid_connection_string(
-                "no recognised key (expected AccountName, AccountKey, BlobEndpoint, SharedAccessSignature or UseDevelopmentStorage)",
+                "no recognised key (expected AccountName, AccountKey, BlobEndpoint, TableEndpoint, SharedAccessSignature or UseDevelopmentStorage)",
             ));
         }
         Ok(fields)
@@ -142,27 +205,13 @@ impl<'a> Fields<'a> {
         if let Some(flag) = self.use_development_storage {
             return self.resolve_development(flag);
         }
-        let blob_endpoint = match (self.blob_endpoint, self.account_name) {
-            (Some(endpoint), _) => parse_endpoint("BlobEndpoint", endpoint)?,
-            (None, Some(account)) => {
-                let protocol = self.protocol.unwrap_or("https").to_ascii_lowercase();
-                if protocol != "https" && protocol != "http" {
-                    return Err(Error::invalid_connection_string(
-                        "DefaultEndpointsProtocol must be http or https",
-                    ));
-                }
-                let suffix = self.endpoint_suffix.unwrap_or("core.windows.net");
-                parse_endpoint(
-                    "AccountName/EndpointSuffix",
-                    &format!("{protocol}://{account}.blob.{suffix}"),
-                )?
-            }
-            (None, None) => {
-                return Err(Error::invalid_connection_string(
-                    "neither BlobEndpoint nor AccountName is given",
-                ))
-            }
-        };
+        let blob_endpoint = self.endpoint(Service::Blob, self.blob_endpoint)?;
+        let table_endpoint = self.endpoint(Service::Table, self.table_endpoint)?;
+        if blob_endpoint.is_none() && table_endpoint.is_none() {
+            return Err(Error::invalid_connection_string(
+                "neither BlobEndpoint, TableEndpoint nor AccountName is given",
+            ));
+        }
         let credential = match (self.account_key, self.sas) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid_connection_string(
@@ -190,8 +239,32 @@ impl<'a> Fields<'a> {
         };
         Ok(ConnectionString {
             blob_endpoint,
+            table_endpoint,
             credential,
         })
+    }
+
+    /// The explicit endpoint of `service`, or the one derived from the account name.
+    fn endpoint(&self, service: Service, explicit: Option<&str>) -> Result<Option<Url>> {
+        let key = format!("{}Endpoint", service.key_prefix());
+        match (explicit, self.account_name) {
+            (Some(endpoint), _) => parse_endpoint(&key, endpoint).map(Some),
+            (None, Some(account)) => {
+                let protocol = self.protocol.unwrap_or("https").to_ascii_lowercase();
+                if protocol != "https" && protocol != "http" {
+                    return Err(Error::invalid_connection_string(
+                        "DefaultEndpointsProtocol must be http or https",
+                    ));
+                }
+                let suffix = self.endpoint_suffix.unwrap_or("core.windows.net");
+                parse_endpoint(
+                    "AccountName/EndpointSuffix",
+                    &format!("{protocol}://{account}.{}.{suffix}", service.name()),
+                )
+                .map(Some)
+            }
+            (None, None) => Ok(None),
+        }
     }
 
     fn resolve_development(&self, flag: &str) -> Result<ConnectionString> {
@@ -203,24 +276,30 @@ impl<'a> Fields<'a> {
         if self.account_name.is_some()
             || self.account_key.is_some()
             || self.blob_endpoint.is_some()
+            || self.table_endpoint.is_some()
             || self.sas.is_some()
         {
             return Err(Error::invalid_connection_string(
-                "UseDevelopmentStorage cannot be combined with AccountName, AccountKey, BlobEndpoint or SharedAccessSignature",
+                "UseDevelopmentStorage cannot be combined with AccountName, AccountKey, BlobEndpoint, TableEndpoint or SharedAccessSignature",
             ));
         }
-        let mut endpoint = match self.development_proxy {
+        let base = match self.development_proxy {
             Some(proxy) => parse_endpoint("DevelopmentStorageProxyUri", proxy)?,
             None => Url::parse("http://127.0.0.1").expect("a valid literal URL"),
         };
-        endpoint
-            .set_port(Some(DEVELOPMENT_BLOB_PORT))
-            .map_err(|()| {
-                Error::invalid_connection_string("DevelopmentStorageProxyUri has no host")
-            })?;
-        endpoint.set_path(DEVELOPMENT_ACCOUNT_NAME);
+        let endpoint = |service: Service| -> Result<Url> {
+            let mut endpoint = base.clone();
+            endpoint
+                .set_port(Some(service.development_port()))
+                .map_err(|()| {
+                    Error::invalid_connection_string("DevelopmentStorageProxyUri has no host")
+                })?;
+            endpoint.set_path(DEVELOPMENT_ACCOUNT_NAME);
+            Ok(endpoint)
+        };
         Ok(ConnectionString {
-            blob_endpoint: endpoint,
+            blob_endpoint: Some(endpoint(Service::Blob)?),
+            table_endpoint: Some(endpoint(Service::Table)?),
             credential: SharedKeyCredential::new(
                 DEVELOPMENT_ACCOUNT_NAME,
                 DEVELOPMENT_ACCOUNT_KEY,
@@ -263,7 +342,7 @@ mod tests {
     fn development_storage_shorthand() {
         let conn = ConnectionString::parse("UseDevelopmentStorage=true;").unwrap();
         assert_eq!(
-            conn.blob_endpoint().as_str(),
+            conn.blob_endpoint().unwrap().as_str(),
             "http://127.0.0.1:10000/devstoreaccount1"
         );
         assert_eq!(shared_key_account(&conn), "devstoreaccount1");
@@ -273,7 +352,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            conn.blob_endpoint().as_str(),
+            conn.blob_endpoint().unwrap().as_str(),
             "http://myproxy:10000/devstoreaccount1"
         );
     }
@@ -285,7 +364,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            conn.blob_endpoint().as_str(),
+            conn.blob_endpoint().unwrap().as_str(),
             "https://acct.blob.core.chinacloudapi.cn/"
         );
         assert_eq!(shared_key_account(&conn), "acct");
@@ -298,8 +377,40 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            conn.blob_endpoint().as_str(),
+            conn.blob_endpoint().unwrap().as_str(),
             "http://127.0.0.1:12345/devstoreaccount1"
+        );
+    }
+
+    #[test]
+    fn table_endpoints_explicit_derived_and_development() {
+        let conn = ConnectionString::parse(&format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;TableEndpoint=http://127.0.0.1:2/devstoreaccount1"
+        ))
+        .unwrap();
+        assert_eq!(
+            conn.table_endpoint().unwrap().as_str(),
+            "http://127.0.0.1:2/devstoreaccount1"
+        );
+        let conn = ConnectionString::parse(&format!("AccountName=acct;AccountKey={KEY}")).unwrap();
+        assert_eq!(
+            conn.table_endpoint().unwrap().as_str(),
+            "https://acct.table.core.windows.net/"
+        );
+        let conn = ConnectionString::parse("UseDevelopmentStorage=true").unwrap();
+        assert_eq!(
+            conn.table_endpoint().unwrap().as_str(),
+            "http://127.0.0.1:10002/devstoreaccount1"
+        );
+        // Table only: the blob store says what is missing.
+        let conn = ConnectionString::parse(
+            "TableEndpoint=https://acct.table.core.windows.net;SharedAccessSignature=sv=2019-02-02&sig=abc",
+        )
+        .unwrap();
+        let err = conn.for_service(Service::Blob).unwrap_err();
+        assert!(
+            err.to_string().contains("BlobEndpoint or AccountName"),
+            "{err}"
         );
     }
 
@@ -323,7 +434,10 @@ mod tests {
                 "AccountName=a;AccountKey=%%%notbase64secret",
                 "AccountKey is not valid base64",
             ),
-            ("AccountKey=a2V5", "neither BlobEndpoint nor AccountName"),
+            (
+                "AccountKey=a2V5",
+                "neither BlobEndpoint, TableEndpoint nor AccountName",
+            ),
             (
                 "BlobEndpoint=https://x;AccountKey=a2V5",
                 "without AccountName",

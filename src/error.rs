@@ -110,13 +110,23 @@ impl From<azure_core::Error> for Error {
                 error_code,
                 raw_response,
             } => {
-                let message = raw_response
-                    .as_deref()
-                    .and_then(|r| service_message(r.body()))
+                let body = raw_response.as_deref().map(|r| r.body().as_ref());
+                let table_error = body.and_then(table_error);
+                let message = body
+                    .and_then(service_message)
+                    .or_else(|| table_error.as_ref().and_then(|e| e.1.clone()))
                     .unwrap_or_else(|| status.canonical_reason().into_owned());
+                // azure_core reads `x-ms-error-code`, or puts the bare status there when it cannot
+                // parse the body (the Table service's JSON errors): then the body's code wins.
+                let numeric = error_code.as_deref() == Some(&u16::from(*status).to_string());
+                let error_code = match (error_code, table_error) {
+                    (Some(code), _) if !numeric => Some(code.clone()),
+                    (_, Some((code, _))) => Some(code),
+                    (code, None) => code.clone().filter(|_| !numeric),
+                };
                 Error::Service {
                     status: u16::from(*status),
-                    error_code: error_code.clone(),
+                    error_code,
                     message: redact(&message),
                 }
             }
@@ -193,9 +203,36 @@ fn service_message(body: &[u8]) -> Option<String> {
     (!first_line.is_empty()).then(|| first_line.to_owned())
 }
 
+/// The code and first line of the message of a Table service error body
+/// (`{"odata.error":{"code":…,"message":{"value":…}}}`).
+fn table_error(body: &[u8]) -> Option<(String, Option<String>)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = value.get("odata.error")?;
+    let code = error.get("code")?.as_str()?.to_owned();
+    let message = error
+        .pointer("/message/value")
+        .and_then(|m| m.as_str())
+        .and_then(|m| m.lines().next())
+        .map(|m| m.trim().to_owned());
+    Some((code, message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_service_errors_keep_code_and_first_line() {
+        let body = br#"{"odata.error":{"code":"EntityAlreadyExists","message":{"lang":"en-US","value":"The specified entity already exists.\nRequestId:abc"}}}"#;
+        assert_eq!(
+            table_error(body),
+            Some((
+                "EntityAlreadyExists".into(),
+                Some("The specified entity already exists.".into())
+            ))
+        );
+        assert_eq!(table_error(b"<Error/>"), None);
+    }
 
     #[test]
     fn service_message_takes_first_line_of_message() {

@@ -25,6 +25,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With feature `table`, `TableCheckpointStore` keeps the same records in Azure Table storage,
+//! laid out as Python's `azure-eventhub-checkpointstoretable` does.
+//!
 //! # Authentication
 //! [`StorageCredential`]: Entra ID (any `azure_core` `TokenCredential`, e.g. from
 //! `azure_identity`; needs https), an account key ([`SharedKeyCredential`]), a SAS
@@ -37,12 +40,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod account;
 mod auth;
 pub mod balancer;
 mod blob;
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
+mod claim;
 mod connection_string;
 mod credential;
 mod error;
@@ -51,6 +56,9 @@ mod error;
 pub mod eventhubs;
 mod model;
 mod store;
+#[cfg(feature = "table")]
+#[cfg_attr(docsrs, doc(cfg(feature = "table")))]
+mod table;
 
 pub use blob::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, DEFAULT_API_VERSION,
@@ -61,10 +69,17 @@ pub use credential::{SasToken, SharedKeyCredential, StorageCredential};
 pub use error::{Error, Result};
 pub use model::{Checkpoint, Ownership};
 pub use store::CheckpointStore;
+#[cfg(feature = "table")]
+pub use table::{TableCheckpointStore, TableCheckpointStoreOptions, DEFAULT_TABLE_API_VERSION};
 
 // README's Rust snippets are compiled and run as doc tests; they show every feature, so with all
 // of them on (as scripts/test.sh runs).
-#[cfg(all(doctest, feature = "eventhubs", feature = "blocking"))]
+#[cfg(all(
+    doctest,
+    feature = "eventhubs",
+    feature = "blocking",
+    feature = "table"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

@@ -327,6 +327,7 @@ async fn shared_access_signatures_work_from_connection_string_url_and_credential
     let connection = ConnectionString::parse(&common::connection_string()).unwrap();
     let endpoint = connection
         .blob_endpoint()
+        .unwrap()
         .as_str()
         .trim_end_matches('/')
         .to_owned();
@@ -377,7 +378,7 @@ async fn explicit_shared_key_credential_works() {
     let connection = ConnectionString::parse(&common::connection_string()).unwrap();
     let key = SharedKeyCredential::new("devstoreaccount1", DEVELOPMENT_ACCOUNT_KEY).unwrap();
     let store = BlobCheckpointStore::new(
-        connection.blob_endpoint().as_str(),
+        connection.blob_endpoint().unwrap().as_str(),
         &unique_container(),
         key,
         None,
@@ -394,8 +395,8 @@ async fn development_storage_shorthand_reaches_azurite() {
     let connection = ConnectionString::parse(&common::connection_string()).unwrap();
     let target = format!(
         "{}:{}",
-        connection.blob_endpoint().host_str().unwrap(),
-        connection.blob_endpoint().port().unwrap()
+        connection.blob_endpoint().unwrap().host_str().unwrap(),
+        connection.blob_endpoint().unwrap().port().unwrap()
     );
     match tokio::net::TcpListener::bind("127.0.0.1:10000").await {
         Ok(listener) => {
@@ -439,6 +440,7 @@ async fn a_wrong_key_is_a_403_service_error_that_does_not_show_the_key() {
     let endpoint = ConnectionString::parse(&common::connection_string())
         .unwrap()
         .blob_endpoint()
+        .unwrap()
         .clone();
     let store = BlobCheckpointStore::from_connection_string(
         &format!("AccountName=devstoreaccount1;AccountKey={wrong_key};BlobEndpoint={endpoint}"),

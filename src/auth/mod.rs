@@ -1,10 +1,12 @@
 //! Pipeline policies that authorize requests with a [`StorageCredential`].
 //!
-//! The official blob crate only knows Entra ID tokens; Shared Key signing and SAS are ours.
+//! The official blob crate only knows Entra ID tokens; Shared Key signing (Blob and Table
+//! layouts) and SAS are ours.
 
 mod sas;
 mod shared_key;
 
+use crate::connection_string::Service;
 use crate::credential::StorageCredential;
 use crate::error::{Error, Result};
 use azure_core::http::{
@@ -21,6 +23,7 @@ const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 pub(crate) fn policy_for(
     credential: &StorageCredential,
     endpoint: &Url,
+    service: Service,
 ) -> Result<Option<Arc<dyn Policy>>> {
     Ok(match credential {
         StorageCredential::Token(token) => {
@@ -36,9 +39,10 @@ pub(crate) fn policy_for(
                 vec![STORAGE_SCOPE],
             )))
         }
-        StorageCredential::SharedKey(key) => {
-            Some(Arc::new(shared_key::SharedKeyPolicy::new(key.clone())))
-        }
+        StorageCredential::SharedKey(key) => Some(Arc::new(shared_key::SharedKeyPolicy::new(
+            key.clone(),
+            service,
+        ))),
         StorageCredential::Sas(sas) => Some(Arc::new(sas::SasPolicy::new(sas.clone()))),
         StorageCredential::Anonymous => None,
     })

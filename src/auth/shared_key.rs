@@ -1,6 +1,8 @@
-//! Azure Storage "Shared Key" authorization for the Blob service (service versions 2015-02-21
-//! and later, where a zero Content-Length is signed as an empty string).
+//! Azure Storage "Shared Key" authorization, in the Blob service's layout (service versions
+//! 2015-02-21 and later, where a zero Content-Length is signed as an empty string) and the Table
+//! service's shorter one.
 
+use crate::connection_string::Service;
 use crate::credential::SharedKeyCredential;
 use async_trait::async_trait;
 use azure_core::{
@@ -32,11 +34,15 @@ const SIGNED_HEADERS: [&str; 11] = [
 #[derive(Debug)]
 pub(crate) struct SharedKeyPolicy {
     credential: SharedKeyCredential,
+    service: Service,
 }
 
 impl SharedKeyPolicy {
-    pub(crate) fn new(credential: SharedKeyCredential) -> Self {
-        Self { credential }
+    pub(crate) fn new(credential: SharedKeyCredential, service: Service) -> Self {
+        Self {
+            credential,
+            service,
+        }
     }
 }
 
@@ -50,14 +56,21 @@ impl Policy for SharedKeyPolicy {
     ) -> PolicyResult {
         // Signed per try: the date must be fresh and the retry policy may have changed the request.
         request.insert_header("x-ms-date", to_rfc7231(&OffsetDateTime::now_utc()));
-        let body_len = request.body().len().unwrap_or(0);
-        let to_sign = string_to_sign(
-            self.credential.account(),
-            &request.method(),
-            request.url(),
-            request.headers(),
-            body_len,
-        );
+        let to_sign = match self.service {
+            Service::Blob => string_to_sign(
+                self.credential.account(),
+                &request.method(),
+                request.url(),
+                request.headers(),
+                request.body().len().unwrap_or(0),
+            ),
+            Service::Table => table_string_to_sign(
+                self.credential.account(),
+                &request.method(),
+                request.url(),
+                request.headers(),
+            ),
+        };
         let signature = azure_core::hmac::hmac_sha256(&to_sign, self.credential.key())?;
         request.insert_header(
             "authorization",
@@ -126,6 +139,30 @@ fn string_to_sign(
     out
 }
 
+/// The Table service's string-to-sign: verb, Content-MD5, Content-Type, the date (`x-ms-date`),
+/// and the resource with only its `comp` parameter.
+fn table_string_to_sign(account: &str, method: &Method, url: &Url, headers: &Headers) -> String {
+    let header = |name: &'static str| {
+        headers
+            .get_optional_str(&HeaderName::from_static(name))
+            .unwrap_or_default()
+            .trim()
+    };
+    let mut out = format!(
+        "{}\n{}\n{}\n{}\n/{account}{}",
+        method.as_ref(),
+        header("content-md5"),
+        header("content-type"),
+        header("x-ms-date"),
+        url.path()
+    );
+    if let Some((_, comp)) = url.query_pairs().find(|(name, _)| name == "comp") {
+        out.push_str("?comp=");
+        out.push_str(&comp);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +196,28 @@ mod tests {
         assert!(signed.ends_with(
             "/a/c\ncomp:list\ninclude:metadata\nmarker:a,b\nprefix:ns/eh/$default/\nrestype:container"
         ));
+    }
+
+    #[test]
+    fn table_string_to_sign_follows_the_table_service_layout() {
+        let url = Url::parse(
+            "http://127.0.0.1:10002/devstoreaccount1/checkpoints(PartitionKey='ns%20eh%20%24default%20Ownership',RowKey='0')?timeout=30",
+        )
+        .unwrap();
+        let mut headers = Headers::new();
+        headers.insert("x-ms-date", "Sat, 21 Nov 2026 10:00:00 GMT");
+        headers.insert("content-type", "application/json");
+        headers.insert("if-match", "W/\"datetime'2026'\"");
+        let signed = table_string_to_sign("devstoreaccount1", &Method::Put, &url, &headers);
+        assert_eq!(
+            signed,
+            "PUT\n\napplication/json\nSat, 21 Nov 2026 10:00:00 GMT\n\
+             /devstoreaccount1/devstoreaccount1/checkpoints(PartitionKey='ns%20eh%20%24default%20Ownership',RowKey='0')"
+        );
+        let url = Url::parse("https://a.table.core.windows.net/?restype=service&comp=properties")
+            .unwrap();
+        assert!(table_string_to_sign("a", &Method::Get, &url, &headers)
+            .ends_with("\n/a/?comp=properties"));
     }
 
     #[test]

@@ -7,20 +7,22 @@ mod metadata;
 mod naming;
 mod options;
 
+#[cfg(feature = "table")]
+pub(crate) use options::check_api_version;
 pub use options::{
     BlobCheckpointStoreOptions, DEFAULT_API_VERSION, DEFAULT_CLAIM_CONCURRENCY, MIN_API_VERSION,
 };
 
-use crate::connection_string::ConnectionString;
+use crate::claim::{claim_all, ClaimOutcome};
+use crate::connection_string::{ConnectionString, Service};
 use crate::credential::StorageCredential;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::store::CheckpointStore;
 use async_trait::async_trait;
-use azure_core::http::{new_http_client, HttpClientOptions, Transport, Url};
+use azure_core::http::Url;
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use container::Container;
-use futures::StreamExt;
 use listing::ListedBlob;
 use naming::Record;
 use std::{fmt, sync::Arc};
@@ -83,28 +85,7 @@ impl BlobCheckpointStore {
         credential: impl Into<StorageCredential>,
         options: Option<BlobCheckpointStoreOptions>,
     ) -> Result<Self> {
-        let mut credential = credential.into();
-        let mut url = Url::parse(account_url.trim())
-            .map_err(|e| Error::invalid_input(format!("account_url is not a valid URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(Error::invalid_input(
-                "account_url must be an http or https URL with a host",
-            ));
-        }
-        if let Some(query) = url.query().filter(|q| !q.is_empty()) {
-            if !matches!(credential, StorageCredential::Anonymous) {
-                return Err(Error::invalid_input(
-                    "account_url carries a SAS query string and a credential is given too; use one",
-                ));
-            }
-            credential = crate::credential::SasToken::new(query)
-                .map_err(|_| {
-                    Error::invalid_input("account_url has a query string that is not a SAS")
-                })?
-                .into();
-        }
-        url.set_query(None);
-        url.set_fragment(None);
+        let (mut url, credential) = crate::account::parse_url(account_url, credential.into())?;
         check_container_name(container)?;
         url.path_segments_mut()
             .map_err(|()| Error::invalid_input("account_url cannot have a path"))?
@@ -113,23 +94,12 @@ impl BlobCheckpointStore {
 
         let options = options.unwrap_or_default();
         options::check_api_version(&options.api_version)?;
-        let mut client_options = options.client_options;
-        // `..Default::default()` below is needless today; HttpClientOptions gains fields across
-        // azure_core releases.
-        #[allow(clippy::needless_update)]
-        if client_options.transport.is_none() {
-            // One HTTP client for the store and all its clones: blob clients are built per
-            // operation and would otherwise each open their own connection pool. Decompression
-            // stays off, as the blob crate's own default.
-            client_options.transport =
-                Some(Transport::new(new_http_client(Some(HttpClientOptions {
-                    automatic_decompression: false,
-                    ..Default::default()
-                }))));
-        }
-        if let Some(policy) = crate::auth::policy_for(&credential, &url)? {
-            client_options.per_try_policies.push(policy);
-        }
+        let client_options = crate::account::client_options(
+            options.client_options,
+            &credential,
+            &url,
+            Service::Blob,
+        )?;
         let container = Container::new(url, client_options, options.api_version.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -155,7 +125,8 @@ impl BlobCheckpointStore {
         container: &str,
         options: Option<BlobCheckpointStoreOptions>,
     ) -> Result<Self> {
-        let (endpoint, credential) = ConnectionString::parse(connection_string)?.into_parts();
+        let (endpoint, credential) =
+            ConnectionString::parse(connection_string)?.for_service(Service::Blob)?;
         Self::new(endpoint.as_str(), container, credential, options)
     }
 
@@ -250,15 +221,6 @@ impl Claim {
     }
 }
 
-/// The result of one claim request.
-enum ClaimOutcome {
-    Won(Ownership),
-    /// Someone else wrote the record first: a normal outcome.
-    Lost(Error),
-    /// Anything else: never reported as won.
-    Failed(Error),
-}
-
 /// Whether a failed claim lost a race rather than failed. With an etag: 412 (the blob changed)
 /// or 404 BlobNotFound (it was deleted); a missing container is a real failure. Without an etag:
 /// 409 BlobAlreadyExists or 412.
@@ -321,52 +283,13 @@ impl CheckpointStore for BlobCheckpointStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
     async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        // Every claim is checked before the first request: bad input fails the call as a whole.
-        let claims = ownership
-            .iter()
-            .map(Claim::prepare)
-            .collect::<Result<Vec<_>>>()?;
-        // Unordered, so one slow request does not hold back the others (an ordered buffer counts
-        // finished requests against the bound until the ones before them finish); the input order
-        // is restored afterwards.
-        let mut outcomes: Vec<(usize, ClaimOutcome)> =
-            futures::stream::iter(claims.into_iter().enumerate())
-                // By index: a borrowed item in the closure's argument trips the async-trait
-                // future's higher-ranked `Send` check.
-                .map(|(i, claim)| async move { (i, self.claim_one(&ownership[i], claim).await) })
-                .buffer_unordered(self.inner.claim_concurrency)
-                .collect()
-                .await;
-        outcomes.sort_unstable_by_key(|(i, _)| *i);
-        let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome);
-
-        let mut won = Vec::with_capacity(ownership.len());
-        let mut first_failure = None;
-        for (outcome, requested) in outcomes.zip(ownership) {
-            match outcome {
-                ClaimOutcome::Won(o) => won.push(o),
-                ClaimOutcome::Lost(err) => tracing::debug!(
-                    partition_id = %requested.partition_id,
-                    reason = %err,
-                    "ownership claim lost to another owner"
-                ),
-                ClaimOutcome::Failed(err) => {
-                    tracing::warn!(
-                        partition_id = %requested.partition_id,
-                        error = %err,
-                        "ownership claim failed"
-                    );
-                    first_failure.get_or_insert(err);
-                }
-            }
-        }
-        match first_failure {
-            Some(err) if won.is_empty() => Err(err),
-            _ => {
-                tracing::debug!(claimed = won.len(), "claimed ownership");
-                Ok(won)
-            }
-        }
+        claim_all(
+            ownership,
+            self.inner.claim_concurrency,
+            Claim::prepare,
+            |requested, claim| self.claim_one(requested, claim),
+        )
+        .await
     }
 
     #[tracing::instrument(

@@ -2,23 +2,16 @@
 //! `{namespace}/{eventhub}/{consumer_group}/{ownership|checkpoint}/{partition_id}`, lower-cased whole.
 
 use crate::error::{Error, Result};
+pub(crate) use crate::model::Record;
 
 /// Azure's limit on a blob name's length, in characters.
 const MAX_BLOB_NAME_CHARS: usize = 1024;
 
-/// Which record a blob holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Record {
-    Ownership,
-    Checkpoint,
-}
-
-impl Record {
-    fn segment(self) -> &'static str {
-        match self {
-            Record::Ownership => "ownership",
-            Record::Checkpoint => "checkpoint",
-        }
+/// The path segment of a record kind.
+fn segment(record: Record) -> &'static str {
+    match record {
+        Record::Ownership => "ownership",
+        Record::Checkpoint => "checkpoint",
     }
 }
 
@@ -35,7 +28,7 @@ pub(crate) fn prefix(
     check_segment("consumer_group", consumer_group)?;
     Ok(format!(
         "{namespace}/{eventhub}/{consumer_group}/{}/",
-        record.segment()
+        segment(record)
     )
     .to_lowercase())
 }

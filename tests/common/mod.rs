@@ -7,7 +7,7 @@ use eventhub_checkpointstore::azure_core::http::RequestContent;
 use eventhub_checkpointstore::azure_core::http::{
     headers::HeaderName,
     policies::{Policy, PolicyResult},
-    Context, Request, Url,
+    ClientOptions, Context, Request, Url,
 };
 use eventhub_checkpointstore::azure_storage_blob::models::BlockBlobClientUploadOptions;
 use eventhub_checkpointstore::{
@@ -172,6 +172,11 @@ impl Recorder {
             .per_try_policies
             .push(Arc::new(self.clone()));
         options
+    }
+
+    /// `client_options` (of any store) with this recorder in the pipeline.
+    pub fn install_in(&self, client_options: &mut ClientOptions) {
+        client_options.per_try_policies.push(Arc::new(self.clone()));
     }
 
     /// What was sent since the last `take`.

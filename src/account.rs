@@ -1,0 +1,60 @@
+//! A storage account as both stores reach it: its URL (with a SAS in the query taken as the
+//! credential) and the pipeline options that carry the shared transport and the authorization.
+
+use crate::connection_string::Service;
+use crate::credential::{SasToken, StorageCredential};
+use crate::error::{Error, Result};
+use azure_core::http::{new_http_client, ClientOptions, HttpClientOptions, Transport, Url};
+
+/// Parses `account_url`; a SAS in its query string becomes the credential (given only one way).
+pub(crate) fn parse_url(
+    account_url: &str,
+    credential: StorageCredential,
+) -> Result<(Url, StorageCredential)> {
+    let mut credential = credential;
+    let mut url = Url::parse(account_url.trim())
+        .map_err(|e| Error::invalid_input(format!("account_url is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Error::invalid_input(
+            "account_url must be an http or https URL with a host",
+        ));
+    }
+    if let Some(query) = url.query().filter(|q| !q.is_empty()) {
+        if !matches!(credential, StorageCredential::Anonymous) {
+            return Err(Error::invalid_input(
+                "account_url carries a SAS query string and a credential is given too; use one",
+            ));
+        }
+        credential = SasToken::new(query)
+            .map_err(|_| Error::invalid_input("account_url has a query string that is not a SAS"))?
+            .into();
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok((url, credential))
+}
+
+/// `options` with one HTTP client for the store and all its clones (clients built per operation
+/// would otherwise each open their own connection pool) and the credential's authorization
+/// policy, which runs after every other per-try policy since Shared Key signs their headers.
+pub(crate) fn client_options(
+    mut options: ClientOptions,
+    credential: &StorageCredential,
+    url: &Url,
+    service: Service,
+) -> Result<ClientOptions> {
+    // `..Default::default()` below is needless today; HttpClientOptions gains fields across
+    // azure_core releases.
+    #[allow(clippy::needless_update)]
+    if options.transport.is_none() {
+        // Decompression stays off, as the blob crate's own default.
+        options.transport = Some(Transport::new(new_http_client(Some(HttpClientOptions {
+            automatic_decompression: false,
+            ..Default::default()
+        }))));
+    }
+    if let Some(policy) = crate::auth::policy_for(credential, url, service)? {
+        options.per_try_policies.push(policy);
+    }
+    Ok(options)
+}

@@ -1,0 +1,71 @@
+//! The claim rules every store follows (`shared/spec/WIRE.md`): all claims checked before the
+//! first request, requests concurrent up to a bound, a lost race left out of the result, and an
+//! error only when nothing was won and something failed for another reason.
+
+use crate::error::{Error, Result};
+use crate::model::Ownership;
+use futures::{Future, StreamExt};
+
+/// The result of one claim request.
+pub(crate) enum ClaimOutcome {
+    Won(Ownership),
+    /// Someone else wrote the record first: a normal outcome.
+    Lost(Error),
+    /// Anything else: never reported as won.
+    Failed(Error),
+}
+
+/// Claims `ownership`: each is turned into a request by `prepare` (all before the first is sent,
+/// so bad input fails the call as a whole) and sent by `claim_one`, at most `concurrency` at once.
+/// Returns the claims won, in input order.
+pub(crate) async fn claim_all<'a, C, F, Fut>(
+    ownership: &'a [Ownership],
+    concurrency: usize,
+    prepare: impl Fn(&Ownership) -> Result<C>,
+    claim_one: F,
+) -> Result<Vec<Ownership>>
+where
+    F: Fn(&'a Ownership, C) -> Fut,
+    Fut: Future<Output = ClaimOutcome> + 'a,
+{
+    let claims = ownership.iter().map(prepare).collect::<Result<Vec<_>>>()?;
+    // Unordered, so one slow request does not hold back the others (an ordered buffer counts
+    // finished requests against the bound until the ones before them finish); the input order is
+    // restored afterwards.
+    let claim_one = &claim_one;
+    let mut outcomes: Vec<(usize, ClaimOutcome)> =
+        futures::stream::iter(claims.into_iter().enumerate())
+            .map(|(i, claim)| async move { (i, claim_one(&ownership[i], claim).await) })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    outcomes.sort_unstable_by_key(|(i, _)| *i);
+
+    let mut won = Vec::with_capacity(ownership.len());
+    let mut first_failure = None;
+    for ((_, outcome), requested) in outcomes.into_iter().zip(ownership) {
+        match outcome {
+            ClaimOutcome::Won(o) => won.push(o),
+            ClaimOutcome::Lost(err) => tracing::debug!(
+                partition_id = %requested.partition_id,
+                reason = %err,
+                "ownership claim lost to another owner"
+            ),
+            ClaimOutcome::Failed(err) => {
+                tracing::warn!(
+                    partition_id = %requested.partition_id,
+                    error = %err,
+                    "ownership claim failed"
+                );
+                first_failure.get_or_insert(err);
+            }
+        }
+    }
+    match first_failure {
+        Some(err) if won.is_empty() => Err(err),
+        _ => {
+            tracing::debug!(claimed = won.len(), "claimed ownership");
+            Ok(won)
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The thin layer between the store and the Table service: each function is one Table REST
+//! operation on one table, sent through an `azure_core` pipeline (retries, transport,
+//! authorization policy), with errors mapped to ours. Not a general Tables client: only what the
+//! store needs.
+
+use super::entity::{self, Entity, Page};
+use crate::error::{Error, Result};
+use azure_core::{
+    error::CheckSuccessOptions,
+    http::{
+        headers::Headers, ClientOptions, Context, Etag, Method, Pipeline, PipelineSendOptions,
+        RawResponse, Request, Url,
+    },
+    time::OffsetDateTime,
+};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use serde_json::Value;
+
+/// What must be percent-encoded inside the parentheses of an entity's address.
+const KEY_ENCODE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|');
+
+/// The new version of an entity after a write.
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub(crate) etag: Option<Etag>,
+    pub(crate) timestamp: Option<OffsetDateTime>,
+}
+
+/// One table of one account.
+pub(crate) struct Table {
+    pipeline: Pipeline,
+    /// The account URL, ending without `/`.
+    account: Url,
+    name: String,
+    version: String,
+}
+
+impl Table {
+    /// `client_options` must already carry the transport and the authorization policy.
+    pub(crate) fn new(
+        account: Url,
+        name: String,
+        client_options: ClientOptions,
+        version: String,
+    ) -> Self {
+        let pipeline = Pipeline::new(
+            Some(env!("CARGO_PKG_NAME")),
+            Some(env!("CARGO_PKG_VERSION")),
+            client_options,
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        Self {
+            pipeline,
+            account,
+            name,
+            version,
+        }
+    }
+
+    /// The table's URL.
+    pub(crate) fn url(&self) -> Url {
+        self.at(&self.name)
+    }
+
+    fn at(&self, resource: &str) -> Url {
+        let mut url = self.account.clone();
+        let path = format!("{}/{resource}", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        url
+    }
+
+    /// Create Table; `false` when it already existed.
+    pub(crate) async fn create_if_missing(&self) -> Result<bool> {
+        let mut request = self.request(self.at("Tables"), Method::Post);
+        request.insert_header("prefer", "return-no-content");
+        set_json(&mut request, &serde_json::json!({ "TableName": self.name }));
+        match self.send(&mut request, &[201, 204]).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.error_code() == Some("TableAlreadyExists") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every entity of `partition_key`, following continuation headers (one request per 1,000
+    /// entities). Each entity goes through `convert` as its page arrives.
+    pub(crate) async fn query<T>(
+        &self,
+        partition_key: &str,
+        mut convert: impl FnMut(Entity) -> T,
+    ) -> Result<Vec<T>> {
+        let filter = format!(
+            "PartitionKey eq {}",
+            super::keys::odata_literal(partition_key)
+        );
+        let mut records = Vec::new();
+        let mut next: Option<(String, Option<String>)> = None;
+        loop {
+            let mut url = self.at(&format!("{}()", self.name));
+            {
+                let mut query = url.query_pairs_mut();
+                query.append_pair("$filter", &filter);
+                if let Some((partition, row)) = &next {
+                    query.append_pair("NextPartitionKey", partition);
+                    if let Some(row) = row {
+                        query.append_pair("NextRowKey", row);
+                    }
+                }
+            }
+            let mut request = self.request(url, Method::Get);
+            let response = self.send(&mut request, &[200]).await?;
+            let page: Page =
+                serde_json::from_slice(response.body()).map_err(|e| Error::UnexpectedResponse {
+                    message: format!("a query page is not the expected JSON: {e}"),
+                })?;
+            records.extend(page.value.into_iter().map(&mut convert));
+            let header = |name: &'static str| {
+                response
+                    .headers()
+                    .get_optional_str(&azure_core::http::headers::HeaderName::from_static(name))
+                    .map(str::to_owned)
+            };
+            match header("x-ms-continuation-nextpartitionkey") {
+                Some(partition) => next = Some((partition, header("x-ms-continuation-nextrowkey"))),
+                None => return Ok(records),
+            }
+        }
+    }
+
+    /// Insert Entity: fails with 409 `EntityAlreadyExists` when it exists. The response carries
+    /// the entity (`Prefer: return-content`), so its Timestamp comes without another request.
+    pub(crate) async fn insert(&self, body: &Value) -> Result<Written> {
+        let mut request = self.request(self.url(), Method::Post);
+        request.insert_header("prefer", "return-content");
+        set_json(&mut request, body);
+        let response = self.send(&mut request, &[201]).await?;
+        let returned: Option<Entity> = serde_json::from_slice(response.body()).ok();
+        let mut written = written_from(response.headers());
+        if let Some(timestamp) = returned.as_ref().and_then(Entity::timestamp) {
+            written.timestamp = Some(timestamp);
+        }
+        Ok(written)
+    }
+
+    /// Update Entity (replace) with `If-Match: etag`, or Insert Or Replace Entity without one.
+    /// The response has no body; the new ETag carries the new Timestamp.
+    pub(crate) async fn replace(
+        &self,
+        partition_key: &str,
+        row_key: &str,
+        body: &Value,
+        if_match: Option<&Etag>,
+    ) -> Result<Written> {
+        let address = format!(
+            "{}(PartitionKey={},RowKey={})",
+            self.name,
+            utf8_percent_encode(&super::keys::odata_literal(partition_key), KEY_ENCODE),
+            utf8_percent_encode(&super::keys::odata_literal(row_key), KEY_ENCODE),
+        );
+        let mut request = self.request(self.at(&address), Method::Put);
+        if let Some(etag) = if_match {
+            request.insert_header("if-match", etag.to_string());
+        }
+        set_json(&mut request, body);
+        let response = self.send(&mut request, &[204]).await?;
+        Ok(written_from(response.headers()))
+    }
+
+    fn request(&self, url: Url, method: Method) -> Request {
+        let mut request = Request::new(url, method);
+        request.insert_header("accept", "application/json;odata=minimalmetadata");
+        request.insert_header("x-ms-version", self.version.clone());
+        request.insert_header("dataserviceversion", "3.0");
+        request.insert_header("maxdataserviceversion", "3.0;NetFx");
+        request
+    }
+
+    async fn send(&self, request: &mut Request, success: &'static [u16]) -> Result<RawResponse> {
+        let options = PipelineSendOptions {
+            check_success: CheckSuccessOptions {
+                success_codes: success,
+            },
+            ..Default::default()
+        };
+        Ok(self
+            .pipeline
+            .send(&Context::new(), request, Some(options))
+            .await?)
+    }
+}
+
+fn set_json(request: &mut Request, body: &Value) {
+    request.insert_header("content-type", "application/json");
+    request.set_body(azure_core::Bytes::from(body.to_string()));
+}
+
+fn written_from(headers: &Headers) -> Written {
+    let etag = headers
+        .get_optional_str(&azure_core::http::headers::ETAG)
+        .map(str::to_owned);
+    Written {
+        timestamp: etag.as_deref().and_then(entity::timestamp_of_etag),
+        etag: etag.map(Etag::from),
+    }
+}

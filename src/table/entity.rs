@@ -1,0 +1,189 @@
+//! Entities as the Table service sends and takes them (JSON, `odata=minimalmetadata`): the
+//! properties `ownerid`, `offset` and `sequencenumber`, all strings as the Python table store
+//! writes them. Reading is tolerant: a peer's number-typed value is read too, and a malformed one
+//! is reported as absent with a warning, never a failed listing.
+
+use crate::error::{Error, Result};
+use crate::model::Checkpoint;
+use azure_core::{http::Etag, time::OffsetDateTime};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+
+pub(crate) const OWNER_ID: &str = "ownerid";
+pub(crate) const OFFSET: &str = "offset";
+pub(crate) const SEQUENCE_NUMBER: &str = "sequencenumber";
+
+/// One page of a query.
+#[derive(Deserialize)]
+pub(crate) struct Page {
+    pub(crate) value: Vec<Entity>,
+}
+
+/// One entity: its keys, version and properties.
+#[derive(Deserialize)]
+pub(crate) struct Entity {
+    #[serde(rename = "RowKey")]
+    pub(crate) row_key: String,
+    #[serde(rename = "Timestamp")]
+    timestamp: Option<String>,
+    #[serde(rename = "odata.etag")]
+    etag: Option<String>,
+    #[serde(flatten)]
+    properties: Map<String, Value>,
+}
+
+impl Entity {
+    pub(crate) fn etag(&self) -> Option<Etag> {
+        self.etag.clone().map(Etag::from)
+    }
+
+    pub(crate) fn timestamp(&self) -> Option<OffsetDateTime> {
+        self.timestamp
+            .as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+    }
+
+    /// A property as text: strings as they are, numbers in decimal.
+    fn text(&self, name: &str) -> Option<String> {
+        match self.properties.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The owner; missing and empty both mean "nobody".
+    pub(crate) fn owner_id(&self) -> Option<String> {
+        self.text(OWNER_ID).filter(|o| !o.is_empty())
+    }
+
+    pub(crate) fn offset(&self) -> Option<String> {
+        self.text(OFFSET).filter(|o| !o.is_empty())
+    }
+
+    pub(crate) fn sequence_number(&self) -> Option<i64> {
+        let text = self.text(SEQUENCE_NUMBER)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        match text.parse() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                tracing::warn!(
+                    row_key = %self.row_key,
+                    value = %text,
+                    "checkpoint entity has a malformed sequencenumber; reporting none"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The JSON body of an ownership entity.
+pub(crate) fn ownership_body(partition_key: &str, row_key: &str, owner_id: Option<&str>) -> Value {
+    let mut body = keys(partition_key, row_key);
+    body.insert(OWNER_ID.into(), owner_id.unwrap_or_default().into());
+    Value::Object(body)
+}
+
+/// The JSON body of a checkpoint entity: only the fields present, at least one.
+pub(crate) fn checkpoint_body(
+    partition_key: &str,
+    row_key: &str,
+    checkpoint: &Checkpoint,
+) -> Result<Value> {
+    if checkpoint.offset.is_none() && checkpoint.sequence_number.is_none() {
+        return Err(Error::invalid_input(
+            "a checkpoint needs an offset or a sequence_number",
+        ));
+    }
+    let mut body = keys(partition_key, row_key);
+    if let Some(offset) = &checkpoint.offset {
+        body.insert(OFFSET.into(), offset.clone().into());
+    }
+    if let Some(sequence_number) = checkpoint.sequence_number {
+        body.insert(SEQUENCE_NUMBER.into(), sequence_number.to_string().into());
+    }
+    Ok(Value::Object(body))
+}
+
+fn keys(partition_key: &str, row_key: &str) -> Map<String, Value> {
+    let mut body = Map::with_capacity(4);
+    body.insert("PartitionKey".into(), partition_key.into());
+    body.insert("RowKey".into(), row_key.into());
+    body
+}
+
+/// Whether `etag` has the form the Table service gives entity versions
+/// (`W/"datetime'…'"`).
+pub(crate) fn is_entity_etag(etag: &str) -> bool {
+    etag.starts_with("W/\"datetime'") && etag.ends_with("'\"")
+}
+
+/// The entity's Timestamp as carried in its ETag (`W/"datetime'2026-11-21T10%3A00%3A00.1234567Z'"`),
+/// which is what an update response returns instead of the entity.
+pub(crate) fn timestamp_of_etag(etag: &str) -> Option<OffsetDateTime> {
+    let start = etag.find("datetime'")? + "datetime'".len();
+    let end = start + etag[start..].find('\'')?;
+    let decoded = percent_encoding::percent_decode_str(&etag[start..end])
+        .decode_utf8()
+        .ok()?;
+    OffsetDateTime::parse(&decoded, &Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entities_are_read_tolerantly() {
+        let page: Page = serde_json::from_str(
+            r#"{"odata.metadata":"x","value":[
+                {"odata.etag":"W/\"datetime'2026-11-21T10%3A00%3A00.1234567Z'\"","PartitionKey":"p","RowKey":"0",
+                 "Timestamp":"2026-11-21T10:00:00.1234567Z","ownerid":"a","offset":"12","sequencenumber":"34"},
+                {"PartitionKey":"p","RowKey":"1","sequencenumber":35,"sequencenumber@odata.type":"Edm.Int64"},
+                {"PartitionKey":"p","RowKey":"2","ownerid":"","sequencenumber":"x"}
+            ]}"#,
+        )
+        .unwrap();
+        let [a, b, c] = &page.value[..] else { panic!() };
+        assert_eq!(a.owner_id().as_deref(), Some("a"));
+        assert_eq!(
+            (a.offset().as_deref(), a.sequence_number()),
+            (Some("12"), Some(34))
+        );
+        assert_eq!(a.timestamp(), timestamp_of_etag(a.etag().unwrap().as_ref()));
+        assert!(a.timestamp().is_some());
+        assert!(is_entity_etag(a.etag().unwrap().as_ref()));
+        assert!(!is_entity_etag("\"0x8D000000000BEEF\""));
+        assert_eq!(
+            (b.sequence_number(), b.owner_id(), b.etag()),
+            (Some(35), None, None)
+        );
+        assert_eq!((c.owner_id(), c.sequence_number()), (None, None));
+    }
+
+    #[test]
+    fn bodies_carry_keys_and_string_properties() {
+        let body = checkpoint_body(
+            "pk",
+            "0",
+            &Checkpoint::new("n", "h", "g", "0", None, Some(7)),
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"PartitionKey": "pk", "RowKey": "0", "sequencenumber": "7"})
+        );
+        assert_eq!(
+            ownership_body("pk", "0", None),
+            serde_json::json!({"PartitionKey": "pk", "RowKey": "0", "ownerid": ""})
+        );
+        assert!(
+            checkpoint_body("pk", "0", &Checkpoint::new("n", "h", "g", "0", None, None)).is_err()
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The checkpoint store over Azure Table storage (feature `table`).
+
+mod client;
+mod entity;
+mod keys;
+
+use crate::claim::{claim_all, ClaimOutcome};
+use crate::connection_string::{ConnectionString, Service};
+use crate::credential::StorageCredential;
+use crate::error::{Error, Result};
+use crate::model::{Checkpoint, Ownership, Record};
+use crate::store::CheckpointStore;
+use crate::DEFAULT_CLAIM_CONCURRENCY;
+use async_trait::async_trait;
+use azure_core::http::{ClientOptions, Etag, Url};
+use client::Table;
+use serde_json::Value;
+use std::{fmt, num::NonZeroUsize, sync::Arc};
+
+/// The Table service version sent by default: the newest one, which Azurite and Cosmos DB's Table
+/// API accept too.
+pub const DEFAULT_TABLE_API_VERSION: &str = "2019-02-02";
+
+/// How a [`TableCheckpointStore`] talks to the service.
+///
+/// ```
+/// use eventhub_checkpointstore::TableCheckpointStoreOptions;
+/// use std::num::NonZeroUsize;
+///
+/// let options = TableCheckpointStoreOptions {
+///     claim_concurrency: NonZeroUsize::new(8).unwrap(),
+///     ..Default::default()
+/// };
+/// ```
+#[derive(Clone, Debug)]
+pub struct TableCheckpointStoreOptions {
+    /// The `x-ms-version` sent with every request. Default [`DEFAULT_TABLE_API_VERSION`].
+    pub api_version: String,
+    /// How many claim requests of one `claim_ownership` call may be in flight at once.
+    pub claim_concurrency: NonZeroUsize,
+    /// The `azure_core` pipeline options: retries, transport, extra policies, logging.
+    pub client_options: ClientOptions,
+}
+
+impl Default for TableCheckpointStoreOptions {
+    fn default() -> Self {
+        Self {
+            api_version: DEFAULT_TABLE_API_VERSION.to_owned(),
+            claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
+            client_options: ClientOptions::default(),
+        }
+    }
+}
+
+/// A [`CheckpointStore`] that keeps ownership and checkpoints as entities of one table, laid out
+/// as Python's `azure-eventhub-checkpointstoretable` lays them out:
+///
+/// | record | PartitionKey | RowKey | properties |
+/// |---|---|---|---|
+/// | ownership | `"{namespace} {eventhub} {consumer_group} Ownership"` | partition id | `ownerid` |
+/// | checkpoint | `"{namespace} {eventhub} {consumer_group} Checkpoint"` | partition id | `offset`, `sequencenumber` |
+///
+/// Property values are strings. A record's `etag` is the entity's ETag and its `last_modified`
+/// the entity's `Timestamp`. Keys are case-sensitive and may not contain `/`, `\`, `#`, `?`,
+/// control characters or (in the scope, which is joined with spaces) a space: such input fails
+/// with [`Error::InvalidInput`] before any request.
+///
+/// Requests: a listing is one query per 1,000 records; a claim is one request (Insert Entity for
+/// a new partition, Update Entity with `If-Match` otherwise); a checkpoint update is always one
+/// (Insert Or Replace Entity). Cloning is cheap: clones share one connection pool.
+///
+/// ```no_run
+/// use eventhub_checkpointstore::{Checkpoint, CheckpointStore, TableCheckpointStore};
+///
+/// # async fn demo() -> eventhub_checkpointstore::Result<()> {
+/// let store = TableCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+/// store.create_table_if_missing().await?;
+/// let ns = "myns.servicebus.windows.net";
+/// store
+///     .update_checkpoint(&Checkpoint::new(ns, "telemetry", "$Default", "0", Some("1024".into()), Some(17)))
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TableCheckpointStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    table: Table,
+    claim_concurrency: usize,
+    credential: StorageCredential,
+}
+
+impl fmt::Debug for TableCheckpointStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableCheckpointStore")
+            .field("table_url", &self.inner.table.url().as_str())
+            .field("claim_concurrency", &self.inner.claim_concurrency)
+            .field("credential", &self.inner.credential)
+            .finish()
+    }
+}
+
+impl TableCheckpointStore {
+    /// A store over `table` of the account at `account_url` (e.g.
+    /// `https://myaccount.table.core.windows.net`, or Azurite's
+    /// `http://127.0.0.1:10002/devstoreaccount1`).
+    ///
+    /// A SAS may be given as the credential or as the URL's query string. Nothing is sent until
+    /// the first operation; invalid arguments fail here.
+    ///
+    /// ```
+    /// use eventhub_checkpointstore::{SharedKeyCredential, TableCheckpointStore};
+    ///
+    /// let key = SharedKeyCredential::new("myaccount", "a2V5")?;
+    /// let store = TableCheckpointStore::new("https://myaccount.table.core.windows.net", "checkpoints", key, None)?;
+    /// assert_eq!(store.table_url().as_str(), "https://myaccount.table.core.windows.net/checkpoints");
+    /// # Ok::<(), eventhub_checkpointstore::Error>(())
+    /// ```
+    pub fn new(
+        account_url: &str,
+        table: &str,
+        credential: impl Into<StorageCredential>,
+        options: Option<TableCheckpointStoreOptions>,
+    ) -> Result<Self> {
+        let (url, credential) = crate::account::parse_url(account_url, credential.into())?;
+        check_table_name(table)?;
+        let options = options.unwrap_or_default();
+        crate::blob::check_api_version(&options.api_version)?;
+        let client_options = crate::account::client_options(
+            options.client_options,
+            &credential,
+            &url,
+            Service::Table,
+        )?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                table: Table::new(url, table.to_owned(), client_options, options.api_version),
+                claim_concurrency: options.claim_concurrency.get(),
+                credential,
+            }),
+        })
+    }
+
+    /// A store over `table` of the account a connection string names (its `TableEndpoint`, the
+    /// endpoint derived from `AccountName`, or Azurite's port 10002 for
+    /// `UseDevelopmentStorage=true`).
+    ///
+    /// ```
+    /// use eventhub_checkpointstore::TableCheckpointStore;
+    ///
+    /// let store = TableCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+    /// assert_eq!(store.table_url().as_str(), "http://127.0.0.1:10002/devstoreaccount1/checkpoints");
+    /// # Ok::<(), eventhub_checkpointstore::Error>(())
+    /// ```
+    pub fn from_connection_string(
+        connection_string: &str,
+        table: &str,
+        options: Option<TableCheckpointStoreOptions>,
+    ) -> Result<Self> {
+        let (endpoint, credential) =
+            ConnectionString::parse(connection_string)?.for_service(Service::Table)?;
+        Self::new(endpoint.as_str(), table, credential, options)
+    }
+
+    /// The URL of the store's table.
+    pub fn table_url(&self) -> Url {
+        self.inner.table.url()
+    }
+
+    /// Creates the table if it does not exist yet; `true` when it was created.
+    pub async fn create_table_if_missing(&self) -> Result<bool> {
+        self.inner.table.create_if_missing().await
+    }
+
+    async fn claim_one(&self, requested: &Ownership, claim: Claim) -> ClaimOutcome {
+        let table = &self.inner.table;
+        let result = match &claim.etag {
+            Some(etag) => {
+                table
+                    .replace(
+                        &claim.partition_key,
+                        &claim.row_key,
+                        &claim.body,
+                        Some(etag),
+                    )
+                    .await
+            }
+            None => table.insert(&claim.body).await,
+        };
+        match result {
+            Ok(written) => ClaimOutcome::Won(Ownership {
+                owner_id: requested.owner_id.clone().filter(|o| !o.is_empty()),
+                etag: written.etag,
+                last_modified: written.timestamp,
+                ..requested.clone()
+            }),
+            Err(err) if lost_race(&err, claim.etag.as_ref()) => ClaimOutcome::Lost(err),
+            Err(err) => ClaimOutcome::Failed(err),
+        }
+    }
+}
+
+/// One claim, checked and ready to send.
+struct Claim {
+    partition_key: String,
+    row_key: String,
+    body: Value,
+    etag: Option<Etag>,
+}
+
+impl Claim {
+    fn prepare(requested: &Ownership) -> Result<Self> {
+        let partition_key = keys::partition_key(
+            &requested.fully_qualified_namespace,
+            &requested.eventhub_name,
+            &requested.consumer_group,
+            Record::Ownership,
+        )?;
+        let row_key = keys::row_key(&requested.partition_id)?.to_owned();
+        let etag = match &requested.etag {
+            Some(etag) if etag.as_ref().trim().is_empty() => {
+                return Err(Error::invalid_input("etag must not be empty"))
+            }
+            other => other.clone(),
+        };
+        Ok(Self {
+            body: entity::ownership_body(&partition_key, &row_key, requested.owner_id.as_deref()),
+            partition_key,
+            row_key,
+            etag,
+        })
+    }
+}
+
+/// Whether a failed claim lost a race rather than failed. With an etag: 412 (the entity changed)
+/// or 404 (it was deleted; a missing table is a real failure), or 400 for an etag that is not an
+/// entity version at all (e.g. a blob's): no version of the entity can match it. Without one:
+/// 409 EntityAlreadyExists.
+fn lost_race(err: &Error, etag: Option<&Etag>) -> bool {
+    let foreign_etag = etag.is_some_and(|e| !entity::is_entity_etag(e.as_ref()));
+    matches!(
+        (err.status(), err.error_code(), etag.is_some()),
+        (Some(412), _, true)
+            | (Some(404), Some("ResourceNotFound"), true)
+            | (Some(409), Some("EntityAlreadyExists"), false)
+    ) || (foreign_etag && err.status() == Some(400))
+}
+
+/// Azure's table naming rules: 3-63 letters and digits, starting with a letter, not `tables`.
+fn check_table_name(name: &str) -> Result<()> {
+    let valid = (3..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !name.eq_ignore_ascii_case("tables");
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "table name '{name}' is invalid: 3-63 letters and digits, starting with a letter (and not \"tables\")"
+        )))
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for TableCheckpointStore {
+    #[tracing::instrument(level = "debug", skip(self), err)]
+    async fn list_ownership(
+        &self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+    ) -> Result<Vec<Ownership>> {
+        let partition_key = keys::partition_key(
+            fully_qualified_namespace,
+            eventhub_name,
+            consumer_group,
+            Record::Ownership,
+        )?;
+        self.inner
+            .table
+            .query(&partition_key, |entity| Ownership {
+                fully_qualified_namespace: fully_qualified_namespace.to_owned(),
+                eventhub_name: eventhub_name.to_owned(),
+                consumer_group: consumer_group.to_owned(),
+                owner_id: entity.owner_id(),
+                etag: entity.etag(),
+                last_modified: entity.timestamp(),
+                partition_id: entity.row_key,
+            })
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
+    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
+        claim_all(
+            ownership,
+            self.inner.claim_concurrency,
+            Claim::prepare,
+            |requested, claim| self.claim_one(requested, claim),
+        )
+        .await
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(partition_id = %checkpoint.partition_id, sequence_number = ?checkpoint.sequence_number),
+        err
+    )]
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let partition_key = keys::partition_key(
+            &checkpoint.fully_qualified_namespace,
+            &checkpoint.eventhub_name,
+            &checkpoint.consumer_group,
+            Record::Checkpoint,
+        )?;
+        let row_key = keys::row_key(&checkpoint.partition_id)?;
+        let body = entity::checkpoint_body(&partition_key, row_key, checkpoint)?;
+        // Insert Or Replace: one request whether or not the partition has a checkpoint yet;
+        // checkpoints are last-writer-wins.
+        self.inner
+            .table
+            .replace(&partition_key, row_key, &body, None)
+            .await
+            .map(drop)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), err)]
+    async fn list_checkpoints(
+        &self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+    ) -> Result<Vec<Checkpoint>> {
+        let partition_key = keys::partition_key(
+            fully_qualified_namespace,
+            eventhub_name,
+            consumer_group,
+            Record::Checkpoint,
+        )?;
+        self.inner
+            .table
+            .query(&partition_key, |entity| Checkpoint {
+                fully_qualified_namespace: fully_qualified_namespace.to_owned(),
+                eventhub_name: eventhub_name.to_owned(),
+                consumer_group: consumer_group.to_owned(),
+                offset: entity.offset(),
+                sequence_number: entity.sequence_number(),
+                partition_id: entity.row_key,
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        for ok in ["abc", "Checkpoints", "a1b2c3", &"a".repeat(63)] {
+            assert!(check_table_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "1abc",
+            "a-b",
+            "tables",
+            "TABLES",
+            "ab c",
+            &"a".repeat(64),
+        ] {
+            assert!(check_table_name(bad).is_err(), "{bad}");
+        }
+    }
+}

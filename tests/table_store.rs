@@ -1,0 +1,441 @@
+//! `TableCheckpointStore` on Azurite's table service: the shared conformance suite, the Python
+//! table store's layout and cases, request counts and failure modes.
+
+mod common;
+mod conformance;
+
+use async_trait::async_trait;
+use common::{connection_string, Recorder, Sent};
+use eventhub_checkpointstore::azure_core::{credentials::Secret, hmac::hmac_sha256};
+use eventhub_checkpointstore::{
+    Checkpoint, CheckpointStore, ConnectionString, Error, Ownership, TableCheckpointStore,
+    TableCheckpointStoreOptions, DEVELOPMENT_ACCOUNT_KEY, DEVELOPMENT_ACCOUNT_NAME,
+};
+use serde_json::{json, Value};
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+const NS: &str = "myns.servicebus.windows.net";
+const EH: &str = "telemetry";
+const CG: &str = "$Default";
+
+/// A table name no other test uses (letters and digits only).
+fn unique_table() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t{}x{}x{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn store_on(table: &str, options: Option<TableCheckpointStoreOptions>) -> TableCheckpointStore {
+    TableCheckpointStore::from_connection_string(&connection_string(), table, options)
+        .expect("the Azurite connection string has a TableEndpoint")
+}
+
+async fn fresh_table() -> String {
+    let table = unique_table();
+    assert!(store_on(&table, None)
+        .create_table_if_missing()
+        .await
+        .unwrap());
+    table
+}
+
+/// One fresh table per test; every client is a separate store (its own connection pool).
+struct TableBackend {
+    table: String,
+}
+
+async fn table_backend() -> TableBackend {
+    TableBackend {
+        table: fresh_table().await,
+    }
+}
+
+#[async_trait]
+impl conformance::Backend for TableBackend {
+    async fn client(&self) -> Arc<dyn CheckpointStore> {
+        Arc::new(store_on(&self.table, None))
+    }
+}
+
+conformance_suite!(table_backend());
+
+/// Plain HTTP against the table, signed with the development key: what another SDK would send
+/// and see, without going through the store.
+struct Raw {
+    http: reqwest::Client,
+    endpoint: String,
+    table: String,
+}
+
+impl Raw {
+    fn new(table: &str) -> Self {
+        let connection = ConnectionString::parse(&connection_string()).unwrap();
+        Self {
+            http: reqwest::Client::new(),
+            endpoint: connection
+                .table_endpoint()
+                .unwrap()
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            table: table.to_owned(),
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, resource: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/{resource}", self.endpoint);
+        let path = reqwest::Url::parse(&url).unwrap().path().to_owned();
+        let date = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap()
+            .replace("+0000", "GMT");
+        let content_type = if body.is_some() {
+            "application/json"
+        } else {
+            ""
+        };
+        let to_sign =
+            format!("{method}\n\n{content_type}\n{date}\n/{DEVELOPMENT_ACCOUNT_NAME}{path}");
+        let signature = hmac_sha256(&to_sign, &Secret::new(DEVELOPMENT_ACCOUNT_KEY)).unwrap();
+        let mut request = self
+            .http
+            .request(method, &url)
+            .header("x-ms-date", date)
+            .header("x-ms-version", "2019-02-02")
+            .header("accept", "application/json;odata=minimalmetadata")
+            .header(
+                "authorization",
+                format!("SharedKey {DEVELOPMENT_ACCOUNT_NAME}:{signature}"),
+            );
+        if let Some(body) = body {
+            request = request
+                .header("content-type", content_type)
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{status}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Every entity of the table, as stored.
+    async fn entities(&self) -> Vec<Value> {
+        let page = self
+            .send(reqwest::Method::GET, &format!("{}()", self.table), None)
+            .await;
+        page["value"].as_array().unwrap().clone()
+    }
+
+    async fn insert(&self, entity: Value) {
+        self.send(reqwest::Method::POST, &self.table, Some(entity))
+            .await;
+    }
+}
+
+/// The entities are what Python's `azure-eventhub-checkpointstoretable` writes and reads: keys
+/// `"{ns} {eh} {cg} Ownership|Checkpoint"` / partition id, string properties.
+#[tokio::test]
+async fn entities_have_the_python_table_store_layout() {
+    let table = fresh_table().await;
+    let store = store_on(&table, None);
+    store
+        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-a")])
+        .await
+        .unwrap();
+    store
+        .update_checkpoint(&Checkpoint::new(
+            NS,
+            EH,
+            CG,
+            "0",
+            Some("4096".into()),
+            Some(42),
+        ))
+        .await
+        .unwrap();
+    let mut entities = Raw::new(&table).entities().await;
+    entities.sort_by_key(|e| e["PartitionKey"].as_str().unwrap().to_owned());
+    let [checkpoint, ownership] = &entities[..] else {
+        panic!("two entities expected: {entities:?}")
+    };
+    assert_eq!(
+        checkpoint["PartitionKey"],
+        "myns.servicebus.windows.net telemetry $Default Checkpoint"
+    );
+    assert_eq!(checkpoint["RowKey"], "0");
+    assert_eq!(checkpoint["offset"], "4096");
+    assert_eq!(checkpoint["sequencenumber"], "42");
+    assert_eq!(
+        ownership["PartitionKey"],
+        "myns.servicebus.windows.net telemetry $Default Ownership"
+    );
+    assert_eq!(ownership["RowKey"], "0");
+    assert_eq!(ownership["ownerid"], "owner-a");
+    assert!(ownership.get("sequencenumber@odata.type").is_none());
+}
+
+/// Records a peer wrote (strings as Python does, or typed numbers) are read back, and claimed.
+#[tokio::test]
+async fn peer_written_entities_are_read_and_claimable() {
+    let table = fresh_table().await;
+    let raw = Raw::new(&table);
+    let scope = format!("{NS} {EH} {CG}");
+    raw.insert(
+        json!({"PartitionKey": format!("{scope} Ownership"), "RowKey": "3", "ownerid": "python-1"}),
+    )
+    .await;
+    raw.insert(json!({"PartitionKey": format!("{scope} Checkpoint"), "RowKey": "3", "offset": "77", "sequencenumber": "7"}))
+        .await;
+    raw.insert(
+        json!({"PartitionKey": format!("{scope} Checkpoint"), "RowKey": "4",
+                      "sequencenumber": "8", "sequencenumber@odata.type": "Edm.Int64"}),
+    )
+    .await;
+    raw.insert(
+        json!({"PartitionKey": format!("{scope} Checkpoint"), "RowKey": "5", "sequencenumber": 9}),
+    )
+    .await;
+
+    let store = store_on(&table, None);
+    let owners = store.list_ownership(NS, EH, CG).await.unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].owner_id.as_deref(), Some("python-1"));
+    assert!(owners[0].etag.is_some() && owners[0].last_modified.is_some());
+    let mut checkpoints = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    checkpoints.sort_by(|a, b| a.partition_id.cmp(&b.partition_id));
+    let read: Vec<(&str, Option<&str>, Option<i64>)> = checkpoints
+        .iter()
+        .map(|c| {
+            (
+                c.partition_id.as_str(),
+                c.offset.as_deref(),
+                c.sequence_number,
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("3", Some("77"), Some(7)),
+            ("4", None, Some(8)),
+            ("5", None, Some(9))
+        ]
+    );
+
+    // Taking over the peer's partition with the etag it listed wins; the old etag then loses.
+    let takeover = Ownership {
+        owner_id: Some("rust-1".into()),
+        ..owners[0].clone()
+    };
+    let won = store
+        .claim_ownership(std::slice::from_ref(&takeover))
+        .await
+        .unwrap();
+    assert_eq!(won.len(), 1);
+    assert_ne!(won[0].etag, owners[0].etag);
+    assert!(store.claim_ownership(&[takeover]).await.unwrap().is_empty());
+}
+
+/// Python's table store cases: claim, list, checkpoint, stale etag, in its order.
+#[tokio::test]
+async fn python_table_store_cases() {
+    let store = store_on(&fresh_table().await, None);
+    // test_claim_ownership: 3 new partitions, all won, listed with their new etags.
+    let claims: Vec<Ownership> = ["0", "1", "2"]
+        .iter()
+        .map(|p| Ownership::new(NS, EH, CG, *p, "owner-1"))
+        .collect();
+    let won = store.claim_ownership(&claims).await.unwrap();
+    assert_eq!(won.len(), 3);
+    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    for o in &listed {
+        let mine = won
+            .iter()
+            .find(|w| w.partition_id == o.partition_id)
+            .unwrap();
+        assert_eq!(o.etag, mine.etag, "partition {}", o.partition_id);
+        assert_eq!(
+            o.last_modified, mine.last_modified,
+            "partition {}",
+            o.partition_id
+        );
+    }
+    // test_claim_ownership with a stale etag: another owner renews first; the stale claim loses
+    // without aborting the rest of the batch (Python's store raised on the first one).
+    let renewed = store.claim_ownership(&won[..1]).await.unwrap();
+    assert_eq!(renewed.len(), 1);
+    let stale = Ownership {
+        owner_id: Some("owner-2".into()),
+        ..won[0].clone()
+    };
+    let current = Ownership {
+        owner_id: Some("owner-2".into()),
+        ..won[1].clone()
+    };
+    let result = store.claim_ownership(&[stale, current]).await.unwrap();
+    assert_eq!(
+        result
+            .iter()
+            .map(|o| o.partition_id.as_str())
+            .collect::<Vec<_>>(),
+        ["1"]
+    );
+    // test_update_checkpoint, twice, and list.
+    for (offset, seq) in [("10", 1), ("20", 2)] {
+        store
+            .update_checkpoint(&Checkpoint::new(
+                NS,
+                EH,
+                CG,
+                "0",
+                Some(offset.into()),
+                Some(seq),
+            ))
+            .await
+            .unwrap();
+    }
+    let checkpoints = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!(
+        (
+            checkpoints[0].offset.as_deref(),
+            checkpoints[0].sequence_number
+        ),
+        (Some("20"), Some(2))
+    );
+}
+
+fn methods(sent: &[Sent]) -> Vec<String> {
+    sent.iter().map(|s| s.method.clone()).collect()
+}
+
+/// Claims cost one request each, a checkpoint update one (new or not), and a listing one query
+/// per 1,000 entities (the Table service's page size): 0, 1 and 1,001 records take 1, 1, 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_counts() {
+    let table = fresh_table().await;
+    let recorder = Recorder::default();
+    let mut options = TableCheckpointStoreOptions::default();
+    recorder.install_in(&mut options.client_options);
+    let store = store_on(&table, Some(options));
+
+    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+    assert_eq!(methods(&recorder.take()), ["GET"]);
+
+    let claims: Vec<Ownership> = (0..1001)
+        .map(|p| Ownership::new(NS, EH, CG, p.to_string(), "o"))
+        .collect();
+    let won = store.claim_ownership(&claims).await.unwrap();
+    assert_eq!(won.len(), 1001);
+    assert_eq!(methods(&recorder.take()), vec!["POST"; 1001]);
+    assert_eq!(store.claim_ownership(&won[..32]).await.unwrap().len(), 32);
+    assert_eq!(methods(&recorder.take()), vec!["PUT"; 32]);
+
+    assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 1001);
+    assert_eq!(methods(&recorder.take()), ["GET", "GET"]);
+
+    let checkpoint = Checkpoint::new(NS, EH, CG, "0", None, Some(1));
+    store.update_checkpoint(&checkpoint).await.unwrap();
+    store.update_checkpoint(&checkpoint).await.unwrap();
+    assert_eq!(methods(&recorder.take()), ["PUT", "PUT"]);
+    assert_eq!(store.list_checkpoints(NS, EH, CG).await.unwrap().len(), 1);
+    assert_eq!(methods(&recorder.take()), ["GET"]);
+}
+
+/// A missing table, a wrong key and a bad key character each give a clear typed error.
+#[tokio::test]
+async fn failures_are_typed_errors() {
+    let store = store_on(&unique_table(), None);
+    let err = store
+        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "o")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.error_code()),
+        (Some(404), Some("TableNotFound")),
+        "{err}"
+    );
+    let err = store.list_checkpoints(NS, EH, CG).await;
+    // Azurite answers a query on a missing table with 404 TableNotFound too.
+    assert_eq!(err.unwrap_err().status(), Some(404));
+    assert!(
+        store.create_table_if_missing().await.unwrap(),
+        "created now"
+    );
+    assert!(
+        !store.create_table_if_missing().await.unwrap(),
+        "exists now"
+    );
+
+    let endpoint = ConnectionString::parse(&connection_string())
+        .unwrap()
+        .table_endpoint()
+        .unwrap()
+        .clone();
+    let wrong_key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
+    let wrong = TableCheckpointStore::from_connection_string(
+        &format!("AccountName={DEVELOPMENT_ACCOUNT_NAME};AccountKey={wrong_key};TableEndpoint={endpoint}"),
+        "whatever",
+        None,
+    )
+    .unwrap();
+    let err = wrong.list_ownership(NS, EH, CG).await.unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert!(!format!("{err} {err:?} {wrong:?}").contains(wrong_key));
+
+    for bad in ["a#b", "a/b", "a?b", "a\\b", "a\u{7}b"] {
+        let err = store
+            .update_checkpoint(&Checkpoint::new(NS, EH, CG, bad, None, Some(1)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{bad:?}: {err}");
+    }
+    assert!(matches!(
+        store.list_ownership(NS, "with space", CG).await,
+        Err(Error::InvalidInput { .. })
+    ));
+}
+
+/// Keys are sent percent-encoded: quotes, spaces, `%`, `+` and non-ASCII survive the round trip.
+#[tokio::test]
+async fn unusual_partition_ids_round_trip() {
+    let store = store_on(&fresh_table().await, None);
+    let ids = ["it's", "a b", "50%", "a+b", "ü&é", "x=y;z"];
+    let claims: Vec<Ownership> = ids
+        .iter()
+        .map(|p| Ownership::new(NS, EH, CG, *p, "o"))
+        .collect();
+    let won = store.claim_ownership(&claims).await.unwrap();
+    assert_eq!(won.len(), ids.len());
+    // Renewing goes through the entity's address (Update Entity), where the keys are in the URL.
+    assert_eq!(store.claim_ownership(&won).await.unwrap().len(), ids.len());
+    for id in ids {
+        store
+            .update_checkpoint(&Checkpoint::new(NS, EH, CG, id, None, Some(5)))
+            .await
+            .unwrap();
+    }
+    let mut listed: Vec<String> = store
+        .list_checkpoints(NS, EH, CG)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.partition_id)
+        .collect();
+    listed.sort();
+    let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
