@@ -8,32 +8,16 @@ use async_trait::async_trait;
 use common::{connection_string, Recorder, Sent};
 use eventhub_checkpointstore::azure_core::{credentials::Secret, hmac::hmac_sha256};
 use eventhub_checkpointstore::{
-    Checkpoint, CheckpointStore, ConnectionString, Error, Ownership, TableCheckpointStore,
-    TableCheckpointStoreOptions, DEVELOPMENT_ACCOUNT_KEY, DEVELOPMENT_ACCOUNT_NAME,
+    Checkpoint, CheckpointStore, ConnectionString, Error, Ownership, StorageCredential,
+    TableCheckpointStore, TableCheckpointStoreOptions, DEVELOPMENT_ACCOUNT_KEY,
+    DEVELOPMENT_ACCOUNT_NAME,
 };
 use serde_json::{json, Value};
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Arc,
-};
+use std::sync::Arc;
 
 const NS: &str = "myns.servicebus.windows.net";
 const EH: &str = "telemetry";
 const CG: &str = "$Default";
-
-/// A table name no other test uses (letters and digits only).
-fn unique_table() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "t{}x{}x{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn store_on(table: &str, options: Option<TableCheckpointStoreOptions>) -> TableCheckpointStore {
     TableCheckpointStore::from_connection_string(&connection_string(), table, options)
@@ -41,7 +25,7 @@ fn store_on(table: &str, options: Option<TableCheckpointStoreOptions>) -> TableC
 }
 
 async fn fresh_table() -> String {
-    let table = unique_table();
+    let table = common::unique_container();
     assert!(store_on(&table, None)
         .create_table_if_missing()
         .await
@@ -276,6 +260,14 @@ async fn python_table_store_cases() {
     // without aborting the rest of the batch (Python's store raised on the first one).
     let renewed = store.claim_ownership(&won[..1]).await.unwrap();
     assert_eq!(renewed.len(), 1);
+    // The update response's ETag carries the new Timestamp: what a listing reports, no extra read.
+    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let after = listed.iter().find(|o| o.partition_id == "0").unwrap();
+    assert_eq!(
+        (&after.etag, after.last_modified),
+        (&renewed[0].etag, renewed[0].last_modified)
+    );
+    assert!(renewed[0].last_modified > won[0].last_modified);
     let stale = Ownership {
         owner_id: Some("owner-2".into()),
         ..won[0].clone()
@@ -357,7 +349,7 @@ async fn request_counts() {
 /// A missing table, a wrong key and a bad key character each give a clear typed error.
 #[tokio::test]
 async fn failures_are_typed_errors() {
-    let store = store_on(&unique_table(), None);
+    let store = store_on(&common::unique_container(), None);
     let err = store
         .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "o")])
         .await
@@ -438,4 +430,58 @@ async fn unusual_partition_ids_round_trip() {
     let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     expected.sort();
     assert_eq!(listed, expected);
+}
+
+/// A SAS works as the credential, in the account URL and in a connection string.
+#[tokio::test]
+async fn shared_access_signatures_work() {
+    let table = fresh_table().await;
+    let connection = ConnectionString::parse(&connection_string()).unwrap();
+    let sas = common::account_sas_for(&connection, "t");
+    let endpoint = connection
+        .table_endpoint()
+        .unwrap()
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let stores = [
+        TableCheckpointStore::new(
+            &endpoint,
+            &table,
+            eventhub_checkpointstore::SasToken::new(&sas).unwrap(),
+            None,
+        )
+        .unwrap(),
+        TableCheckpointStore::new(
+            &format!("{endpoint}?{sas}"),
+            &table,
+            StorageCredential::Anonymous,
+            None,
+        )
+        .unwrap(),
+        TableCheckpointStore::from_connection_string(
+            &format!("TableEndpoint={endpoint};SharedAccessSignature={sas}"),
+            &table,
+            None,
+        )
+        .unwrap(),
+    ];
+    for (i, store) in stores.iter().enumerate() {
+        let partition = i.to_string();
+        let won = store
+            .claim_ownership(&[Ownership::new(NS, EH, CG, &partition, "sas")])
+            .await
+            .unwrap();
+        assert_eq!(won.len(), 1, "store {i}");
+        store
+            .update_checkpoint(&Checkpoint::new(NS, EH, CG, &partition, None, Some(1)))
+            .await
+            .unwrap();
+        let signature = sas.split("sig=").nth(1).unwrap();
+        assert!(
+            !format!("{store:?}").contains(signature),
+            "store {i} leaks its SAS"
+        );
+    }
+    assert_eq!(stores[0].list_ownership(NS, EH, CG).await.unwrap().len(), 3);
 }

@@ -30,7 +30,8 @@ pub fn connection_string() -> String {
     })
 }
 
-/// A container name no other test (or concurrently running test binary) uses.
+/// A name no other test (or concurrently running test binary) uses; lower-case letters and
+/// digits only, so it is valid as a container name and as a table name.
 pub fn unique_container() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -38,7 +39,7 @@ pub fn unique_container() -> String {
         .unwrap()
         .subsec_nanos();
     format!(
-        "t{}-{}-{nanos}",
+        "t{}x{}x{nanos}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
@@ -104,8 +105,14 @@ pub async fn put_many(store: &BlobCheckpointStore, prefix: &str, count: usize) {
         .await;
 }
 
-/// An account SAS for Azurite's development account, made the way the service defines it.
+/// An account SAS for the blob service of Azurite's development account, made the way the
+/// service defines it.
 pub fn account_sas(connection: &ConnectionString) -> String {
+    account_sas_for(connection, "b")
+}
+
+/// An account SAS for the services `ss` (`b` blob, `t` table) of Azurite's development account.
+pub fn account_sas_for(connection: &ConnectionString, ss: &str) -> String {
     let StorageCredential::SharedKey(key) = connection.credential() else {
         panic!("the Azurite connection string carries the account key")
     };
@@ -114,7 +121,7 @@ pub fn account_sas(connection: &ConnectionString) -> String {
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let (sp, ss, srt, spr, sv) = ("rwdlac", "b", "sco", "https,http", "2019-07-07");
+    let (sp, srt, spr, sv) = ("rwdlacu", "sco", "https,http", "2019-07-07");
     let to_sign = format!(
         "{}\n{sp}\n{ss}\n{srt}\n\n{expiry}\n\n{spr}\n{sv}\n",
         key.account()
