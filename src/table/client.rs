@@ -47,6 +47,8 @@ pub(crate) struct Table {
     /// The account URL, ending without `/`.
     account: Url,
     name: String,
+    /// The table's own URL, for callers to show.
+    url: Url,
     version: String,
 }
 
@@ -66,17 +68,20 @@ impl Table {
             Vec::new(),
             None,
         );
-        Self {
+        let mut table = Self {
             pipeline,
+            url: account.clone(),
             account,
             name,
             version,
-        }
+        };
+        table.url = table.at(&table.name);
+        table
     }
 
     /// The table's URL.
-    pub(crate) fn url(&self) -> Url {
-        self.at(&self.name)
+    pub(crate) fn url(&self) -> &Url {
+        &self.url
     }
 
     fn at(&self, resource: &str) -> Url {
@@ -146,7 +151,7 @@ impl Table {
     /// Insert Entity: fails with 409 `EntityAlreadyExists` when it exists. The response carries
     /// the entity (`Prefer: return-content`), so its Timestamp comes without another request.
     pub(crate) async fn insert(&self, body: &Value) -> Result<Written> {
-        let mut request = self.request(self.url(), Method::Post);
+        let mut request = self.request(self.url.clone(), Method::Post);
         request.insert_header("prefer", "return-content");
         set_json(&mut request, body);
         let response = self.send(&mut request, &[201]).await?;

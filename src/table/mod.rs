@@ -165,7 +165,7 @@ impl TableCheckpointStore {
     }
 
     /// The URL of the store's table.
-    pub fn table_url(&self) -> Url {
+    pub fn table_url(&self) -> &Url {
         self.inner.table.url()
     }
 
