@@ -459,16 +459,12 @@ fn absorb(
     killed_at: Option<Instant>,
     victim_holdings: &[usize],
 ) {
-    let mut words = line.split(' ');
-    let kind = words.next().unwrap_or_default();
-    let nums: Vec<u64> = line
-        .split(' ')
-        .skip(1)
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let nums: Vec<u64> = rest.split(' ').filter_map(|w| w.parse().ok()).collect();
     match (kind, nums.as_slice()) {
         ("owned", _) => {
-            fleet[index].claims = words
+            fleet[index].claims = rest
+                .split(' ')
                 .filter_map(|w| w.split_once('='))
                 .filter_map(|(p, etag)| Some((p.parse().ok()?, etag.to_string())))
                 .collect();

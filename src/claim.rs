@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::Ownership;
+use azure_core::{http::Etag, time::OffsetDateTime};
 use futures::{Future, StreamExt};
 
 /// The result of one claim request.
@@ -13,6 +14,28 @@ pub(crate) enum ClaimOutcome {
     Lost(Error),
     /// Anything else: never reported as won.
     Failed(Error),
+}
+
+impl ClaimOutcome {
+    /// The outcome of the write that claimed `requested`: on success the claim with its new
+    /// version (an empty owner reads back as none, as a listing would report it); on failure a
+    /// lost race or a failure, as the store's `lost_race` tells them apart.
+    pub(crate) fn of_write(
+        requested: &Ownership,
+        written: Result<(Option<Etag>, Option<OffsetDateTime>)>,
+        lost_race: impl FnOnce(&Error) -> bool,
+    ) -> Self {
+        match written {
+            Ok((etag, last_modified)) => ClaimOutcome::Won(Ownership {
+                owner_id: requested.owner_id.clone().filter(|o| !o.is_empty()),
+                etag,
+                last_modified,
+                ..requested.clone()
+            }),
+            Err(err) if lost_race(&err) => ClaimOutcome::Lost(err),
+            Err(err) => ClaimOutcome::Failed(err),
+        }
+    }
 }
 
 /// Claims `ownership`: each is turned into a request by `prepare` (all before the first is sent,

@@ -165,16 +165,11 @@ impl BlobCheckpointStore {
             }
             None => container.put_empty(&claim.name, claim.metadata, true).await,
         };
-        match result {
-            Ok(written) => ClaimOutcome::Won(Ownership {
-                owner_id: requested.owner_id.clone().filter(|o| !o.is_empty()),
-                etag: written.etag,
-                last_modified: written.last_modified,
-                ..requested.clone()
-            }),
-            Err(err) if lost_race(&err, requested.etag.is_some()) => ClaimOutcome::Lost(err),
-            Err(err) => ClaimOutcome::Failed(err),
-        }
+        ClaimOutcome::of_write(
+            requested,
+            result.map(|w| (w.etag, w.last_modified)),
+            |err| lost_race(err, requested.etag.is_some()),
+        )
     }
 
     /// The records under `prefix`: blobs named `{prefix}{partition}`, directory markers and
@@ -351,14 +346,14 @@ impl CheckpointStore for BlobCheckpointStore {
                         );
                         None
                     });
-                Checkpoint {
-                    fully_qualified_namespace: fully_qualified_namespace.to_owned(),
-                    eventhub_name: eventhub_name.to_owned(),
-                    consumer_group: consumer_group.to_owned(),
+                Checkpoint::new(
+                    fully_qualified_namespace,
+                    eventhub_name,
+                    consumer_group,
                     partition_id,
-                    offset: metadata::offset(&blob.metadata),
+                    metadata::offset(&blob.metadata),
                     sequence_number,
-                }
+                )
             })
             .await?;
         tracing::debug!(count = checkpoints.len(), "listed checkpoints");

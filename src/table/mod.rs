@@ -189,16 +189,9 @@ impl TableCheckpointStore {
             }
             None => table.insert(&claim.body).await,
         };
-        match result {
-            Ok(written) => ClaimOutcome::Won(Ownership {
-                owner_id: requested.owner_id.clone().filter(|o| !o.is_empty()),
-                etag: written.etag,
-                last_modified: written.timestamp,
-                ..requested.clone()
-            }),
-            Err(err) if lost_race(&err, claim.etag.as_ref()) => ClaimOutcome::Lost(err),
-            Err(err) => ClaimOutcome::Failed(err),
-        }
+        ClaimOutcome::of_write(requested, result.map(|w| (w.etag, w.timestamp)), |err| {
+            lost_race(err, claim.etag.as_ref())
+        })
     }
 }
 
@@ -342,13 +335,15 @@ impl CheckpointStore for TableCheckpointStore {
         )?;
         self.inner
             .table
-            .query(&partition_key, |entity| Checkpoint {
-                fully_qualified_namespace: fully_qualified_namespace.to_owned(),
-                eventhub_name: eventhub_name.to_owned(),
-                consumer_group: consumer_group.to_owned(),
-                offset: entity.offset(),
-                sequence_number: entity.sequence_number(),
-                partition_id: entity.row_key,
+            .query(&partition_key, |entity| {
+                Checkpoint::new(
+                    fully_qualified_namespace,
+                    eventhub_name,
+                    consumer_group,
+                    &entity.row_key,
+                    entity.offset(),
+                    entity.sequence_number(),
+                )
             })
             .await
     }
