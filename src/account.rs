@@ -36,7 +36,8 @@ pub(crate) fn parse_url(
 
 /// `options` with one HTTP client for the store and all its clones (clients built per operation
 /// would otherwise each open their own connection pool) and the credential's authorization
-/// policy, which runs after every other per-try policy since Shared Key signs their headers.
+/// policy, which runs after every other per-try policy since Shared Key signs their headers. Each
+/// failed try is noted for a timed-out operation's error.
 pub(crate) fn client_options(
     mut options: ClientOptions,
     credential: &StorageCredential,
@@ -53,6 +54,9 @@ pub(crate) fn client_options(
             ..Default::default()
         }))));
     }
+    options
+        .per_try_policies
+        .push(std::sync::Arc::new(crate::timeout::RecordFailures));
     if let Some(policy) = crate::auth::policy_for(credential, url, service)? {
         options.per_try_policies.push(policy);
     }

@@ -51,6 +51,19 @@ pub enum Error {
         message: String,
     },
 
+    /// The operation did not finish within the store's `operation_timeout` (retries included).
+    /// A write still in flight when the bound struck may or may not have been applied.
+    #[error("{operation} did not finish within {timeout:?}{}", .last_failure.as_deref().map(|f| format!("; last failure: {f}")).unwrap_or_default())]
+    Timeout {
+        /// The operation, e.g. `"claim_ownership"`.
+        operation: &'static str,
+        /// The bound that struck.
+        timeout: std::time::Duration,
+        /// The last failure the operation's requests met (redacted), if any: e.g. "connection
+        /// refused" behind the pipeline's retries.
+        last_failure: Option<String>,
+    },
+
     /// A credential could not produce an access token.
     #[error("could not authenticate: {message}")]
     Authentication {
@@ -159,6 +172,7 @@ impl From<Error> for azure_core::Error {
                 raw_response: None,
             },
             Error::Transport { .. } => ErrorKind::Connection,
+            Error::Timeout { .. } => ErrorKind::Io,
             Error::Authentication { .. } => ErrorKind::Credential,
             Error::UnexpectedResponse { .. } => ErrorKind::DataConversion,
             Error::InvalidInput { .. }
@@ -179,7 +193,7 @@ fn truncated(mut text: String, max_chars: usize) -> String {
 
 /// The error and its sources on one line: reqwest hides the useful part ("connection refused")
 /// in the source chain.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -59,6 +59,7 @@ mod store;
 #[cfg(feature = "table")]
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]
 mod table;
+mod timeout;
 
 pub use blob::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, DEFAULT_API_VERSION,
@@ -71,6 +72,7 @@ pub use model::{Checkpoint, Ownership};
 pub use store::CheckpointStore;
 #[cfg(feature = "table")]
 pub use table::{TableCheckpointStore, TableCheckpointStoreOptions, DEFAULT_TABLE_API_VERSION};
+pub use timeout::DEFAULT_OPERATION_TIMEOUT;
 
 // README's Rust snippets are compiled and run as doc tests; they show every feature, so with all
 // of them on (as scripts/test.sh runs).

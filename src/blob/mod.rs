@@ -25,7 +25,7 @@ use azure_storage_blob::{BlobClient, BlobContainerClient};
 use container::Container;
 use listing::ListedBlob;
 use naming::Record;
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 /// A [`CheckpointStore`] that keeps ownership and checkpoints as empty block blobs with metadata in
 /// one container, readable and writable by the Python, .NET, Java and JS Event Hubs stores.
@@ -59,6 +59,7 @@ pub struct BlobCheckpointStore {
 struct Inner {
     container: Container,
     claim_concurrency: usize,
+    operation_timeout: Option<Duration>,
     api_version: String,
     credential: StorageCredential,
 }
@@ -94,6 +95,7 @@ impl BlobCheckpointStore {
 
         let options = options.unwrap_or_default();
         options::check_api_version(&options.api_version)?;
+        crate::timeout::check(options.operation_timeout)?;
         let client_options = crate::account::client_options(
             options.client_options,
             &credential,
@@ -105,6 +107,7 @@ impl BlobCheckpointStore {
             inner: Arc::new(Inner {
                 container,
                 claim_concurrency: options.claim_concurrency.get(),
+                operation_timeout: options.operation_timeout,
                 api_version: options.api_version,
                 credential,
             }),
@@ -152,7 +155,19 @@ impl BlobCheckpointStore {
 
     /// Creates the container if it does not exist yet; `true` when it was created.
     pub async fn create_container_if_missing(&self) -> Result<bool> {
-        self.inner.container.create_if_missing().await
+        self.bounded(
+            "create_container_if_missing",
+            self.inner.container.create_if_missing(),
+        )
+        .await
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        future: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        crate::timeout::bounded(self.inner.operation_timeout, operation, future).await
     }
 
     async fn claim_one(&self, requested: &Ownership, claim: Claim) -> ClaimOutcome {
@@ -255,35 +270,41 @@ impl CheckpointStore for BlobCheckpointStore {
         eventhub_name: &str,
         consumer_group: &str,
     ) -> Result<Vec<Ownership>> {
-        let prefix = naming::prefix(
-            fully_qualified_namespace,
-            eventhub_name,
-            consumer_group,
-            Record::Ownership,
-        )?;
-        let ownership = self
-            .records(&prefix, |partition_id, blob| Ownership {
-                fully_qualified_namespace: fully_qualified_namespace.to_owned(),
-                eventhub_name: eventhub_name.to_owned(),
-                consumer_group: consumer_group.to_owned(),
-                partition_id,
-                owner_id: metadata::owner_id(&blob.metadata),
-                etag: blob.etag,
-                last_modified: blob.last_modified,
-            })
-            .await?;
-        tracing::debug!(count = ownership.len(), "listed ownership");
-        Ok(ownership)
+        self.bounded("list_ownership", async move {
+            let prefix = naming::prefix(
+                fully_qualified_namespace,
+                eventhub_name,
+                consumer_group,
+                Record::Ownership,
+            )?;
+            let ownership = self
+                .records(&prefix, |partition_id, blob| Ownership {
+                    fully_qualified_namespace: fully_qualified_namespace.to_owned(),
+                    eventhub_name: eventhub_name.to_owned(),
+                    consumer_group: consumer_group.to_owned(),
+                    partition_id,
+                    owner_id: metadata::owner_id(&blob.metadata),
+                    etag: blob.etag,
+                    last_modified: blob.last_modified,
+                })
+                .await?;
+            tracing::debug!(count = ownership.len(), "listed ownership");
+            Ok(ownership)
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
     async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        claim_all(
-            ownership,
-            self.inner.claim_concurrency,
-            Claim::prepare,
-            |requested, claim| self.claim_one(requested, claim),
-        )
+        self.bounded("claim_ownership", async move {
+            claim_all(
+                ownership,
+                self.inner.claim_concurrency,
+                Claim::prepare,
+                |requested, claim| self.claim_one(requested, claim),
+            )
+            .await
+        })
         .await
     }
 
@@ -294,32 +315,35 @@ impl CheckpointStore for BlobCheckpointStore {
         err
     )]
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let name = naming::blob_name(
-            &checkpoint.fully_qualified_namespace,
-            &checkpoint.eventhub_name,
-            &checkpoint.consumer_group,
-            Record::Checkpoint,
-            &checkpoint.partition_id,
-        )?;
-        let metadata = metadata::for_checkpoint(checkpoint)?;
-        match self
-            .inner
-            .container
-            .set_metadata(&name, &metadata, None)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if err.error_code() == Some("BlobNotFound") => {
-                // First checkpoint of this partition: create the blob. Overwriting is right if a
-                // concurrent writer created it meanwhile: checkpoints are last-writer-wins.
-                self.inner
-                    .container
-                    .put_empty(&name, metadata, false)
-                    .await?;
-                Ok(())
+        self.bounded("update_checkpoint", async move {
+            let name = naming::blob_name(
+                &checkpoint.fully_qualified_namespace,
+                &checkpoint.eventhub_name,
+                &checkpoint.consumer_group,
+                Record::Checkpoint,
+                &checkpoint.partition_id,
+            )?;
+            let metadata = metadata::for_checkpoint(checkpoint)?;
+            match self
+                .inner
+                .container
+                .set_metadata(&name, &metadata, None)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(err) if err.error_code() == Some("BlobNotFound") => {
+                    // First checkpoint of this partition: create the blob. Overwriting is right if a
+                    // concurrent writer created it meanwhile: checkpoints are last-writer-wins.
+                    self.inner
+                        .container
+                        .put_empty(&name, metadata, false)
+                        .await?;
+                    Ok(())
+                }
+                Err(err) => Err(err),
             }
-            Err(err) => Err(err),
-        }
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), err)]
@@ -329,35 +353,38 @@ impl CheckpointStore for BlobCheckpointStore {
         eventhub_name: &str,
         consumer_group: &str,
     ) -> Result<Vec<Checkpoint>> {
-        let prefix = naming::prefix(
-            fully_qualified_namespace,
-            eventhub_name,
-            consumer_group,
-            Record::Checkpoint,
-        )?;
-        let checkpoints = self
-            .records(&prefix, |partition_id, blob| {
-                let sequence_number =
-                    metadata::sequence_number(&blob.metadata).unwrap_or_else(|bad| {
-                        tracing::warn!(
-                            blob = %blob.name,
-                            value = %bad,
-                            "checkpoint has a sequencenumber that is not an i64; reporting none"
-                        );
-                        None
-                    });
-                Checkpoint::new(
-                    fully_qualified_namespace,
-                    eventhub_name,
-                    consumer_group,
-                    partition_id,
-                    metadata::offset(&blob.metadata),
-                    sequence_number,
-                )
-            })
-            .await?;
-        tracing::debug!(count = checkpoints.len(), "listed checkpoints");
-        Ok(checkpoints)
+        self.bounded("list_checkpoints", async move {
+            let prefix = naming::prefix(
+                fully_qualified_namespace,
+                eventhub_name,
+                consumer_group,
+                Record::Checkpoint,
+            )?;
+            let checkpoints = self
+                .records(&prefix, |partition_id, blob| {
+                    let sequence_number =
+                        metadata::sequence_number(&blob.metadata).unwrap_or_else(|bad| {
+                            tracing::warn!(
+                                blob = %blob.name,
+                                value = %bad,
+                                "checkpoint has a sequencenumber that is not an i64; reporting none"
+                            );
+                            None
+                        });
+                    Checkpoint::new(
+                        fully_qualified_namespace,
+                        eventhub_name,
+                        consumer_group,
+                        partition_id,
+                        metadata::offset(&blob.metadata),
+                        sequence_number,
+                    )
+                })
+                .await?;
+            tracing::debug!(count = checkpoints.len(), "listed checkpoints");
+            Ok(checkpoints)
+        })
+        .await
     }
 }
 
@@ -368,6 +395,7 @@ impl fmt::Debug for BlobCheckpointStore {
             .field("credential", &self.inner.credential)
             .field("api_version", &self.inner.api_version)
             .field("claim_concurrency", &self.inner.claim_concurrency)
+            .field("operation_timeout", &self.inner.operation_timeout)
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use azure_core::http::ClientOptions;
-use std::num::NonZeroUsize;
+use std::{num::NonZeroUsize, time::Duration};
 
 /// The service version sent by default: the one Python's store sends, so a mixed fleet behaves
 /// the same.
@@ -22,13 +22,15 @@ pub const DEFAULT_CLAIM_CONCURRENCY: NonZeroUsize = match NonZeroUsize::new(32) 
 ///
 /// ```
 /// use eventhub_checkpointstore::BlobCheckpointStoreOptions;
-/// use std::num::NonZeroUsize;
+/// use std::{num::NonZeroUsize, time::Duration};
 ///
 /// let options = BlobCheckpointStoreOptions {
 ///     api_version: "2017-11-09".into(), // e.g. Azure Stack Hub
 ///     claim_concurrency: NonZeroUsize::new(8).unwrap(),
+///     operation_timeout: Some(Duration::from_secs(10)),
 ///     ..Default::default()
 /// };
+/// # use std::time::Duration;
 /// ```
 #[derive(Clone, Debug)]
 pub struct BlobCheckpointStoreOptions {
@@ -37,6 +39,11 @@ pub struct BlobCheckpointStoreOptions {
     pub api_version: String,
     /// How many claim requests of one `claim_ownership` call may be in flight at once.
     pub claim_concurrency: NonZeroUsize,
+    /// The longest one operation may take, the pipeline's retries included; past it the
+    /// operation fails with [`Error::Timeout`](crate::Error::Timeout), naming the last failure
+    /// its requests met. Default [`DEFAULT_OPERATION_TIMEOUT`](crate::DEFAULT_OPERATION_TIMEOUT);
+    /// `None` for no bound. Zero is rejected.
+    pub operation_timeout: Option<Duration>,
     /// The `azure_core` pipeline options: retries, transport, extra policies, logging. Extra
     /// per-try policies run before the store's authorization policy.
     pub client_options: ClientOptions,
@@ -47,6 +54,7 @@ impl Default for BlobCheckpointStoreOptions {
         Self {
             api_version: DEFAULT_API_VERSION.to_owned(),
             claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
+            operation_timeout: Some(crate::DEFAULT_OPERATION_TIMEOUT),
             client_options: ClientOptions::default(),
         }
     }

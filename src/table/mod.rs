@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use azure_core::http::{ClientOptions, Etag, Url};
 use client::Table;
 use serde_json::Value;
-use std::{fmt, num::NonZeroUsize, sync::Arc};
+use std::{fmt, num::NonZeroUsize, sync::Arc, time::Duration};
 
 /// The Table service version sent by default: the newest one, which Azurite and Cosmos DB's Table
 /// API accept too.
@@ -38,6 +38,10 @@ pub struct TableCheckpointStoreOptions {
     pub api_version: String,
     /// How many claim requests of one `claim_ownership` call may be in flight at once.
     pub claim_concurrency: NonZeroUsize,
+    /// The longest one operation may take, the pipeline's retries included; past it the
+    /// operation fails with [`Error::Timeout`]. Default
+    /// [`DEFAULT_OPERATION_TIMEOUT`](crate::DEFAULT_OPERATION_TIMEOUT); `None` for no bound.
+    pub operation_timeout: Option<Duration>,
     /// The `azure_core` pipeline options: retries, transport, extra policies, logging.
     pub client_options: ClientOptions,
 }
@@ -47,6 +51,7 @@ impl Default for TableCheckpointStoreOptions {
         Self {
             api_version: DEFAULT_TABLE_API_VERSION.to_owned(),
             claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
+            operation_timeout: Some(crate::DEFAULT_OPERATION_TIMEOUT),
             client_options: ClientOptions::default(),
         }
     }
@@ -89,6 +94,7 @@ pub struct TableCheckpointStore {
 struct Inner {
     table: Table,
     claim_concurrency: usize,
+    operation_timeout: Option<Duration>,
     credential: StorageCredential,
 }
 
@@ -97,6 +103,7 @@ impl fmt::Debug for TableCheckpointStore {
         f.debug_struct("TableCheckpointStore")
             .field("table_url", &self.inner.table.url().as_str())
             .field("claim_concurrency", &self.inner.claim_concurrency)
+            .field("operation_timeout", &self.inner.operation_timeout)
             .field("credential", &self.inner.credential)
             .finish()
     }
@@ -128,6 +135,7 @@ impl TableCheckpointStore {
         check_table_name(table)?;
         let options = options.unwrap_or_default();
         crate::blob::check_api_version(&options.api_version)?;
+        crate::timeout::check(options.operation_timeout)?;
         let client_options = crate::account::client_options(
             options.client_options,
             &credential,
@@ -138,6 +146,7 @@ impl TableCheckpointStore {
             inner: Arc::new(Inner {
                 table: Table::new(url, table.to_owned(), client_options, options.api_version),
                 claim_concurrency: options.claim_concurrency.get(),
+                operation_timeout: options.operation_timeout,
                 credential,
             }),
         })
@@ -171,7 +180,19 @@ impl TableCheckpointStore {
 
     /// Creates the table if it does not exist yet; `true` when it was created.
     pub async fn create_table_if_missing(&self) -> Result<bool> {
-        self.inner.table.create_if_missing().await
+        self.bounded(
+            "create_table_if_missing",
+            self.inner.table.create_if_missing(),
+        )
+        .await
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        future: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        crate::timeout::bounded(self.inner.operation_timeout, operation, future).await
     }
 
     async fn claim_one(&self, requested: &Ownership, claim: Claim) -> ClaimOutcome {
@@ -265,34 +286,40 @@ impl CheckpointStore for TableCheckpointStore {
         eventhub_name: &str,
         consumer_group: &str,
     ) -> Result<Vec<Ownership>> {
-        let partition_key = keys::partition_key(
-            fully_qualified_namespace,
-            eventhub_name,
-            consumer_group,
-            Record::Ownership,
-        )?;
-        self.inner
-            .table
-            .query(&partition_key, |entity| Ownership {
-                fully_qualified_namespace: fully_qualified_namespace.to_owned(),
-                eventhub_name: eventhub_name.to_owned(),
-                consumer_group: consumer_group.to_owned(),
-                owner_id: entity.owner_id(),
-                etag: entity.etag(),
-                last_modified: entity.timestamp(),
-                partition_id: entity.row_key,
-            })
-            .await
+        self.bounded("list_ownership", async move {
+            let partition_key = keys::partition_key(
+                fully_qualified_namespace,
+                eventhub_name,
+                consumer_group,
+                Record::Ownership,
+            )?;
+            self.inner
+                .table
+                .query(&partition_key, |entity| Ownership {
+                    fully_qualified_namespace: fully_qualified_namespace.to_owned(),
+                    eventhub_name: eventhub_name.to_owned(),
+                    consumer_group: consumer_group.to_owned(),
+                    owner_id: entity.owner_id(),
+                    etag: entity.etag(),
+                    last_modified: entity.timestamp(),
+                    partition_id: entity.row_key,
+                })
+                .await
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
     async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        claim_all(
-            ownership,
-            self.inner.claim_concurrency,
-            Claim::prepare,
-            |requested, claim| self.claim_one(requested, claim),
-        )
+        self.bounded("claim_ownership", async move {
+            claim_all(
+                ownership,
+                self.inner.claim_concurrency,
+                Claim::prepare,
+                |requested, claim| self.claim_one(requested, claim),
+            )
+            .await
+        })
         .await
     }
 
@@ -303,21 +330,24 @@ impl CheckpointStore for TableCheckpointStore {
         err
     )]
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let partition_key = keys::partition_key(
-            &checkpoint.fully_qualified_namespace,
-            &checkpoint.eventhub_name,
-            &checkpoint.consumer_group,
-            Record::Checkpoint,
-        )?;
-        let row_key = keys::row_key(&checkpoint.partition_id)?;
-        let body = entity::checkpoint_body(&partition_key, row_key, checkpoint)?;
-        // Insert Or Replace: one request whether or not the partition has a checkpoint yet;
-        // checkpoints are last-writer-wins.
-        self.inner
-            .table
-            .replace(&partition_key, row_key, &body, None)
-            .await
-            .map(drop)
+        self.bounded("update_checkpoint", async move {
+            let partition_key = keys::partition_key(
+                &checkpoint.fully_qualified_namespace,
+                &checkpoint.eventhub_name,
+                &checkpoint.consumer_group,
+                Record::Checkpoint,
+            )?;
+            let row_key = keys::row_key(&checkpoint.partition_id)?;
+            let body = entity::checkpoint_body(&partition_key, row_key, checkpoint)?;
+            // Insert Or Replace: one request whether or not the partition has a checkpoint yet;
+            // checkpoints are last-writer-wins.
+            self.inner
+                .table
+                .replace(&partition_key, row_key, &body, None)
+                .await
+                .map(drop)
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), err)]
@@ -327,25 +357,28 @@ impl CheckpointStore for TableCheckpointStore {
         eventhub_name: &str,
         consumer_group: &str,
     ) -> Result<Vec<Checkpoint>> {
-        let partition_key = keys::partition_key(
-            fully_qualified_namespace,
-            eventhub_name,
-            consumer_group,
-            Record::Checkpoint,
-        )?;
-        self.inner
-            .table
-            .query(&partition_key, |entity| {
-                Checkpoint::new(
-                    fully_qualified_namespace,
-                    eventhub_name,
-                    consumer_group,
-                    &entity.row_key,
-                    entity.offset(),
-                    entity.sequence_number(),
-                )
-            })
-            .await
+        self.bounded("list_checkpoints", async move {
+            let partition_key = keys::partition_key(
+                fully_qualified_namespace,
+                eventhub_name,
+                consumer_group,
+                Record::Checkpoint,
+            )?;
+            self.inner
+                .table
+                .query(&partition_key, |entity| {
+                    Checkpoint::new(
+                        fully_qualified_namespace,
+                        eventhub_name,
+                        consumer_group,
+                        &entity.row_key,
+                        entity.offset(),
+                        entity.sequence_number(),
+                    )
+                })
+                .await
+        })
+        .await
     }
 }
 

@@ -1,0 +1,130 @@
+//! The bound on each store operation (`operation_timeout` in the stores' options), and what a
+//! timed-out operation reports.
+//!
+//! The pipeline retries transport failures and 5xx answers for up to a minute, so without a
+//! bound a wrong endpoint or a dead emulator holds a caller that long, and a connection that
+//! never answers holds it forever. When the bound strikes, the error names the last failure the
+//! operation's requests met ("connection refused", "503 ServerBusy"), which the retries would
+//! otherwise hide.
+
+use crate::credential::redact;
+use crate::error::{error_chain, Error, Result};
+use async_trait::async_trait;
+use azure_core::http::{
+    headers::HeaderName,
+    policies::{Policy, PolicyResult},
+    Context, Request,
+};
+use std::{cell::RefCell, future::Future, sync::Arc, time::Duration};
+
+/// The default bound on one store operation, retries included.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+tokio::task_local! {
+    /// The last failed try of the operation running in this task.
+    static LAST_FAILURE: RefCell<Option<String>>;
+}
+
+/// Rejects a zero bound, which would fail every operation before its first request.
+pub(crate) fn check(timeout: Option<Duration>) -> Result<()> {
+    match timeout {
+        Some(t) if t.is_zero() => Err(Error::invalid_input(
+            "operation_timeout must be greater than zero (use None for no bound)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `operation`, failing with [`Error::Timeout`] if it has not finished within `timeout`.
+/// Requests still in flight are dropped; a write among them may or may not have been applied.
+pub(crate) async fn bounded<T>(
+    timeout: Option<Duration>,
+    operation: &'static str,
+    future: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some(limit) = timeout else {
+        return future.await;
+    };
+    LAST_FAILURE
+        .scope(RefCell::new(None), async move {
+            match tokio::time::timeout(limit, future).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Timeout {
+                    operation,
+                    timeout: limit,
+                    last_failure: LAST_FAILURE.with(|last| last.borrow_mut().take()),
+                }),
+            }
+        })
+        .await
+}
+
+/// A per-try policy that notes each failed try of a bounded operation, for its timeout error.
+#[derive(Debug)]
+pub(crate) struct RecordFailures;
+
+const ERROR_CODE: HeaderName = HeaderName::from_static("x-ms-error-code");
+
+#[async_trait]
+impl Policy for RecordFailures {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let result = next[0].send(ctx, request, &next[1..]).await;
+        let failure = match &result {
+            Err(err) => Some(redact(&error_chain(err))),
+            Ok(response) if !response.status().is_success() => {
+                let code = response
+                    .headers()
+                    .get_optional_str(&ERROR_CODE)
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
+                Some(format!(
+                    "storage service returned {}{code}",
+                    u16::from(response.status())
+                ))
+            }
+            Ok(_) => None,
+        };
+        if let Some(failure) = failure {
+            // Outside a bounded operation there is nobody to tell.
+            let _ = LAST_FAILURE.try_with(|last| *last.borrow_mut() = Some(failure));
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounds_an_operation_and_reports_its_last_failure() {
+        let err = bounded(Some(Duration::from_millis(20)), "list_ownership", async {
+            let _ = LAST_FAILURE.try_with(|l| *l.borrow_mut() = Some("connection refused".into()));
+            std::future::pending::<Result<()>>().await
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "list_ownership did not finish within 20ms; last failure: connection refused"
+        );
+        assert!(matches!(err, Error::Timeout { .. }));
+
+        let ok = bounded(Some(Duration::from_secs(5)), "x", async { Ok(7) }).await;
+        assert_eq!(ok.unwrap(), 7);
+        let unbounded = bounded(None, "x", async { Ok(8) }).await;
+        assert_eq!(unbounded.unwrap(), 8);
+    }
+
+    #[test]
+    fn zero_is_rejected() {
+        assert!(check(Some(Duration::ZERO)).is_err());
+        assert!(check(Some(Duration::from_millis(1))).is_ok());
+        assert!(check(None).is_ok());
+    }
+}
