@@ -5,7 +5,8 @@
 #   scripts/azurite.sh run -- CMD ...   start Azurite (blob and table services, each on a free
 #                                       loopback port), run CMD with
 #                                       AZURITE_CONNECTION_STRING and AZURE_STORAGE_CONNECTION_STRING
-#                                       set, stop Azurite, exit with CMD's status
+#                                       (and AZURITE_BLOB_BIN, the pinned azurite-blob) set,
+#                                       stop Azurite, exit with CMD's status
 #   scripts/azurite.sh serve           start Azurite, print the connection string, wait for Ctrl-C
 #
 # Azurite keeps its data in memory and its debris in a temporary directory; telemetry is off.
@@ -101,6 +102,8 @@ start() {
   local conn="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$dev_key;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;TableEndpoint=http://127.0.0.1:$table_port/devstoreaccount1;"
   export AZURITE_CONNECTION_STRING="$conn"
   export AZURE_STORAGE_CONNECTION_STRING="$conn"
+  # For tests that run an Azurite of their own (the crash test kills and restarts one).
+  export AZURITE_BLOB_BIN="$bin"
   echo "azurite.sh: Azurite blob service on http://127.0.0.1:$port (pid $azurite_pid), table service on http://127.0.0.1:$table_port (pid $table_pid)" >&2
 }
 
@@ -123,7 +126,7 @@ case "${1:-}" in
     wait "$azurite_pid"
     ;;
   *)
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -520,6 +520,68 @@ async fn an_unreachable_endpoint_is_a_transport_error() {
     assert!(!format!("{err} {err:?}").contains(DEVELOPMENT_ACCOUNT_KEY));
 }
 
+/// With the pipeline's default retries: a wrong key and a missing container fail at once (not
+/// retried), a refused connection is retried until `operation_timeout`, whose error names it.
+#[tokio::test]
+async fn failures_are_clear_typed_errors_within_the_operation_timeout() {
+    let timeout = std::time::Duration::from_secs(2);
+    let options = || {
+        Some(BlobCheckpointStoreOptions {
+            operation_timeout: Some(timeout),
+            ..Default::default()
+        })
+    };
+    let endpoint = ConnectionString::parse(&common::connection_string())
+        .unwrap()
+        .blob_endpoint()
+        .unwrap()
+        .clone();
+    let wrong_key = BlobCheckpointStore::from_connection_string(
+        &format!("AccountName=devstoreaccount1;AccountKey=d3Jvbmc=;BlobEndpoint={endpoint}"),
+        &common::fresh_container().await,
+        options(),
+    )
+    .unwrap();
+    let missing = store_on(&unique_container(), options());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = BlobCheckpointStore::new(
+        &format!("http://127.0.0.1:{port}/devstoreaccount1"),
+        "checkpoints",
+        SharedKeyCredential::new("devstoreaccount1", DEVELOPMENT_ACCOUNT_KEY).unwrap(),
+        options(),
+    )
+    .unwrap();
+
+    for (store, expected) in [
+        (
+            &wrong_key,
+            "storage service returned 403 (AuthorizationFailure)",
+        ),
+        (&missing, "storage service returned 404 (ContainerNotFound)"),
+        (
+            &refused,
+            "list_ownership did not finish within 2s; last failure:",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let err = store.list_ownership(NS, EH, CG).await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(err.to_string().starts_with(expected), "{err}");
+        // The bound is the guarantee; the slack covers a loaded CI machine.
+        assert!(
+            elapsed < timeout + std::time::Duration::from_secs(2),
+            "{err}: {elapsed:?}"
+        );
+    }
+    let err = refused.list_ownership(NS, EH, CG).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+}
+
 #[tokio::test]
 async fn a_token_credential_needs_https() {
     #[derive(Debug)]

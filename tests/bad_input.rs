@@ -1,0 +1,258 @@
+//! Bad input, as property tests.
+//!
+//! Guarantees checked: no input makes the store panic; every input is either refused with a typed
+//! error before any request, or works (what was written reads back the same); a refusal never
+//! echoes an account key.
+
+mod common;
+
+use common::fresh_store;
+use eventhub_checkpointstore::{
+    azure_core::http::Etag, BlobCheckpointStore, Checkpoint, CheckpointStore, ConnectionString,
+    Error, Ownership, SasToken, SharedKeyCredential,
+};
+use proptest::prelude::*;
+
+/// Strings of the kinds that break naive code: empty, separators, upper case, non-ASCII, control
+/// characters, percent signs, and very long.
+fn nasty() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[a-zA-Z0-9$._-]{1,12}",
+        "[a-z0-9/ ]{1,8}",
+        "[A-Z]{1,8}",
+        "\\PC{1,16}",
+        ".{0,8}",
+        "[\\x00-\\x1f\\x7f%?#&=+;]{1,6}",
+        "[a-z]{1200,1300}",
+        any::<String>(),
+    ]
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The parser never panics, and a refusal never echoes the key.
+    #[test]
+    fn connection_strings_parse_or_fail_typed(
+        pairs in proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just("AccountName"), Just("AccountKey"), Just("accountkey"),
+                    Just("BlobEndpoint"), Just("TableEndpoint"), Just("SharedAccessSignature"),
+                    Just("DefaultEndpointsProtocol"), Just("EndpointSuffix"),
+                    Just("UseDevelopmentStorage"), Just("DevelopmentStorageProxyUri"), Just(""),
+                    Just("Unknown"),
+                ],
+                nasty(),
+            ),
+            0..6,
+        ),
+        separator in prop_oneof![Just(";"), Just(";;"), Just(" ; ")],
+        secret in "[A-Za-z0-9+/]{20,40}={0,2}",
+    ) {
+        let text: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| if *k == "AccountKey" { format!("{k}={secret}") } else { format!("{k}={v}") })
+            .collect();
+        let text = text.join(separator);
+        match ConnectionString::parse(&text) {
+            Ok(parsed) => {
+                let shown = format!("{parsed:?}");
+                prop_assert!(!shown.contains(&secret), "{}", shown)
+            }
+            Err(err) => {
+                prop_assert!(matches!(err, Error::InvalidConnectionString { .. }), "{err:?}");
+                prop_assert!(!format!("{err} {err:?}").contains(&secret), "{err:?}");
+            }
+        }
+        // Whatever parsed must also build a store or fail typed.
+        if let Err(err) = BlobCheckpointStore::from_connection_string(&text, "checkpoints", None) {
+            prop_assert!(
+                matches!(err, Error::InvalidConnectionString { .. } | Error::InvalidInput { .. }),
+                "{err:?}"
+            );
+            prop_assert!(!format!("{err} {err:?}").contains(&secret), "{err:?}");
+        }
+    }
+
+    /// Arbitrary text anywhere in a connection string, not only in values.
+    #[test]
+    fn arbitrary_text_never_panics_the_parser(text in any::<String>()) {
+        let _ = ConnectionString::parse(&text);
+    }
+
+    /// Account URLs, container names, keys and SAS tokens: a store or a typed refusal.
+    #[test]
+    fn constructors_refuse_bad_arguments_typed(
+        url in prop_oneof![nasty(), "https?://[a-z0-9.:\\[\\]@%/?=&]{0,30}"],
+        container in nasty(),
+        account in nasty(),
+        key in nasty(),
+        sas in nasty(),
+    ) {
+        let results = [
+            SharedKeyCredential::new(account.clone(), key.clone())
+                .and_then(|k| BlobCheckpointStore::new(&url, &container, k, None)),
+            SasToken::new(&sas).and_then(|s| BlobCheckpointStore::new(&url, &container, s, None)),
+        ];
+        for result in results {
+            match result {
+                Ok(store) => {
+                    let shown = format!("{store:?}");
+                    prop_assert!(key.len() < 4 || !shown.contains(&key), "{shown}");
+                }
+                Err(err) => prop_assert!(
+                    matches!(err, Error::InvalidInput { .. } | Error::InvalidConnectionString { .. }),
+                    "{err:?}"
+                ),
+            }
+        }
+    }
+}
+
+/// What one claim-then-read round trip against Azurite tells about an input.
+fn refused_before_any_request(err: &Error) -> bool {
+    matches!(err, Error::InvalidInput { .. })
+}
+
+/// A name: mostly of the kind Event Hubs uses (so most cases get past validation and make
+/// requests), otherwise anything [`nasty`].
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![4 => "[a-zA-Z0-9$._-]{1,12}", 1 => nasty()]
+}
+
+/// Names, owner ids, offsets, sequence numbers and etags against the real service: refused with
+/// `InvalidInput` before any request, or written and read back exactly. Both outcomes must occur
+/// often, or the property proved little.
+#[test]
+fn records_round_trip_or_are_refused() {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let (written, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let count = |result: &Result<bool, TestCaseError>| match result {
+        Ok(true) => written.fetch_add(1, Relaxed),
+        Ok(false) => refused.fetch_add(1, Relaxed),
+        Err(_) => 0,
+    };
+    // Each case makes requests to Azurite: fewer cases than the pure properties.
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 128,
+        ..ProptestConfig::default()
+    });
+    let strategy = (
+        (name(), name(), name(), name()),
+        (nasty(), nasty(), any::<i64>(), nasty()),
+    );
+    runner
+        .run(
+            &strategy,
+            |((namespace, hub, group, partition), (owner, offset, sequence_number, etag))| {
+                runtime().block_on(async {
+                    // A container per case: names of different cases may meet once lower-cased.
+                    let store = fresh_store(None).await;
+                    let claim = Ownership::new(&namespace, &hub, &group, &partition, &owner);
+                    let result = round_trip_ownership(&store, &claim, &etag).await;
+                    count(&result);
+                    result?;
+
+                    let checkpoint = Checkpoint::new(
+                        &namespace,
+                        &hub,
+                        &group,
+                        &partition,
+                        Some(offset),
+                        Some(sequence_number),
+                    );
+                    let result = round_trip_checkpoint(&store, &checkpoint).await;
+                    count(&result);
+                    result.map(drop)
+                })
+            },
+        )
+        .unwrap();
+    let (written, refused) = (written.into_inner(), refused.into_inner());
+    println!("{written} records written and read back, {refused} refused");
+    assert!(
+        written >= 32 && refused >= 32,
+        "{written} written, {refused} refused"
+    );
+}
+
+/// Claims a new record and reads it back, then claims it with `etag`: `Ok(true)` when written,
+/// `Ok(false)` when refused before any request.
+async fn round_trip_ownership(
+    store: &BlobCheckpointStore,
+    claim: &Ownership,
+    etag: &str,
+) -> Result<bool, TestCaseError> {
+    let won = match store.claim_ownership(std::slice::from_ref(claim)).await {
+        Err(err) => {
+            prop_assert!(refused_before_any_request(&err), "{err:?}");
+            return Ok(false);
+        }
+        Ok(won) => won,
+    };
+    prop_assert_eq!(won.len(), 1, "a new record is won");
+    let listed = store
+        .list_ownership(
+            &claim.fully_qualified_namespace,
+            &claim.eventhub_name,
+            &claim.consumer_group,
+        )
+        .await
+        .unwrap();
+    // Names are lower-cased on the wire (WIRE.md), partition ids included.
+    let partition = claim.partition_id.to_lowercase();
+    let mine = listed.iter().find(|o| o.partition_id == partition);
+    let mine = mine.expect("the claimed record is listed");
+    let expected_owner = claim.owner_id.clone().filter(|o| !o.is_empty());
+    prop_assert_eq!(&mine.owner_id, &expected_owner);
+    prop_assert_eq!(&mine.etag, &won[0].etag);
+
+    // A claim conditioned on an arbitrary etag: refused, or not won.
+    let stale = Ownership {
+        etag: Some(Etag::from(etag.to_owned())),
+        ..claim.clone()
+    };
+    match store.claim_ownership(&[stale]).await {
+        Ok(won) => prop_assert!(won.is_empty(), "won with etag {:?}", etag),
+        Err(err) => prop_assert!(refused_before_any_request(&err), "{err:?}"),
+    }
+    Ok(true)
+}
+
+/// Writes a checkpoint and reads it back: `Ok(true)` when written, `Ok(false)` when refused before
+/// any request.
+async fn round_trip_checkpoint(
+    store: &BlobCheckpointStore,
+    checkpoint: &Checkpoint,
+) -> Result<bool, TestCaseError> {
+    if let Err(err) = store.update_checkpoint(checkpoint).await {
+        prop_assert!(refused_before_any_request(&err), "{err:?}");
+        return Ok(false);
+    }
+    let listed = store
+        .list_checkpoints(
+            &checkpoint.fully_qualified_namespace,
+            &checkpoint.eventhub_name,
+            &checkpoint.consumer_group,
+        )
+        .await
+        .unwrap();
+    let partition = checkpoint.partition_id.to_lowercase();
+    let mine = listed.iter().find(|c| c.partition_id == partition);
+    let mine = mine.expect("the checkpoint is listed");
+    prop_assert_eq!(mine.sequence_number, checkpoint.sequence_number);
+    prop_assert_eq!(
+        mine.offset.as_deref(),
+        checkpoint.offset.as_deref().filter(|o| !o.is_empty())
+    );
+    Ok(true)
+}

@@ -1,0 +1,261 @@
+//! Eight OS processes racing for the same 256 partitions of one container.
+//!
+//! The test binary is its own helper: the test below starts eight copies of this binary, each
+//! running only this test with `RACE_CLAIMANT` set, which makes it one claimant. A claimant loops
+//! list → claim every partition (with the listed etag, or none where no record exists yet) until a
+//! common deadline, and logs every claim the store reported won as
+//! `partition, etag it was conditioned on (or "none"), new etag, owner`.
+//!
+//! Guarantee checked: no two won claims of a partition were conditioned on the same version (or
+//! both on "no record"), so nobody ever won a version someone else won; and each partition's won
+//! claims form one chain from "no record" to the version the container holds at the end, so every
+//! write the service applied was reported to exactly one claimant.
+
+use crate::common::{connection_string, unique_container};
+use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Ownership};
+use std::{
+    collections::{HashMap, HashSet},
+    io::Write,
+    process::{Command, Stdio},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+const CLAIMANTS: usize = 8;
+const PARTITIONS: usize = 256;
+const RUN_FOR: Duration = Duration::from_secs(6);
+const NS: &str = "races.servicebus.windows.net";
+const HUB: &str = "hub";
+const GROUP: &str = "$Default";
+const TEST_NAME: &str = "races::eight_processes_never_win_the_same_version_twice";
+
+/// One won claim, as a claimant logged it.
+#[derive(Debug, Clone)]
+struct Win {
+    partition: String,
+    conditioned_on: String,
+    new_etag: String,
+    owner: String,
+}
+
+#[test]
+fn eight_processes_never_win_the_same_version_twice() {
+    if let Ok(id) = std::env::var("RACE_CLAIMANT") {
+        return claimant(&id);
+    }
+    let container = unique_container();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = BlobCheckpointStore::from_connection_string(&connection_string(), &container, None)
+        .unwrap();
+    assert!(runtime
+        .block_on(store.create_container_if_missing())
+        .unwrap());
+
+    let logs = tempdir();
+    // A common start, late enough for every process to be up, so they race from the first round.
+    let start_at = unix_millis() + 1_500;
+    let stop_at = start_at + RUN_FOR.as_millis() as u64;
+    let mut children: Vec<_> = (0..CLAIMANTS)
+        .map(|i| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+                .env("RACE_CLAIMANT", format!("claimant-{i}"))
+                .env("RACE_CONTAINER", &container)
+                .env("RACE_LOG", logs.join(format!("{i}.log")))
+                .env("RACE_START_AT", start_at.to_string())
+                .env("RACE_STOP_AT", stop_at.to_string())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start a claimant process")
+        })
+        .collect();
+    for (i, child) in children.iter_mut().enumerate() {
+        let status = child.wait().unwrap();
+        assert!(status.success(), "claimant {i} failed: {status}");
+    }
+
+    let mut wins = Vec::new();
+    let (mut attempted, mut lost_or_failed) = (0, 0);
+    for i in 0..CLAIMANTS {
+        let log = std::fs::read_to_string(logs.join(format!("{i}.log"))).unwrap();
+        for line in log.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            match fields.as_slice() {
+                ["summary", a, l] => {
+                    attempted += a.parse::<usize>().unwrap();
+                    lost_or_failed += l.parse::<usize>().unwrap();
+                }
+                [partition, conditioned_on, new_etag, owner] => wins.push(Win {
+                    partition: partition.to_string(),
+                    conditioned_on: conditioned_on.to_string(),
+                    new_etag: new_etag.to_string(),
+                    owner: owner.to_string(),
+                }),
+                _ => panic!("claimant {i} logged {line:?}"),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&logs);
+
+    let last = runtime
+        .block_on(store.list_ownership(NS, HUB, GROUP))
+        .unwrap();
+    let last: HashMap<String, Ownership> = last
+        .into_iter()
+        .map(|o| (o.partition_id.clone(), o))
+        .collect();
+    check_chains(&wins, &last);
+
+    // The race really happened: all partitions were claimed, most claims lost.
+    assert_eq!(last.len(), PARTITIONS);
+    assert!(
+        lost_or_failed > wins.len(),
+        "too little contention to prove anything: {attempted} claims, {} won",
+        wins.len()
+    );
+    println!(
+        "races: {} won claims checked ({attempted} attempted by {CLAIMANTS} processes over \
+         {PARTITIONS} partitions, {lost_or_failed} not won): no double win, one chain per partition",
+        wins.len()
+    );
+}
+
+/// No two wins of a partition conditioned on the same version; wins form one chain from
+/// "none" to the version listed at the end, held by the chain's last owner.
+fn check_chains(wins: &[Win], last: &HashMap<String, Ownership>) {
+    let mut by_partition: HashMap<&str, Vec<&Win>> = HashMap::new();
+    for win in wins {
+        by_partition.entry(&win.partition).or_default().push(win);
+    }
+    for (partition, wins) in by_partition {
+        let mut next: HashMap<&str, &Win> = HashMap::new();
+        for win in &wins {
+            if let Some(other) = next.insert(&win.conditioned_on, win) {
+                panic!(
+                    "partition {partition}: two claims won on version {}: {other:?} and {win:?}",
+                    win.conditioned_on
+                );
+            }
+        }
+        let new_etags: HashSet<&str> = wins.iter().map(|w| w.new_etag.as_str()).collect();
+        assert_eq!(
+            new_etags.len(),
+            wins.len(),
+            "partition {partition}: a version reported twice"
+        );
+
+        let mut at = "none";
+        let mut chain = Vec::new();
+        while let Some(win) = next.get(at) {
+            chain.push(*win);
+            at = &win.new_etag;
+        }
+        assert_eq!(
+            chain.len(),
+            wins.len(),
+            "partition {partition}: wins do not form one chain from \"none\" (chain {chain:?}, all {wins:?})"
+        );
+        let listed = &last[partition];
+        assert_eq!(
+            listed
+                .etag
+                .as_ref()
+                .map(|e| unquoted(e.as_ref()))
+                .as_deref(),
+            Some(at),
+            "partition {partition}: the container holds a version no claimant reported"
+        );
+        assert_eq!(
+            listed.owner_id.as_deref(),
+            chain.last().map(|w| w.owner.as_str())
+        );
+    }
+}
+
+/// One claimant process: list → claim all partitions, until the deadline.
+fn claimant(id: &str) {
+    let env = |name: &str| std::env::var(name).unwrap();
+    let (start_at, stop_at): (u64, u64) = (
+        env("RACE_START_AT").parse().unwrap(),
+        env("RACE_STOP_AT").parse().unwrap(),
+    );
+    let store = BlobCheckpointStore::from_connection_string(
+        &connection_string(),
+        &env("RACE_CONTAINER"),
+        None,
+    )
+    .unwrap();
+    let mut log = std::io::BufWriter::new(std::fs::File::create(env("RACE_LOG")).unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(
+        start_at.saturating_sub(unix_millis()),
+    ));
+    let (mut attempted, mut won_total) = (0, 0);
+    runtime.block_on(async {
+        while unix_millis() < stop_at {
+            let listed: HashMap<String, Ownership> =
+                match store.list_ownership(NS, HUB, GROUP).await {
+                    Ok(listed) => listed
+                        .into_iter()
+                        .map(|o| (o.partition_id.clone(), o))
+                        .collect(),
+                    Err(_) => continue,
+                };
+            let claims: Vec<Ownership> = (0..PARTITIONS)
+                .map(|p| {
+                    let partition = p.to_string();
+                    Ownership {
+                        etag: listed.get(&partition).and_then(|o| o.etag.clone()),
+                        ..Ownership::new(NS, HUB, GROUP, partition, id)
+                    }
+                })
+                .collect();
+            attempted += claims.len();
+            let Ok(won) = store.claim_ownership(&claims).await else {
+                continue;
+            };
+            won_total += won.len();
+            for win in won {
+                let requested = &claims[win.partition_id.parse::<usize>().unwrap()];
+                let conditioned_on = requested
+                    .etag
+                    .as_ref()
+                    .map_or("none".to_owned(), |e| unquoted(e.as_ref()));
+                let new_etag = unquoted(
+                    win.etag
+                        .as_ref()
+                        .expect("a won claim has its new etag")
+                        .as_ref(),
+                );
+                writeln!(
+                    log,
+                    "{}\t{conditioned_on}\t{new_etag}\t{id}",
+                    win.partition_id
+                )
+                .unwrap();
+            }
+        }
+    });
+    writeln!(log, "summary\t{attempted}\t{}", attempted - won_total).unwrap();
+    log.flush().unwrap();
+}
+
+/// Listings give etags unquoted, response headers quoted.
+fn unquoted(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("races-{}", unique_container()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
