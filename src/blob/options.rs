@@ -30,7 +30,6 @@ pub const DEFAULT_CLAIM_CONCURRENCY: NonZeroUsize = match NonZeroUsize::new(32) 
 ///     operation_timeout: Some(Duration::from_secs(10)),
 ///     ..Default::default()
 /// };
-/// # use std::time::Duration;
 /// ```
 #[derive(Clone, Debug)]
 pub struct BlobCheckpointStoreOptions {
