@@ -485,3 +485,61 @@ async fn shared_access_signatures_work() {
     }
     assert_eq!(stores[0].list_ownership(NS, EH, CG).await.unwrap().len(), 3);
 }
+
+/// `operation_timeout` bounds the table store's calls too, and names the refused connection.
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_timeout_that_names_the_failure() {
+    let timeout = std::time::Duration::from_secs(1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = TableCheckpointStore::new(
+        &format!("http://127.0.0.1:{port}/devstoreaccount1"),
+        "checkpoints",
+        StorageCredential::from(
+            eventhub_checkpointstore::SharedKeyCredential::new(
+                DEVELOPMENT_ACCOUNT_NAME,
+                DEVELOPMENT_ACCOUNT_KEY,
+            )
+            .unwrap(),
+        ),
+        Some(TableCheckpointStoreOptions {
+            operation_timeout: Some(timeout),
+            ..Default::default()
+        }),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = store.list_checkpoints(NS, EH, CG).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                operation: "list_checkpoints",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+    assert!(!format!("{err:?}").contains(DEVELOPMENT_ACCOUNT_KEY));
+    // The bound is the guarantee; the slack covers a loaded CI machine.
+    assert!(
+        elapsed < timeout + std::time::Duration::from_secs(2),
+        "{elapsed:?}"
+    );
+    let err = TableCheckpointStore::new(
+        "http://127.0.0.1:1/devstoreaccount1",
+        "checkpoints",
+        StorageCredential::Anonymous,
+        Some(TableCheckpointStoreOptions {
+            operation_timeout: Some(std::time::Duration::ZERO),
+            ..Default::default()
+        }),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+}

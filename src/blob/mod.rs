@@ -442,6 +442,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("older than"), "{err}");
+        let err = BlobCheckpointStore::new(
+            "https://a.blob.core.windows.net",
+            "checkpoints",
+            StorageCredential::Anonymous,
+            Some(BlobCheckpointStoreOptions {
+                operation_timeout: Some(Duration::ZERO),
+                ..Default::default()
+            }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("operation_timeout"), "{err}");
     }
 
     #[test]
