@@ -126,7 +126,12 @@ fn check_chains(wins: &[Win], last: &HashMap<String, Ownership>) {
     for win in wins {
         by_partition.entry(&win.partition).or_default().push(win);
     }
-    for (partition, wins) in by_partition {
+    assert!(
+        by_partition.keys().all(|p| last.contains_key(*p)),
+        "a claim was won on a partition the container does not hold"
+    );
+    for (partition, listed) in last {
+        let wins = by_partition.remove(partition.as_str()).unwrap_or_default();
         let mut next: HashMap<&str, &Win> = HashMap::new();
         for win in &wins {
             if let Some(other) = next.insert(&win.conditioned_on, win) {
@@ -144,7 +149,7 @@ fn check_chains(wins: &[Win], last: &HashMap<String, Ownership>) {
         );
 
         let mut at = "none";
-        let mut chain = Vec::new();
+        let mut chain: Vec<&Win> = Vec::new();
         while let Some(win) = next.get(at) {
             chain.push(*win);
             at = &win.new_etag;
@@ -154,7 +159,6 @@ fn check_chains(wins: &[Win], last: &HashMap<String, Ownership>) {
             wins.len(),
             "partition {partition}: wins do not form one chain from \"none\" (chain {chain:?}, all {wins:?})"
         );
-        let listed = &last[partition];
         assert_eq!(
             listed
                 .etag
