@@ -25,24 +25,36 @@ tokio::task_local! {
     static LAST_FAILURE: RefCell<Option<String>>;
 }
 
-/// Rejects a zero bound, which would fail every operation before its first request.
-pub(crate) fn check(timeout: Option<Duration>) -> Result<()> {
-    match timeout {
-        Some(t) if t.is_zero() => Err(Error::invalid_input(
-            "operation_timeout must be greater than zero (use None for no bound)",
-        )),
-        _ => Ok(()),
+/// A store's bound on each of its operations: `None` for none.
+#[derive(Clone, Copy)]
+pub(crate) struct OperationTimeout(Option<Duration>);
+
+impl std::fmt::Debug for OperationTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl OperationTimeout {
+    /// Rejects a zero bound, which would fail every operation before its first request.
+    pub(crate) fn new(timeout: Option<Duration>) -> Result<Self> {
+        match timeout {
+            Some(t) if t.is_zero() => Err(Error::invalid_input(
+                "operation_timeout must be greater than zero (use None for no bound)",
+            )),
+            _ => Ok(Self(timeout)),
+        }
     }
 }
 
 /// Runs `operation`, failing with [`Error::Timeout`] if it has not finished within `timeout`.
 /// Requests still in flight are dropped; a write among them may or may not have been applied.
 pub(crate) async fn bounded<T>(
-    timeout: Option<Duration>,
+    timeout: OperationTimeout,
     operation: &'static str,
     future: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let Some(limit) = timeout else {
+    let Some(limit) = timeout.0 else {
         return future.await;
     };
     LAST_FAILURE
@@ -103,10 +115,16 @@ mod tests {
 
     #[tokio::test]
     async fn bounds_an_operation_and_reports_its_last_failure() {
-        let err = bounded(Some(Duration::from_millis(20)), "list_ownership", async {
-            let _ = LAST_FAILURE.try_with(|l| *l.borrow_mut() = Some("connection refused".into()));
-            std::future::pending::<Result<()>>().await
-        })
+        let timeout = |t| OperationTimeout::new(t).unwrap();
+        let err = bounded(
+            timeout(Some(Duration::from_millis(20))),
+            "list_ownership",
+            async {
+                let _ =
+                    LAST_FAILURE.try_with(|l| *l.borrow_mut() = Some("connection refused".into()));
+                std::future::pending::<Result<()>>().await
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!(
@@ -115,16 +133,16 @@ mod tests {
         );
         assert!(matches!(err, Error::Timeout { .. }));
 
-        let ok = bounded(Some(Duration::from_secs(5)), "x", async { Ok(7) }).await;
+        let ok = bounded(timeout(Some(Duration::from_secs(5))), "x", async { Ok(7) }).await;
         assert_eq!(ok.unwrap(), 7);
-        let unbounded = bounded(None, "x", async { Ok(8) }).await;
+        let unbounded = bounded(timeout(None), "x", async { Ok(8) }).await;
         assert_eq!(unbounded.unwrap(), 8);
     }
 
     #[test]
     fn zero_is_rejected() {
-        assert!(check(Some(Duration::ZERO)).is_err());
-        assert!(check(Some(Duration::from_millis(1))).is_ok());
-        assert!(check(None).is_ok());
+        assert!(OperationTimeout::new(Some(Duration::ZERO)).is_err());
+        assert!(OperationTimeout::new(Some(Duration::from_millis(1))).is_ok());
+        assert!(OperationTimeout::new(None).is_ok());
     }
 }

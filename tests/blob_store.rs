@@ -501,12 +501,7 @@ async fn a_missing_container_is_a_404_for_every_operation() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_transport_error() {
-    // A port nothing listens on: bind one, then free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     let key = SharedKeyCredential::new("devstoreaccount1", DEVELOPMENT_ACCOUNT_KEY).unwrap();
     let store = BlobCheckpointStore::new(
         &format!("http://127.0.0.1:{port}/devstoreaccount1"),
@@ -543,11 +538,7 @@ async fn failures_are_clear_typed_errors_within_the_operation_timeout() {
     )
     .unwrap();
     let missing = store_on(&unique_container(), options());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     let refused = BlobCheckpointStore::new(
         &format!("http://127.0.0.1:{port}/devstoreaccount1"),
         "checkpoints",

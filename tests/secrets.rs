@@ -98,11 +98,7 @@ async fn secrets_never_reach_errors_debug_output_or_trace_logs() {
     .unwrap();
     shown.push(format!("{sas_store:?}"));
     sas_store.list_checkpoints(ns, hub, group).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     let refused = BlobCheckpointStore::new(
         &format!("http://127.0.0.1:{port}/devstoreaccount1?{sas}"),
         "checkpoints",

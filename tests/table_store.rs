@@ -490,11 +490,7 @@ async fn shared_access_signatures_work() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_timeout_that_names_the_failure() {
     let timeout = std::time::Duration::from_secs(1);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     let store = TableCheckpointStore::new(
         &format!("http://127.0.0.1:{port}/devstoreaccount1"),
         "checkpoints",

@@ -19,13 +19,14 @@ use crate::credential::StorageCredential;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::store::CheckpointStore;
+use crate::timeout::{bounded, OperationTimeout};
 use async_trait::async_trait;
 use azure_core::http::Url;
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use container::Container;
 use listing::ListedBlob;
 use naming::Record;
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc};
 
 /// A [`CheckpointStore`] that keeps ownership and checkpoints as empty block blobs with metadata in
 /// one container, readable and writable by the Python, .NET, Java and JS Event Hubs stores.
@@ -59,7 +60,7 @@ pub struct BlobCheckpointStore {
 struct Inner {
     container: Container,
     claim_concurrency: usize,
-    operation_timeout: Option<Duration>,
+    timeout: OperationTimeout,
     api_version: String,
     credential: StorageCredential,
 }
@@ -95,7 +96,7 @@ impl BlobCheckpointStore {
 
         let options = options.unwrap_or_default();
         options::check_api_version(&options.api_version)?;
-        crate::timeout::check(options.operation_timeout)?;
+        let timeout = OperationTimeout::new(options.operation_timeout)?;
         let client_options = crate::account::client_options(
             options.client_options,
             &credential,
@@ -107,7 +108,7 @@ impl BlobCheckpointStore {
             inner: Arc::new(Inner {
                 container,
                 claim_concurrency: options.claim_concurrency.get(),
-                operation_timeout: options.operation_timeout,
+                timeout,
                 api_version: options.api_version,
                 credential,
             }),
@@ -155,19 +156,12 @@ impl BlobCheckpointStore {
 
     /// Creates the container if it does not exist yet; `true` when it was created.
     pub async fn create_container_if_missing(&self) -> Result<bool> {
-        self.bounded(
+        bounded(
+            self.inner.timeout,
             "create_container_if_missing",
             self.inner.container.create_if_missing(),
         )
         .await
-    }
-
-    async fn bounded<T>(
-        &self,
-        operation: &'static str,
-        future: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        crate::timeout::bounded(self.inner.operation_timeout, operation, future).await
     }
 
     async fn claim_one(&self, requested: &Ownership, claim: Claim) -> ClaimOutcome {
@@ -270,7 +264,7 @@ impl CheckpointStore for BlobCheckpointStore {
         eventhub_name: &str,
         consumer_group: &str,
     ) -> Result<Vec<Ownership>> {
-        self.bounded("list_ownership", async move {
+        bounded(self.inner.timeout, "list_ownership", async move {
             let prefix = naming::prefix(
                 fully_qualified_namespace,
                 eventhub_name,
@@ -296,7 +290,7 @@ impl CheckpointStore for BlobCheckpointStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
     async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        self.bounded("claim_ownership", async move {
+        bounded(self.inner.timeout, "claim_ownership", async move {
             claim_all(
                 ownership,
                 self.inner.claim_concurrency,
@@ -315,7 +309,7 @@ impl CheckpointStore for BlobCheckpointStore {
         err
     )]
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        self.bounded("update_checkpoint", async move {
+        bounded(self.inner.timeout, "update_checkpoint", async move {
             let name = naming::blob_name(
                 &checkpoint.fully_qualified_namespace,
                 &checkpoint.eventhub_name,
@@ -353,7 +347,7 @@ impl CheckpointStore for BlobCheckpointStore {
         eventhub_name: &str,
         consumer_group: &str,
     ) -> Result<Vec<Checkpoint>> {
-        self.bounded("list_checkpoints", async move {
+        bounded(self.inner.timeout, "list_checkpoints", async move {
             let prefix = naming::prefix(
                 fully_qualified_namespace,
                 eventhub_name,
@@ -395,7 +389,7 @@ impl fmt::Debug for BlobCheckpointStore {
             .field("credential", &self.inner.credential)
             .field("api_version", &self.inner.api_version)
             .field("claim_concurrency", &self.inner.claim_concurrency)
-            .field("operation_timeout", &self.inner.operation_timeout)
+            .field("operation_timeout", &self.inner.timeout)
             .finish()
     }
 }
@@ -404,6 +398,7 @@ impl fmt::Debug for BlobCheckpointStore {
 mod tests {
     use super::*;
     use crate::credential::SasToken;
+    use std::time::Duration;
 
     #[test]
     fn construction_validates_before_any_request() {

@@ -10,6 +10,7 @@ use crate::credential::StorageCredential;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership, Record};
 use crate::store::CheckpointStore;
+use crate::timeout::{bounded, OperationTimeout};
 use crate::DEFAULT_CLAIM_CONCURRENCY;
 use async_trait::async_trait;
 use azure_core::http::{ClientOptions, Etag, Url};
@@ -94,7 +95,7 @@ pub struct TableCheckpointStore {
 struct Inner {
     table: Table,
     claim_concurrency: usize,
-    operation_timeout: Option<Duration>,
+    timeout: OperationTimeout,
     credential: StorageCredential,
 }
 
@@ -103,7 +104,7 @@ impl fmt::Debug for TableCheckpointStore {
         f.debug_struct("TableCheckpointStore")
             .field("table_url", &self.inner.table.url().as_str())
             .field("claim_concurrency", &self.inner.claim_concurrency)
-            .field("operation_timeout", &self.inner.operation_timeout)
+            .field("operation_timeout", &self.inner.timeout)
             .field("credential", &self.inner.credential)
             .finish()
     }
@@ -135,7 +136,7 @@ impl TableCheckpointStore {
         check_table_name(table)?;
         let options = options.unwrap_or_default();
         crate::blob::check_api_version(&options.api_version)?;
-        crate::timeout::check(options.operation_timeout)?;
+        let timeout = OperationTimeout::new(options.operation_timeout)?;
         let client_options = crate::account::client_options(
             options.client_options,
             &credential,
@@ -146,7 +147,7 @@ impl TableCheckpointStore {
             inner: Arc::new(Inner {
                 table: Table::new(url, table.to_owned(), client_options, options.api_version),
                 claim_concurrency: options.claim_concurrency.get(),
-                operation_timeout: options.operation_timeout,
+                timeout,
                 credential,
             }),
         })
@@ -180,19 +181,12 @@ impl TableCheckpointStore {
 
     /// Creates the table if it does not exist yet; `true` when it was created.
     pub async fn create_table_if_missing(&self) -> Result<bool> {
-        self.bounded(
+        bounded(
+            self.inner.timeout,
             "create_table_if_missing",
             self.inner.table.create_if_missing(),
         )
         .await
-    }
-
-    async fn bounded<T>(
-        &self,
-        operation: &'static str,
-        future: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        crate::timeout::bounded(self.inner.operation_timeout, operation, future).await
     }
 
     async fn claim_one(&self, requested: &Ownership, claim: Claim) -> ClaimOutcome {
@@ -286,7 +280,7 @@ impl CheckpointStore for TableCheckpointStore {
         eventhub_name: &str,
         consumer_group: &str,
     ) -> Result<Vec<Ownership>> {
-        self.bounded("list_ownership", async move {
+        bounded(self.inner.timeout, "list_ownership", async move {
             let partition_key = keys::partition_key(
                 fully_qualified_namespace,
                 eventhub_name,
@@ -311,7 +305,7 @@ impl CheckpointStore for TableCheckpointStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
     async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        self.bounded("claim_ownership", async move {
+        bounded(self.inner.timeout, "claim_ownership", async move {
             claim_all(
                 ownership,
                 self.inner.claim_concurrency,
@@ -330,7 +324,7 @@ impl CheckpointStore for TableCheckpointStore {
         err
     )]
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        self.bounded("update_checkpoint", async move {
+        bounded(self.inner.timeout, "update_checkpoint", async move {
             let partition_key = keys::partition_key(
                 &checkpoint.fully_qualified_namespace,
                 &checkpoint.eventhub_name,
@@ -357,7 +351,7 @@ impl CheckpointStore for TableCheckpointStore {
         eventhub_name: &str,
         consumer_group: &str,
     ) -> Result<Vec<Checkpoint>> {
-        self.bounded("list_checkpoints", async move {
+        bounded(self.inner.timeout, "list_checkpoints", async move {
             let partition_key = keys::partition_key(
                 fully_qualified_namespace,
                 eventhub_name,

@@ -30,6 +30,16 @@ pub fn connection_string() -> String {
     })
 }
 
+/// A loopback port nothing listens on (bound, then freed): a refused connection, or a port for
+/// an emulator of a test's own.
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A name no other test (or concurrently running test binary) uses; lower-case letters and
 /// digits only, so it is valid as a container name and as a table name.
 pub fn unique_container() -> String {

@@ -121,11 +121,7 @@ impl Drop for Azurite {
 async fn nothing_acknowledged_is_lost_when_azurite_is_killed() {
     let dir = std::env::temp_dir().join(format!("crash-{}", unique_container()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::unused_port();
     let mut azurite = tokio::task::block_in_place(|| Azurite::start(&dir, port));
     let connection = format!(
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
