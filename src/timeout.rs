@@ -71,7 +71,9 @@ pub(crate) async fn bounded<T>(
         .await
 }
 
-/// A per-try policy that notes each failed try of a bounded operation, for its timeout error.
+/// A per-try policy that notes each try of a bounded operation that will be retried (a transport
+/// failure or a retried status), for its timeout error. Lost races (409, 412) are not noted: they
+/// are common, and they end their request at once.
 #[derive(Debug)]
 pub(crate) struct RecordFailures;
 
@@ -88,7 +90,8 @@ impl Policy for RecordFailures {
         let result = next[0].send(ctx, request, &next[1..]).await;
         let failure = match &result {
             Err(err) => Some(redact(&error_chain(err))),
-            Ok(response) if !response.status().is_success() => {
+            // What the retry policy retries; any other answer ends the try's request at once.
+            Ok(response) if is_retried(u16::from(response.status())) => {
                 let code = response
                     .headers()
                     .get_optional_str(&ERROR_CODE)
@@ -107,6 +110,11 @@ impl Policy for RecordFailures {
         }
         result
     }
+}
+
+/// The statuses azure_core's retry policy retries by default.
+fn is_retried(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 #[cfg(test)]
