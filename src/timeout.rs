@@ -11,7 +11,7 @@ use crate::credential::redact;
 use crate::error::{error_chain, Error, Result};
 use async_trait::async_trait;
 use azure_core::http::{
-    headers::HeaderName,
+    headers::ERROR_CODE,
     policies::{Policy, PolicyResult},
     Context, Request,
 };
@@ -76,8 +76,6 @@ pub(crate) async fn bounded<T>(
 /// are common, and they end their request at once.
 #[derive(Debug)]
 pub(crate) struct RecordFailures;
-
-const ERROR_CODE: HeaderName = HeaderName::from_static("x-ms-error-code");
 
 #[async_trait]
 impl Policy for RecordFailures {
