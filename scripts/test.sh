@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/system-deps.sh
 cargo fmt --all --check
 cargo clippy --all-targets --all-features --quiet -- -D warnings
+# The docs as docs.rs builds them (all features), with broken links and bad markup as errors.
+RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps --quiet
 # Build first so Azurite is not left waiting on the compiler.
 cargo test --all-features --no-run --quiet
 scripts/azurite.sh run -- cargo test --all-features "$@"

@@ -81,7 +81,48 @@ impl Default for BalancerOptions {
     }
 }
 
+/// The longest balancing interval [`BalancerOptions::validate`] accepts.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest ownership expiration [`BalancerOptions::validate`] accepts.
+pub const MAX_EXPIRATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 impl BalancerOptions {
+    /// Checks the options as [`PartitionBalancer::new`] does: `0 < interval <= MAX_INTERVAL`,
+    /// `interval < expiration <= MAX_EXPIRATION`. An expiration under twice the interval is
+    /// accepted with a warning (as the .NET processor warns): one late cycle lets a live
+    /// consumer's claims expire, and others take its partitions.
+    ///
+    /// ```
+    /// use eventhub_checkpointstore::balancer::BalancerOptions;
+    /// use std::time::Duration;
+    ///
+    /// assert!(BalancerOptions::new(Duration::from_secs(10), Duration::from_secs(30)).validate().is_ok());
+    /// assert!(BalancerOptions::new(Duration::from_secs(30), Duration::from_secs(10)).validate().is_err());
+    /// assert!(BalancerOptions::new(Duration::MAX, Duration::MAX).validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        let (interval, expiration) = (self.interval, self.expiration);
+        if interval.is_zero() || interval > MAX_INTERVAL {
+            return Err(Error::invalid_input(format!(
+                "the balancing interval ({interval:?}) must be greater than zero and at most {MAX_INTERVAL:?}"
+            )));
+        }
+        if expiration <= interval || expiration > MAX_EXPIRATION {
+            return Err(Error::invalid_input(format!(
+                "the ownership expiration ({expiration:?}) must exceed the balancing interval ({interval:?}) and be at most {MAX_EXPIRATION:?}"
+            )));
+        }
+        if expiration < interval * 2 {
+            tracing::warn!(
+                ?interval,
+                ?expiration,
+                "the ownership expiration is less than twice the balancing interval: one late cycle lets this consumer's claims expire"
+            );
+        }
+        Ok(())
+    }
+
     /// Options with this interval and expiration, and the default strategy.
     pub fn new(interval: Duration, expiration: Duration) -> Self {
         Self {
@@ -116,7 +157,8 @@ pub struct PartitionBalancer {
 
 impl PartitionBalancer {
     /// A balancer for `owner_id` over `partition_ids` of one consumer group. Checks its arguments
-    /// (non-empty ids, no duplicate partitions, `expiration > interval > 0`); sends nothing.
+    /// (non-empty ids, no duplicate partitions, the options as [`BalancerOptions::validate`]
+    /// does); sends nothing.
     pub fn new(
         store: Arc<dyn CheckpointStore>,
         fully_qualified_namespace: impl Into<String>,
@@ -139,12 +181,7 @@ impl PartitionBalancer {
                 "partition_ids must be non-empty, distinct and not empty strings",
             ));
         }
-        if options.interval.is_zero() || options.expiration <= options.interval {
-            return Err(Error::invalid_input(format!(
-                "the ownership expiration ({:?}) must exceed the balancing interval ({:?}), which must not be zero",
-                options.expiration, options.interval
-            )));
-        }
+        options.validate()?;
         Ok(Self {
             store,
             namespace: fully_qualified_namespace.into(),
@@ -255,6 +292,10 @@ impl PartitionBalancer {
         shutdown: impl Future<Output = ()>,
         mut on_cycle: impl FnMut(&Result<BTreeSet<String>>),
     ) -> Result<()> {
+        // Its pause is a Tokio timer, which would panic outside a runtime.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime { operation: "run" });
+        }
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let result = self.cycle().await;
@@ -276,6 +317,7 @@ impl PartitionBalancer {
     fn jittered_interval(&self) -> Duration {
         let cycle = self.cycles.fetch_add(1, Ordering::Relaxed);
         let permille = 900 + self.shuffle.hash_one(cycle) % 201;
+        // Cannot overflow: the interval is at most MAX_INTERVAL (validated in `new`).
         self.options.interval * permille as u32 / 1000
     }
 
@@ -534,13 +576,38 @@ mod tests {
         };
         let secs = Duration::from_secs;
         assert!(make("a", &["0", "1"], BalancerOptions::default()).is_ok());
+        assert!(make(
+            "a",
+            &["0"],
+            BalancerOptions::new(MAX_INTERVAL, MAX_EXPIRATION)
+        )
+        .is_ok());
         for (owner, partitions, options) in [
             ("", &["0"][..], BalancerOptions::default()),
             ("a", &[][..], BalancerOptions::default()),
             ("a", &["0", "0"][..], BalancerOptions::default()),
             ("a", &["0"][..], BalancerOptions::new(secs(10), secs(10))),
             ("a", &["0"][..], BalancerOptions::new(secs(0), secs(10))),
+            // Would overflow the jittered interval (`interval * 1100`).
+            (
+                "a",
+                &["0"][..],
+                BalancerOptions::new(Duration::MAX / 2, Duration::MAX),
+            ),
+            (
+                "a",
+                &["0"][..],
+                BalancerOptions::new(MAX_INTERVAL + secs(1), MAX_EXPIRATION),
+            ),
+            (
+                "a",
+                &["0"][..],
+                BalancerOptions::new(secs(10), MAX_EXPIRATION + secs(1)),
+            ),
         ] {
+            if !(owner.is_empty() || partitions.len() != 1) {
+                assert!(options.validate().is_err(), "{options:?}");
+            }
             match make(owner, partitions, options.clone()) {
                 Err(Error::InvalidInput { .. }) => {}
                 other => panic!("{owner:?} {partitions:?} {options:?}: {other:?}"),

@@ -69,8 +69,8 @@ impl BlobCheckpointStore {
             .enable_all()
             .thread_name("eventhub-checkpointstore-blocking")
             .build()
-            .map_err(|e| Error::Transport {
-                message: format!("could not start the blocking store's runtime: {e}"),
+            .map_err(|e| Error::BlockingRuntime {
+                message: e.to_string(),
             })?;
         Ok(Self {
             store,

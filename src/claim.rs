@@ -18,19 +18,34 @@ pub(crate) enum ClaimOutcome {
 
 impl ClaimOutcome {
     /// The outcome of the write that claimed `requested`: on success the claim with its new
-    /// version (an empty owner reads back as none, as a listing would report it); on failure a
-    /// lost race or a failure, as the store's `lost_race` tells them apart.
+    /// version (an empty owner reads back as none, as a listing would report it), or a failure
+    /// when the response lacks the version or its time; on failure a lost race or a failure, as
+    /// the store's `lost_race` tells them apart.
     pub(crate) fn of_write(
         requested: &Ownership,
         written: Result<(Option<Etag>, Option<OffsetDateTime>)>,
         lost_race: impl FnOnce(&Error) -> bool,
     ) -> Self {
         match written {
-            Ok((etag, last_modified)) => ClaimOutcome::Won(Ownership {
+            Ok((Some(etag), Some(last_modified))) => ClaimOutcome::Won(Ownership {
                 owner_id: requested.owner_id.clone().filter(|o| !o.is_empty()),
-                etag,
-                last_modified,
+                etag: Some(etag),
+                last_modified: Some(last_modified),
                 ..requested.clone()
+            }),
+            // A claim without a version cannot be renewed conditionally, and one without a time
+            // cannot be expired: reporting it as won would hand the caller a claim it cannot keep.
+            Ok((etag, last_modified)) => ClaimOutcome::Failed(Error::UnexpectedResponse {
+                message: format!(
+                    "the service accepted the claim of partition {} but its response has no {}; \
+                     the claim is not reported as won",
+                    requested.partition_id,
+                    match (etag.is_none(), last_modified.is_none()) {
+                        (true, true) => "ETag and no Last-Modified",
+                        (true, false) => "ETag",
+                        _ => "Last-Modified",
+                    }
+                ),
             }),
             Err(err) if lost_race(&err) => ClaimOutcome::Lost(err),
             Err(err) => ClaimOutcome::Failed(err),

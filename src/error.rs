@@ -71,8 +71,30 @@ pub enum Error {
         message: String,
     },
 
+    /// An operation was polled outside a Tokio runtime (e.g. by `futures::executor::block_on`).
+    /// The HTTP client underneath (`reqwest`, through `azure_core`) and the operation timeout need
+    /// one: run the store inside a Tokio runtime, or use the blocking store (feature `blocking`),
+    /// which brings its own. Nothing was sent.
+    #[error("{operation} was called outside a Tokio runtime; the store's HTTP client needs one (run it inside a Tokio runtime, or use the blocking store of feature `blocking`)")]
+    NoRuntime {
+        /// The operation, e.g. `"list_ownership"`.
+        operation: &'static str,
+    },
+
+    /// The blocking store (feature `blocking`) could not start the runtime it runs its
+    /// operations on (e.g. the process may not create more threads or file descriptors).
+    #[cfg(feature = "blocking")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+    #[error("could not start the blocking store's runtime: {message}")]
+    BlockingRuntime {
+        /// What the operating system reported.
+        message: String,
+    },
+
     /// A blocking store (feature `blocking`) was called from inside an async runtime, where
     /// blocking would stall the runtime. Use the async store there.
+    #[cfg(feature = "blocking")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
     #[error("the blocking store was called from inside an async runtime; use the async BlobCheckpointStore there (or call it from tokio::task::spawn_blocking)")]
     BlockingInAsyncContext,
 
@@ -177,7 +199,9 @@ impl From<Error> for azure_core::Error {
             Error::UnexpectedResponse { .. } => ErrorKind::DataConversion,
             Error::InvalidInput { .. }
             | Error::InvalidConnectionString { .. }
-            | Error::BlockingInAsyncContext => ErrorKind::Other,
+            | Error::NoRuntime { .. } => ErrorKind::Other,
+            #[cfg(feature = "blocking")]
+            Error::BlockingInAsyncContext | Error::BlockingRuntime { .. } => ErrorKind::Other,
         };
         azure_core::Error::new(kind, err)
     }
@@ -207,12 +231,27 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// The first line of `<Message>` in a storage error body. Later lines carry request ids and, for
-/// authentication failures, the server's string-to-sign: noise for a user, kept out.
+/// The first line of `<Message>` in a storage error body, and the first line of
+/// `<AuthenticationErrorDetail>` when it names the cause of an authentication failure ("Invalid
+/// token audience.", "Signature did not match", "Lifetime validation failed. The token is
+/// expired."). Later lines carry request ids and, for Shared Key failures, the server's
+/// string-to-sign: noise for a user, kept out.
 fn service_message(body: &[u8]) -> Option<String> {
     let body = std::str::from_utf8(body).ok()?;
-    let start = body.find("<Message>")? + "<Message>".len();
-    let end = start + body[start..].find("</Message>")?;
+    let message = first_line_of(body, "Message")?;
+    match first_line_of(body, "AuthenticationErrorDetail") {
+        // A Shared Key detail quotes the request's signature and the string-to-sign.
+        Some(detail) if !detail.contains('\'') && detail.len() <= 200 => {
+            Some(format!("{message} {detail}"))
+        }
+        _ => Some(message),
+    }
+}
+
+fn first_line_of(body: &str, element: &str) -> Option<String> {
+    let open = format!("<{element}>");
+    let start = body.find(&open)? + open.len();
+    let end = start + body[start..].find(&format!("</{element}>"))?;
     let first_line = body[start..end].lines().next()?.trim();
     (!first_line.is_empty()).then(|| first_line.to_owned())
 }
@@ -256,6 +295,16 @@ mod tests {
             Some("Server failed to authenticate the request.")
         );
         assert_eq!(service_message(b""), None);
+        let token = b"<Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request.\nRequestId:abc</Message><AuthenticationErrorDetail>Invalid token audience.</AuthenticationErrorDetail></Error>";
+        assert_eq!(
+            service_message(token).as_deref(),
+            Some("Server failed to authenticate the request. Invalid token audience.")
+        );
+        let shared_key = b"<Error><Message>Server failed to authenticate the request.</Message><AuthenticationErrorDetail>The MAC signature found in the HTTP request 'c2ln' is not the same as any computed signature. Server used following string to sign: 'PUT'.</AuthenticationErrorDetail></Error>";
+        assert_eq!(
+            service_message(shared_key).as_deref(),
+            Some("Server failed to authenticate the request.")
+        );
         assert_eq!(service_message(b"<Message></Message>"), None);
     }
 

@@ -26,6 +26,7 @@ use crate::{BlobCheckpointStore, Checkpoint, CheckpointStore, Ownership};
 use async_trait::async_trait;
 use azure_messaging_eventhubs::models;
 
+#[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
 #[async_trait]
 impl azure_messaging_eventhubs::CheckpointStore for BlobCheckpointStore {
     async fn claim_ownership(

@@ -38,6 +38,7 @@
 //! Each operation is a `tracing` span at `DEBUG` under this crate's module path; lost ownership
 //! races are `DEBUG` events, failed claims and malformed records `WARN`.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod account;
@@ -71,6 +72,7 @@ pub use error::{Error, Result};
 pub use model::{Checkpoint, Ownership};
 pub use store::CheckpointStore;
 #[cfg(feature = "table")]
+#[cfg_attr(docsrs, doc(cfg(feature = "table")))]
 pub use table::{TableCheckpointStore, TableCheckpointStoreOptions, DEFAULT_TABLE_API_VERSION};
 pub use timeout::DEFAULT_OPERATION_TIMEOUT;
 

@@ -39,9 +39,18 @@ pub trait CheckpointStore: Send + Sync {
     /// Tries to claim each ownership, conditionally on its `etag`, and returns exactly the ones
     /// won, in the order given, with their new `etag` and `last_modified`.
     ///
-    /// Losing a race (someone else wrote the record first) is a normal outcome: that partition is
-    /// left out of the result. Fails only when nothing was won and at least one claim failed for
-    /// another reason (e.g. bad credentials, missing container). The input is not modified.
+    /// - **Invalid input** anywhere in the batch (an empty name or partition id, an `etag` that is
+    ///   not a version this store issued, such as `*`) fails the whole call with
+    ///   [`Error::InvalidInput`](crate::Error::InvalidInput) before any request is sent: no claim
+    ///   of the batch is made.
+    /// - **Losing a race** (someone else wrote the record first) is a normal outcome: that
+    ///   partition is left out of the result.
+    /// - **Any other failure** of one claim (bad credentials, a missing container, a lease held on
+    ///   the record, a response without a new version) is never reported as won. It is logged at
+    ///   `WARN`; the call still returns `Ok` with the claims that were won, and fails with the first
+    ///   such error only when nothing was won.
+    ///
+    /// The input is not modified.
     async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>>;
 
     /// Records `checkpoint` unconditionally, creating the record on first use.

@@ -49,11 +49,17 @@ impl OperationTimeout {
 
 /// Runs `operation`, failing with [`Error::Timeout`] if it has not finished within `timeout`.
 /// Requests still in flight are dropped; a write among them may or may not have been applied.
+///
+/// Outside a Tokio runtime it fails at once with [`Error::NoRuntime`]: the timer and the HTTP
+/// client (reqwest) would otherwise panic on first use, wherever that happens to be.
 pub(crate) async fn bounded<T>(
     timeout: OperationTimeout,
     operation: &'static str,
     future: impl Future<Output = Result<T>>,
 ) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::NoRuntime { operation });
+    }
     let Some(limit) = timeout.0 else {
         return future.await;
     };
@@ -143,6 +149,28 @@ mod tests {
         assert_eq!(ok.unwrap(), 7);
         let unbounded = bounded(timeout(None), "x", async { Ok(8) }).await;
         assert_eq!(unbounded.unwrap(), 8);
+    }
+
+    #[test]
+    fn outside_a_tokio_runtime_is_an_error_not_a_panic() {
+        for limit in [Some(Duration::from_secs(1)), None] {
+            let err = futures::executor::block_on(bounded(
+                OperationTimeout::new(limit).unwrap(),
+                "list_ownership",
+                async { Ok(()) },
+            ))
+            .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::NoRuntime {
+                        operation: "list_ownership"
+                    }
+                ),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("outside a Tokio runtime"), "{err}");
+        }
     }
 
     #[test]

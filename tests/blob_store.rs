@@ -389,7 +389,9 @@ async fn explicit_shared_key_credential_works() {
 }
 
 /// `UseDevelopmentStorage=true` means 127.0.0.1:10000. This test forwards that port to the Azurite
-/// under test; if the port is taken (usually by a developer's own Azurite), it runs against that.
+/// under test, and proves it reached that Azurite: what it writes through the shorthand is read
+/// back through the Azurite under test. If the port is taken (a developer's own Azurite, say), the
+/// test fails saying so rather than pass against the wrong emulator.
 #[tokio::test]
 async fn development_storage_shorthand_reaches_azurite() {
     let connection = ConnectionString::parse(&common::connection_string()).unwrap();
@@ -398,28 +400,97 @@ async fn development_storage_shorthand_reaches_azurite() {
         connection.blob_endpoint().unwrap().host_str().unwrap(),
         connection.blob_endpoint().unwrap().port().unwrap()
     );
-    match tokio::net::TcpListener::bind("127.0.0.1:10000").await {
-        Ok(listener) => {
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:10000").await {
+        Ok(listener) => listener,
+        Err(e) => panic!(
+            "this test forwards 127.0.0.1:10000 to the Azurite under test, but cannot listen \
+             there ({e}); stop whatever holds the port (often an Azurite of your own) and rerun"
+        ),
+    };
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
             tokio::spawn(async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    let target = target.clone();
-                    tokio::spawn(async move {
-                        let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    });
-                }
+                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
             });
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
-        Err(e) => panic!("cannot listen on 127.0.0.1:10000: {e}"),
-    }
-    let store = BlobCheckpointStore::from_connection_string(
-        "UseDevelopmentStorage=true",
-        &unique_container(),
-        None,
-    )
-    .unwrap();
+    });
+    let container = unique_container();
+    let store =
+        BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", &container, None)
+            .unwrap();
     exercise(&store, "UseDevelopmentStorage=true").await;
+    let under_test = store_on(&container, None);
+    assert_eq!(
+        under_test.list_checkpoints(NS, EH, CG).await.unwrap(),
+        store.list_checkpoints(NS, EH, CG).await.unwrap(),
+        "the shorthand reached the Azurite under test"
+    );
+    assert!(!under_test
+        .list_checkpoints(NS, EH, CG)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// A lease on an ownership blob (taken by an operator or another tool) makes the service answer
+/// 412 `LeaseIdMissing`: nobody else won that record, so it is a failed claim, not a lost race.
+/// Alone, the claim fails with that error; in a batch beside a claim that works, the call returns
+/// what was won and logs the failure at WARN. The record is left as it was.
+#[tokio::test]
+async fn a_lease_on_an_ownership_blob_is_a_failed_claim_not_a_lost_race() {
+    let store = fresh_store(None).await;
+    let first = store
+        .claim_ownership(&[
+            Ownership::new(NS, EH, CG, "0", "owner-1"),
+            Ownership::new(NS, EH, CG, "1", "owner-1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let blob = format!("{NS}/{EH}/{}/ownership/0", CG.to_lowercase());
+    store
+        .blob_client(&blob)
+        .unwrap()
+        .acquire_lease(-1, None)
+        .await
+        .expect("an infinite lease through the REST API");
+
+    let err = store
+        .claim_ownership(&first[..1])
+        .await
+        .expect_err("a leased record cannot be claimed, and that is not a lost race");
+    assert_eq!(
+        (err.status(), err.error_code()),
+        (Some(412), Some("LeaseIdMissing")),
+        "{err}"
+    );
+
+    let (result, log) = common::with_warnings(store.claim_ownership(&first)).await;
+    let won = result.expect("the other claim was won");
+    assert_eq!(
+        won.iter()
+            .map(|o| o.partition_id.as_str())
+            .collect::<Vec<_>>(),
+        ["1"]
+    );
+    assert!(
+        log.contains("WARN")
+            && log.contains("ownership claim failed")
+            && log.contains("partition_id=0")
+            && log.contains("LeaseIdMissing"),
+        "{log}"
+    );
+    assert!(!log.contains("partition_id=1"), "{log}");
+
+    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let leased = listed.iter().find(|o| o.partition_id == "0").unwrap();
+    assert_eq!(
+        (leased.owner_id.as_deref(), &leased.etag),
+        (Some("owner-1"), &first[0].etag),
+        "the leased record is untouched"
+    );
 }
 
 fn no_retries() -> BlobCheckpointStoreOptions {
@@ -562,11 +633,8 @@ async fn failures_are_clear_typed_errors_within_the_operation_timeout() {
         let err = store.list_ownership(NS, EH, CG).await.unwrap_err();
         let elapsed = started.elapsed();
         assert!(err.to_string().starts_with(expected), "{err}");
-        // The bound is the guarantee; the slack covers a loaded CI machine.
-        assert!(
-            elapsed < timeout + std::time::Duration::from_secs(2),
-            "{err}: {elapsed:?}"
-        );
+        // A hang guard (10x the bound): the bound shows in the error's type and text.
+        assert!(elapsed < timeout * 10, "{err}: {elapsed:?}");
     }
     let err = refused.list_ownership(NS, EH, CG).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");

@@ -225,13 +225,16 @@ impl Claim {
     }
 }
 
-/// Whether a failed claim lost a race rather than failed. With an etag: 412 (the blob changed)
-/// or 404 BlobNotFound (it was deleted); a missing container is a real failure. Without an etag:
-/// 409 BlobAlreadyExists or 412.
+/// Whether a failed claim lost a race rather than failed: only the answers that mean "someone
+/// else wrote the record first". With an etag: 412 `ConditionNotMet` (the blob changed) or 404
+/// `BlobNotFound` (it was deleted; a missing container is a real failure). Without one: 409
+/// `BlobAlreadyExists` or 412 `ConditionNotMet`. Any other 412 or 409 (`LeaseIdMissing` when a
+/// lease is held on the blob, `LeaseIdMismatchWithBlobOperation`, …) is a failure: nobody won
+/// that record, and retrying will not help until whoever holds the lease lets go.
 fn lost_race(err: &Error, had_etag: bool) -> bool {
     matches!(
         (err.status(), err.error_code(), had_etag),
-        (Some(412), _, _)
+        (Some(412), Some("ConditionNotMet"), _)
             | (Some(404), Some("BlobNotFound"), true)
             | (Some(409), Some("BlobAlreadyExists"), false)
     )
@@ -491,6 +494,21 @@ mod tests {
         assert!(lost_race(&service(412, "ConditionNotMet"), false));
         assert!(!lost_race(&service(403, "AuthorizationFailure"), true));
         assert!(!lost_race(&service(500, "InternalError"), false));
+        assert!(!lost_race(&service(412, "LeaseIdMissing"), true));
+        assert!(!lost_race(&service(412, "LeaseIdMissing"), false));
+        assert!(!lost_race(
+            &service(409, "LeaseIdMismatchWithBlobOperation"),
+            true
+        ));
+        assert!(!lost_race(&service(409, "BlobAlreadyExists"), true));
+        assert!(!lost_race(
+            &Error::Service {
+                status: 412,
+                error_code: None,
+                message: String::new()
+            },
+            true
+        ));
         assert!(!lost_race(
             &Error::Transport {
                 message: "refused".into()

@@ -117,10 +117,23 @@ fn keys(partition_key: &str, row_key: &str) -> Map<String, Value> {
     body
 }
 
-/// Whether `etag` has the form the Table service gives entity versions
-/// (`W/"datetime'…'"`).
-pub(crate) fn is_entity_etag(etag: &str) -> bool {
-    etag.starts_with("W/\"datetime'") && etag.ends_with("'\"")
+/// Validates an ETag a caller passed in for `If-Match`: it must be an entity version as the
+/// Table service gives them (`W/"datetime'…'"` with a readable time). `*` would make the claim
+/// unconditional (two claimants could both win), and anything else (a blob's ETag, a typo) can
+/// match no version of any entity.
+pub(crate) fn for_condition(etag: &Etag) -> Result<Etag> {
+    let raw = etag.as_ref().trim();
+    let well_formed = raw.starts_with("W/\"datetime'")
+        && raw.ends_with("'\"")
+        && raw.chars().all(|c| c.is_ascii_graphic())
+        && timestamp_of_etag(raw).is_some();
+    if well_formed {
+        Ok(Etag::from(raw.to_owned()))
+    } else {
+        Err(Error::invalid_input(
+            "etag must be the etag of a listed or claimed ownership: an entity version of the form W/\"datetime'…'\" (not empty, not '*')",
+        ))
+    }
 }
 
 /// The entity's Timestamp as carried in its ETag (`W/"datetime'2026-11-21T10%3A00%3A00.1234567Z'"`),
@@ -137,6 +150,29 @@ pub(crate) fn timestamp_of_etag(etag: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caller_etags_must_be_entity_versions() {
+        let good = "W/\"datetime'2026-11-21T10%3A00%3A00.1234567Z'\"";
+        assert_eq!(
+            for_condition(&Etag::from(format!(" {good} ")))
+                .unwrap()
+                .as_ref(),
+            good
+        );
+        for bad in [
+            "",
+            "*",
+            "\"*\"",
+            "W/\"*\"",
+            "\"0x8D000000000BEEF\"",
+            "W/\"datetime'not-a-time'\"",
+            "W/\"datetime'2026-11-21T10%3A00%3A00Z'",
+            "W/\"datetime'2026-11-21T10%3A00%3A00 Z'\"",
+        ] {
+            assert!(for_condition(&Etag::from(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn entities_are_read_tolerantly() {
@@ -157,8 +193,10 @@ mod tests {
         );
         assert_eq!(a.timestamp(), timestamp_of_etag(a.etag().unwrap().as_ref()));
         assert!(a.timestamp().is_some());
-        assert!(is_entity_etag(a.etag().unwrap().as_ref()));
-        assert!(!is_entity_etag("\"0x8D000000000BEEF\""));
+        assert_eq!(
+            for_condition(&a.etag().unwrap()).unwrap(),
+            a.etag().unwrap()
+        );
         assert_eq!(
             (b.sequence_number(), b.owner_id(), b.etag()),
             (Some(35), None, None)

@@ -205,7 +205,7 @@ impl TableCheckpointStore {
             None => table.insert(&claim.body).await,
         };
         ClaimOutcome::of_write(requested, result.map(|w| (w.etag, w.timestamp)), |err| {
-            lost_race(err, claim.etag.as_ref())
+            lost_race(err, claim.etag.is_some())
         })
     }
 }
@@ -227,12 +227,11 @@ impl Claim {
             Record::Ownership,
         )?;
         let row_key = keys::row_key(&requested.partition_id)?.to_owned();
-        let etag = match &requested.etag {
-            Some(etag) if etag.as_ref().trim().is_empty() => {
-                return Err(Error::invalid_input("etag must not be empty"))
-            }
-            other => other.clone(),
-        };
+        let etag = requested
+            .etag
+            .as_ref()
+            .map(entity::for_condition)
+            .transpose()?;
         Ok(Self {
             body: entity::ownership_body(&partition_key, &row_key, requested.owner_id.as_deref()),
             partition_key,
@@ -242,18 +241,17 @@ impl Claim {
     }
 }
 
-/// Whether a failed claim lost a race rather than failed. With an etag: 412 (the entity changed)
-/// or 404 (it was deleted; a missing table is a real failure), or 400 for an etag that is not an
-/// entity version at all (e.g. a blob's): no version of the entity can match it. Without one:
-/// 409 EntityAlreadyExists.
-fn lost_race(err: &Error, etag: Option<&Etag>) -> bool {
-    let foreign_etag = etag.is_some_and(|e| !entity::is_entity_etag(e.as_ref()));
+/// Whether a failed claim lost a race rather than failed: only the answers that mean "someone
+/// else wrote the entity first". With an etag: 412 `UpdateConditionNotSatisfied` (the entity
+/// changed) or 404 `ResourceNotFound` (it was deleted; a missing table is `TableNotFound`, a real
+/// failure). Without one: 409 `EntityAlreadyExists`. Any other 412 or 409 is a failure.
+fn lost_race(err: &Error, had_etag: bool) -> bool {
     matches!(
-        (err.status(), err.error_code(), etag.is_some()),
-        (Some(412), _, true)
+        (err.status(), err.error_code(), had_etag),
+        (Some(412), Some("UpdateConditionNotSatisfied"), true)
             | (Some(404), Some("ResourceNotFound"), true)
             | (Some(409), Some("EntityAlreadyExists"), false)
-    ) || (foreign_etag && err.status() == Some(400))
+    )
 }
 
 /// Azure's table naming rules: 3-63 letters and digits, starting with a letter, not `tables`.
@@ -379,6 +377,30 @@ impl CheckpointStore for TableCheckpointStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classifies_lost_races() {
+        let service = |status, code: &str| Error::Service {
+            status,
+            error_code: Some(code.to_owned()),
+            message: String::new(),
+        };
+        assert!(lost_race(
+            &service(412, "UpdateConditionNotSatisfied"),
+            true
+        ));
+        assert!(lost_race(&service(404, "ResourceNotFound"), true));
+        assert!(lost_race(&service(409, "EntityAlreadyExists"), false));
+        assert!(!lost_race(&service(404, "TableNotFound"), true));
+        assert!(!lost_race(
+            &service(412, "UpdateConditionNotSatisfied"),
+            false
+        ));
+        assert!(!lost_race(&service(409, "EntityAlreadyExists"), true));
+        assert!(!lost_race(&service(412, "ConditionNotMet"), true));
+        assert!(!lost_race(&service(400, "InvalidInput"), true));
+        assert!(!lost_race(&service(403, "AuthorizationFailure"), true));
+    }
 
     #[test]
     fn table_names() {

@@ -2,6 +2,8 @@
 //! pipeline policy that records what was sent.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod entra;
+
 use async_trait::async_trait;
 use eventhub_checkpointstore::azure_core::http::RequestContent;
 use eventhub_checkpointstore::azure_core::http::{
@@ -232,5 +234,41 @@ impl Policy for Recorder {
             entry.status = status;
         }
         result
+    }
+}
+
+/// Runs `future` with a subscriber of its own that records `WARN` and above (as text without
+/// colours); returns its output and the log.
+pub async fn with_warnings<F: std::future::Future>(future: F) -> (F::Output, String) {
+    use tracing::instrument::WithSubscriber;
+    let log = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(log.clone())
+        .finish();
+    let output = future.with_subscriber(subscriber).await;
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    (output, text)
+}
+
+/// A log written into memory.
+#[derive(Clone, Default)]
+pub struct LogBuffer(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = Self;
+    fn make_writer(&'a self) -> Self {
+        self.clone()
     }
 }

@@ -19,6 +19,18 @@ use std::sync::Arc;
 pub trait Backend: Send + Sync {
     /// A new, independent client on this test's storage: two clients behave like two processes.
     async fn client(&self) -> Arc<dyn CheckpointStore>;
+
+    /// A well-formed version of this backend's records that no record has: what a claim made
+    /// with a long-gone etag carries. The default is a blob ETag.
+    fn invented_etag(&self) -> Etag {
+        Etag::from("\"0x8D000000000BEEF\"")
+    }
+
+    /// Etags this backend refuses as invalid input before any request: `*` would make a claim
+    /// unconditional (two claimants could both win).
+    fn invalid_etags(&self) -> Vec<Etag> {
+        vec![Etag::from("*"), Etag::from("\"*\""), Etag::from("")]
+    }
 }
 
 pub const NS: &str = "conformance.servicebus.windows.net";
@@ -165,7 +177,7 @@ pub async fn claim_with_stale_or_invented_etag_is_not_won(backend: &dyn Backend)
     };
     assert!(store.claim_ownership(&[stale]).await.unwrap().is_empty());
     let invented = Ownership {
-        etag: Some(Etag::from("\"0x8D000000000BEEF\"")),
+        etag: Some(backend.invented_etag()),
         ..stale_owner2(&first)
     };
     assert!(store.claim_ownership(&[invented]).await.unwrap().is_empty());
@@ -190,7 +202,7 @@ fn stale_owner2(o: &Ownership) -> Ownership {
 pub async fn claim_with_etag_for_missing_record_is_not_won(backend: &dyn Backend) {
     let store = backend.client().await;
     let claim = Ownership {
-        etag: Some(Etag::from("\"0x8D000000000BEEF\"")),
+        etag: Some(backend.invented_etag()),
         ..ownership("5", "owner-1")
     };
     assert!(store.claim_ownership(&[claim]).await.unwrap().is_empty());
@@ -478,6 +490,20 @@ pub async fn invalid_input_is_rejected_before_any_write(backend: &dyn Backend) {
     // One bad claim fails the whole batch before any request: the good one is not made either.
     let batch = [ownership("0", "owner-1"), ownership("", "owner-1")];
     assert!(invalid(store.claim_ownership(&batch).await));
+    // An unconditional claim is never made: `*` (or an empty etag) is refused, not sent.
+    for etag in backend.invalid_etags() {
+        let batch = [
+            ownership("0", "owner-1"),
+            Ownership {
+                etag: Some(etag.clone()),
+                ..ownership("1", "owner-1")
+            },
+        ];
+        assert!(
+            invalid(store.claim_ownership(&batch).await),
+            "etag {etag:?} was not refused"
+        );
+    }
     assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
     assert!(store.list_checkpoints(NS, EH, CG).await.unwrap().is_empty());
 }

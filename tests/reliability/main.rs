@@ -1,5 +1,5 @@
-//! The reliability suite: many processes racing for the same partitions, Azurite killed in the
-//! middle of a run, and faults injected between the store and Azurite. Each test states the
+//! The reliability suite: Azurite killed in the middle of a run, and faults injected between the
+//! store and Azurite (the races of many processes have their binary of their own: `races.rs`). Each test states the
 //! guarantee it checks; README's "Guarantees" section lists them.
 
 #[path = "../common/mod.rs"]
@@ -8,4 +8,3 @@ mod common;
 mod crash;
 mod faults;
 mod proxy;
-mod races;

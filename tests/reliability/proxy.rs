@@ -33,39 +33,48 @@ pub enum Fault {
     DropResponse,
     /// Hold the connection open and never answer (nothing is forwarded).
     Hang,
+    /// Forward, then answer with Azurite's response less this header.
+    StripHeader(&'static str),
 }
 
 /// Which requests a rule applies to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Match {
     method: Option<&'static str>,
-    /// A substring of the request target (path and query).
-    target: Option<String>,
+    /// Substrings the request target (path and query) must contain.
+    target: Vec<String>,
+    /// Substrings it must not contain.
+    not_target: Vec<String>,
 }
 
 impl Match {
     pub fn any() -> Self {
-        Self {
-            method: None,
-            target: None,
-        }
+        Self::default()
     }
 
     pub fn method(method: &'static str) -> Self {
         Self {
             method: Some(method),
-            target: None,
+            ..Self::default()
         }
     }
 
+    /// The target must contain `part` too.
     pub fn target(mut self, part: impl Into<String>) -> Self {
-        self.target = Some(part.into());
+        self.target.push(part.into());
         self
     }
 
-    fn matches(&self, method: &str, target: &str) -> bool {
+    /// The target must not contain `part`.
+    pub fn not_target(mut self, part: impl Into<String>) -> Self {
+        self.not_target.push(part.into());
+        self
+    }
+
+    pub fn matches(&self, method: &str, target: &str) -> bool {
         self.method.is_none_or(|m| m == method)
-            && self.target.as_deref().is_none_or(|t| target.contains(t))
+            && self.target.iter().all(|t| target.contains(t.as_str()))
+            && !self.not_target.iter().any(|t| target.contains(t.as_str()))
     }
 }
 
@@ -91,6 +100,26 @@ struct Rule {
 struct State {
     rules: Mutex<VecDeque<Rule>>,
     seen: Mutex<Vec<Seen>>,
+    /// Requests read and not yet answered, and the most there ever were at once.
+    in_flight: Mutex<(usize, usize)>,
+}
+
+/// Counts a request in flight until dropped.
+struct InFlight(Arc<State>);
+
+impl InFlight {
+    fn start(state: &Arc<State>) -> Self {
+        let mut counts = state.in_flight.lock().unwrap();
+        counts.0 += 1;
+        counts.1 = counts.1.max(counts.0);
+        Self(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.lock().unwrap().0 -= 1;
+    }
 }
 
 pub struct FaultProxy {
@@ -142,6 +171,13 @@ impl FaultProxy {
         self.state.rules.lock().unwrap().clear();
     }
 
+    /// The most requests that were in flight at once since the last call.
+    pub fn take_max_in_flight(&self) -> usize {
+        let mut counts = self.state.in_flight.lock().unwrap();
+        let now = counts.0;
+        std::mem::replace(&mut counts.1, now)
+    }
+
     /// Everything seen since the last call.
     pub fn take_seen(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.state.seen.lock().unwrap())
@@ -158,6 +194,7 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: Arc<State>) {
     let Some((head, body)) = read_request(&mut client).await else {
         return;
     };
+    let _in_flight = InFlight::start(&state);
     let mut request_line = head.lines().next().unwrap_or_default().split(' ');
     let method = request_line.next().unwrap_or_default().to_owned();
     let target = request_line.next().unwrap_or_default().to_owned();
@@ -204,12 +241,15 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: Arc<State>) {
             return;
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::DropResponse) | None => {}
+        Some(Fault::DropResponse) | Some(Fault::StripHeader(_)) | None => {}
     }
 
-    let Some(response) = forward(upstream, &head, &body).await else {
+    let Some(mut response) = forward(upstream, &head, &body).await else {
         return reset(client);
     };
+    if let Some(Fault::StripHeader(name)) = fault {
+        response = without_header(&response, name);
+    }
     state.seen.lock().unwrap()[index].upstream_status = status_of(&response);
     if fault == Some(Fault::DropResponse) {
         return reset(client);
@@ -276,6 +316,26 @@ async fn forward(upstream: SocketAddr, head: &str, body: &[u8]) -> Option<Vec<u8
     let mut response = Vec::new();
     server.read_to_end(&mut response).await.ok()?;
     (!response.is_empty()).then_some(response)
+}
+
+/// `response` with every `name` header line of its head removed.
+fn without_header(response: &[u8], name: &str) -> Vec<u8> {
+    let Some(head_end) = find(response, b"\r\n\r\n") else {
+        return response.to_vec();
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]);
+    let mut out: Vec<u8> = head
+        .split("\r\n")
+        .filter(|line| {
+            !line
+                .split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .into_bytes();
+    out.extend_from_slice(&response[head_end..]);
+    out
 }
 
 fn status_of(response: &[u8]) -> Option<u16> {
