@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting and lints, then unit, integration and doc tests
 # (all features) against a fresh Azurite that this script installs, starts and stops, then the
-# demo, whose summary checks exit non-zero on failure (always against its own Azurite).
+# demo, whose summary checks exit non-zero on failure, and the Entra ID example (always against
+# their own Azurite).
 # Extra arguments go to `cargo test` (e.g. a test name filter) and skip the demo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,5 +16,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps --quiet
 cargo test --all-features --no-run --quiet
 scripts/azurite.sh run -- cargo test --all-features "$@"
 if [[ $# -eq 0 ]]; then
-  scripts/azurite.sh run -- cargo run --all-features --quiet --example demo
+  # The demo, then the Entra ID example over HTTPS against the OAuth Azurite.
+  scripts/azurite.sh run -- bash -c \
+    'cargo run --all-features --quiet --example demo && cargo run --all-features --quiet --example entra_id'
 fi

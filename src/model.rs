@@ -95,3 +95,57 @@ pub(crate) enum Record {
     Ownership,
     Checkpoint,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_serde() {
+        let owned = Ownership {
+            etag: Some(Etag::from("\"0x8DABC\"")),
+            last_modified: Some(
+                OffsetDateTime::parse(
+                    "2026-11-24T10:00:00.5Z",
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap(),
+            ),
+            ..Ownership::new("ns", "eh", "$Default", "0", "owner-1")
+        };
+        let json = serde_json::to_value(&owned).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "fully_qualified_namespace": "ns",
+                "eventhub_name": "eh",
+                "consumer_group": "$Default",
+                "partition_id": "0",
+                "owner_id": "owner-1",
+                "etag": "\"0x8DABC\"",
+                "last_modified": "2026-11-24T10:00:00.5Z",
+            })
+        );
+        assert_eq!(serde_json::from_value::<Ownership>(json).unwrap(), owned);
+
+        let unowned = Ownership {
+            owner_id: None,
+            ..Ownership::new("ns", "eh", "$Default", "1", "")
+        };
+        let text = serde_json::to_string(&unowned).unwrap();
+        assert_eq!(serde_json::from_str::<Ownership>(&text).unwrap(), unowned);
+
+        for checkpoint in [
+            Checkpoint::new("ns", "eh", "cg", "0", Some("4096".into()), Some(i64::MIN)),
+            Checkpoint::new("ns", "eh", "cg", "1", None, Some(i64::MAX)),
+            Checkpoint::new("ns", "eh", "cg", "2", Some("geo:1:2".into()), None),
+        ] {
+            let text = serde_json::to_string(&checkpoint).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Checkpoint>(&text).unwrap(),
+                checkpoint
+            );
+        }
+        assert!(serde_json::from_str::<Checkpoint>(r#"{"partition_id":"0"}"#).is_err());
+    }
+}

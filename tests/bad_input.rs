@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::fresh_store;
+use common::Recorder;
 use eventhub_checkpointstore::{
     azure_core::http::Etag, BlobCheckpointStore, Checkpoint, CheckpointStore, ConnectionString,
     Error, Ownership, SasToken, SharedKeyCredential,
@@ -89,7 +89,8 @@ proptest! {
         let _ = ConnectionString::parse(&text);
     }
 
-    /// Account URLs, container names, keys and SAS tokens: a store or a typed refusal.
+    /// Account URLs, container (or table) names, keys and SAS tokens: a store or a typed refusal,
+    /// for both stores.
     #[test]
     fn constructors_refuse_bad_arguments_typed(
         url in prop_oneof![nasty(), "https?://[a-z0-9.:\\[\\]@%/?=&]{0,30}"],
@@ -103,10 +104,22 @@ proptest! {
                 .and_then(|k| BlobCheckpointStore::new(&url, &container, k, None)),
             SasToken::new(&sas).and_then(|s| BlobCheckpointStore::new(&url, &container, s, None)),
         ];
-        for result in results {
+        #[cfg(feature = "table")]
+        let tables = {
+            use eventhub_checkpointstore::TableCheckpointStore;
+            [
+                SharedKeyCredential::new(account.clone(), key.clone())
+                    .and_then(|k| TableCheckpointStore::new(&url, &container, k, None)),
+                SasToken::new(&sas).and_then(|s| TableCheckpointStore::new(&url, &container, s, None)),
+            ]
+            .map(|r| r.map(|store| format!("{store:?}")))
+        };
+        #[cfg(not(feature = "table"))]
+        let tables: [Result<String, Error>; 0] = [];
+        let results = results.map(|r| r.map(|store| format!("{store:?}")));
+        for result in results.into_iter().chain(tables) {
             match result {
-                Ok(store) => {
-                    let shown = format!("{store:?}");
+                Ok(shown) => {
                     prop_assert!(key.len() < 4 || !shown.contains(&key), "{shown}");
                 }
                 Err(err) => prop_assert!(
@@ -118,9 +131,50 @@ proptest! {
     }
 }
 
-/// What one claim-then-read round trip against Azurite tells about an input.
-fn refused_before_any_request(err: &Error) -> bool {
-    matches!(err, Error::InvalidInput { .. })
+/// A store under test with a recorder of every request it sends, and how it lists a partition id
+/// it was given (the blob store's default layout lower-cases names; the table store keeps them).
+struct Subject {
+    store: Box<dyn CheckpointStore>,
+    sent: Recorder,
+    listed_as: fn(&str) -> String,
+}
+
+impl Subject {
+    /// Whether `err` is a refusal made before any request: typed, and nothing was sent.
+    fn refused_before_any_request(&self, err: &Error) -> bool {
+        matches!(err, Error::InvalidInput { .. }) && self.sent.take().is_empty()
+    }
+}
+
+async fn blob_subject() -> Subject {
+    let sent = Recorder::default();
+    let container = common::fresh_container().await;
+    let store = common::store_on(&container, Some(sent.install(Default::default())));
+    Subject {
+        store: Box::new(store),
+        sent,
+        listed_as: str::to_lowercase,
+    }
+}
+
+#[cfg(feature = "table")]
+async fn table_subject() -> Subject {
+    use eventhub_checkpointstore::{TableCheckpointStore, TableCheckpointStoreOptions};
+    let sent = Recorder::default();
+    let mut options = TableCheckpointStoreOptions::default();
+    sent.install_in(&mut options.client_options);
+    let store = TableCheckpointStore::from_connection_string(
+        &common::connection_string(),
+        &common::unique_container(),
+        Some(options),
+    )
+    .unwrap();
+    assert!(store.create_table_if_missing().await.unwrap());
+    Subject {
+        store: Box::new(store),
+        sent,
+        listed_as: str::to_owned,
+    }
 }
 
 /// A name: mostly of the kind Event Hubs uses (so most cases get past validation and make
@@ -130,10 +184,9 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 /// Names, owner ids, offsets, sequence numbers and etags against the real service: refused with
-/// `InvalidInput` before any request, or written and read back exactly. Both outcomes must occur
-/// often, or the property proved little.
-#[test]
-fn records_round_trip_or_are_refused() {
+/// `InvalidInput` before any request (none recorded), or written and read back exactly. Both
+/// outcomes must occur often, or the property proved little.
+fn records_round_trip_or_are_refused<F: std::future::Future<Output = Subject>>(subject: fn() -> F) {
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     let (written, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let count = |result: &Result<bool, TestCaseError>| match result {
@@ -155,10 +208,12 @@ fn records_round_trip_or_are_refused() {
             &strategy,
             |((namespace, hub, group, partition), (owner, offset, sequence_number, etag))| {
                 runtime().block_on(async {
-                    // A container per case: names of different cases may meet once lower-cased.
-                    let store = fresh_store(None).await;
+                    // Storage of its own per case: names of different cases may meet once
+                    // lower-cased.
+                    let subject = subject().await;
+                    subject.sent.take();
                     let claim = Ownership::new(&namespace, &hub, &group, &partition, &owner);
-                    let result = round_trip_ownership(&store, &claim, &etag).await;
+                    let result = round_trip_ownership(&subject, &claim, &etag).await;
                     count(&result);
                     result?;
 
@@ -170,7 +225,7 @@ fn records_round_trip_or_are_refused() {
                         Some(offset),
                         Some(sequence_number),
                     );
-                    let result = round_trip_checkpoint(&store, &checkpoint).await;
+                    let result = round_trip_checkpoint(&subject, &checkpoint).await;
                     count(&result);
                     result.map(drop)
                 })
@@ -185,16 +240,28 @@ fn records_round_trip_or_are_refused() {
     );
 }
 
+#[test]
+fn blob_records_round_trip_or_are_refused() {
+    records_round_trip_or_are_refused(blob_subject);
+}
+
+#[cfg(feature = "table")]
+#[test]
+fn table_records_round_trip_or_are_refused() {
+    records_round_trip_or_are_refused(table_subject);
+}
+
 /// Claims a new record and reads it back, then claims it with `etag`: `Ok(true)` when written,
 /// `Ok(false)` when refused before any request.
 async fn round_trip_ownership(
-    store: &BlobCheckpointStore,
+    subject: &Subject,
     claim: &Ownership,
     etag: &str,
 ) -> Result<bool, TestCaseError> {
+    let store = &subject.store;
     let won = match store.claim_ownership(std::slice::from_ref(claim)).await {
         Err(err) => {
-            prop_assert!(refused_before_any_request(&err), "{err:?}");
+            prop_assert!(subject.refused_before_any_request(&err), "{err:?}");
             return Ok(false);
         }
         Ok(won) => won,
@@ -208,22 +275,22 @@ async fn round_trip_ownership(
         )
         .await
         .unwrap();
-    // Names are lower-cased on the wire (WIRE.md), partition ids included.
-    let partition = claim.partition_id.to_lowercase();
+    let partition = (subject.listed_as)(&claim.partition_id);
     let mine = listed.iter().find(|o| o.partition_id == partition);
     let mine = mine.expect("the claimed record is listed");
     let expected_owner = claim.owner_id.clone().filter(|o| !o.is_empty());
     prop_assert_eq!(&mine.owner_id, &expected_owner);
     prop_assert_eq!(&mine.etag, &won[0].etag);
 
-    // A claim conditioned on an arbitrary etag: refused, or not won.
+    // A claim conditioned on an arbitrary etag: refused before any request, or not won.
     let stale = Ownership {
         etag: Some(Etag::from(etag.to_owned())),
         ..claim.clone()
     };
+    subject.sent.take();
     match store.claim_ownership(&[stale]).await {
         Ok(won) => prop_assert!(won.is_empty(), "won with etag {:?}", etag),
-        Err(err) => prop_assert!(refused_before_any_request(&err), "{err:?}"),
+        Err(err) => prop_assert!(subject.refused_before_any_request(&err), "{err:?}"),
     }
     Ok(true)
 }
@@ -231,11 +298,13 @@ async fn round_trip_ownership(
 /// Writes a checkpoint and reads it back: `Ok(true)` when written, `Ok(false)` when refused before
 /// any request.
 async fn round_trip_checkpoint(
-    store: &BlobCheckpointStore,
+    subject: &Subject,
     checkpoint: &Checkpoint,
 ) -> Result<bool, TestCaseError> {
+    let store = &subject.store;
+    subject.sent.take();
     if let Err(err) = store.update_checkpoint(checkpoint).await {
-        prop_assert!(refused_before_any_request(&err), "{err:?}");
+        prop_assert!(subject.refused_before_any_request(&err), "{err:?}");
         return Ok(false);
     }
     let listed = store
@@ -246,7 +315,7 @@ async fn round_trip_checkpoint(
         )
         .await
         .unwrap();
-    let partition = checkpoint.partition_id.to_lowercase();
+    let partition = (subject.listed_as)(&checkpoint.partition_id);
     let mine = listed.iter().find(|c| c.partition_id == partition);
     let mine = mine.expect("the checkpoint is listed");
     prop_assert_eq!(mine.sequence_number, checkpoint.sequence_number);

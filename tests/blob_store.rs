@@ -681,3 +681,58 @@ async fn arc_dyn_store_is_usable_and_clones_share_state() {
         .unwrap();
     assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 1);
 }
+
+/// Polled outside a Tokio runtime (here by `futures::executor::block_on`), every operation fails
+/// with `Error::NoRuntime`, naming itself, instead of panicking in the timer or the HTTP client;
+/// so does the balancer's `run`.
+#[test]
+fn outside_a_tokio_runtime_every_operation_is_a_clear_error() {
+    use eventhub_checkpointstore::balancer::{BalancerOptions, PartitionBalancer};
+    use futures::executor::block_on;
+    let store = store_on(&unique_container(), None);
+    let claim = [Ownership::new(NS, EH, CG, "0", "owner-1")];
+    let checkpoint = Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1));
+    let results = [
+        (
+            "create_container_if_missing",
+            block_on(store.create_container_if_missing()).map(drop),
+        ),
+        (
+            "list_ownership",
+            block_on(store.list_ownership(NS, EH, CG)).map(drop),
+        ),
+        (
+            "claim_ownership",
+            block_on(store.claim_ownership(&claim)).map(drop),
+        ),
+        (
+            "update_checkpoint",
+            block_on(store.update_checkpoint(&checkpoint)),
+        ),
+        (
+            "list_checkpoints",
+            block_on(store.list_checkpoints(NS, EH, CG)).map(drop),
+        ),
+    ];
+    for (name, result) in results {
+        match result {
+            Err(Error::NoRuntime { operation }) => assert_eq!(operation, name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    let balancer = PartitionBalancer::new(
+        std::sync::Arc::new(store),
+        NS,
+        EH,
+        CG,
+        "owner-1",
+        ["0"],
+        BalancerOptions::default(),
+    )
+    .unwrap();
+    let ran = block_on(balancer.run(std::future::ready(()), |_| {}));
+    assert!(
+        matches!(ran, Err(Error::NoRuntime { operation: "run" })),
+        "{ran:?}"
+    );
+}

@@ -2,7 +2,10 @@
 
 mod common;
 
-use eventhub_checkpointstore::{blocking::BlobCheckpointStore, Checkpoint, Error, Ownership};
+use eventhub_checkpointstore::{
+    blocking::BlobCheckpointStore, Checkpoint, ConnectionString, Error, Ownership, SasToken,
+    SharedKeyCredential, StorageCredential, DEVELOPMENT_ACCOUNT_KEY, DEVELOPMENT_ACCOUNT_NAME,
+};
 
 const NS: &str = "blocking.servicebus.windows.net";
 const HUB: &str = "hub";
@@ -137,4 +140,84 @@ fn service_errors_keep_status_and_code() {
     let err = store.list_checkpoints(NS, HUB, GROUP).unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
     assert_eq!(err.error_code(), Some("ContainerNotFound"));
+}
+
+/// Every constructor: `new` with a key, a SAS (as credential and in the URL) and `from_async`
+/// work against Azurite; bad arguments are typed refusals; `Debug` shows no key or signature.
+#[test]
+fn constructors_work_and_debug_shows_no_secret() {
+    let connection = ConnectionString::parse(&common::connection_string()).unwrap();
+    let endpoint = connection.blob_endpoint().unwrap().as_str().to_owned();
+    let key = SharedKeyCredential::new(DEVELOPMENT_ACCOUNT_NAME, DEVELOPMENT_ACCOUNT_KEY).unwrap();
+    let sas = common::account_sas(&connection);
+    let signature = url::form_urlencoded::parse(sas.as_bytes())
+        .find(|(k, _)| k == "sig")
+        .unwrap()
+        .1
+        .into_owned();
+    let container = common::unique_container();
+    let stores = [
+        BlobCheckpointStore::new(&endpoint, &container, key.clone(), None).unwrap(),
+        BlobCheckpointStore::new(&endpoint, &container, SasToken::new(&sas).unwrap(), None)
+            .unwrap(),
+        BlobCheckpointStore::new(
+            &format!("{endpoint}?{sas}"),
+            &container,
+            StorageCredential::Anonymous,
+            None,
+        )
+        .unwrap(),
+        BlobCheckpointStore::from_async(
+            eventhub_checkpointstore::BlobCheckpointStore::from_connection_string(
+                &common::connection_string(),
+                &container,
+                None,
+            )
+            .unwrap(),
+        )
+        .unwrap(),
+    ];
+    stores[0].create_container_if_missing().unwrap();
+    for (i, store) in stores.iter().enumerate() {
+        let partition = i.to_string();
+        store
+            .update_checkpoint(&Checkpoint::new(
+                NS,
+                HUB,
+                GROUP,
+                &partition,
+                Some("1".into()),
+                Some(1),
+            ))
+            .unwrap_or_else(|e| panic!("store {i}: {e}"));
+        let shown = format!("{store:?}");
+        for secret in [DEVELOPMENT_ACCOUNT_KEY, signature.as_str(), sas.as_str()] {
+            assert!(!shown.contains(secret), "store {i} shows a secret: {shown}");
+        }
+        assert!(shown.contains(&container), "{shown}");
+    }
+    assert_eq!(
+        stores[0].list_checkpoints(NS, HUB, GROUP).unwrap().len(),
+        stores.len()
+    );
+
+    for err in [
+        BlobCheckpointStore::new("not a url", &container, key.clone(), None).unwrap_err(),
+        BlobCheckpointStore::new(&endpoint, "Bad_Name", key, None).unwrap_err(),
+        BlobCheckpointStore::from_connection_string(
+            &format!("AccountName=a;AccountKey={DEVELOPMENT_ACCOUNT_KEY};Bogus"),
+            &container,
+            None,
+        )
+        .unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput { .. } | Error::InvalidConnectionString { .. }
+            ),
+            "{err:?}"
+        );
+        assert!(!format!("{err} {err:?}").contains(DEVELOPMENT_ACCOUNT_KEY));
+    }
 }

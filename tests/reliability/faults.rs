@@ -16,9 +16,9 @@ use eventhub_checkpointstore::{
 };
 use std::{net::SocketAddr, time::Duration};
 
-const NS: &str = "faults.servicebus.windows.net";
-const HUB: &str = "hub";
-const GROUP: &str = "$Default";
+pub const NS: &str = "faults.servicebus.windows.net";
+pub const HUB: &str = "hub";
+pub const GROUP: &str = "$Default";
 
 /// A proxy in front of the Azurite under test, and a store on a new container behind it.
 async fn proxied_store(
@@ -48,7 +48,7 @@ async fn proxied_store(
     (proxy, store)
 }
 
-fn checkpoint(partition: &str, sequence_number: i64) -> Checkpoint {
+pub fn checkpoint(partition: &str, sequence_number: i64) -> Checkpoint {
     Checkpoint::new(
         NS,
         HUB,
@@ -59,14 +59,14 @@ fn checkpoint(partition: &str, sequence_number: i64) -> Checkpoint {
     )
 }
 
-fn statuses(seen: &[Seen]) -> Vec<(Option<Fault>, Option<u16>)> {
+pub fn statuses(seen: &[Seen]) -> Vec<(Option<Fault>, Option<u16>)> {
     seen.iter().map(|s| (s.fault, s.upstream_status)).collect()
 }
 
 /// Runs `call` with `fault` applied to the one request `rule` matches, and checks that it hit
 /// exactly that request and that the same request (method and target) was tried again after it
 /// (except after a delay, which the try itself survives), honouring `Retry-After`.
-async fn faulted_once<T>(
+pub async fn faulted_once<T>(
     proxy: &FaultProxy,
     rule: Match,
     fault: Fault,

@@ -8,3 +8,5 @@ mod common;
 mod crash;
 mod faults;
 mod proxy;
+#[cfg(feature = "table")]
+mod table_faults;
