@@ -50,6 +50,7 @@ mod blob;
 pub mod blocking;
 mod claim;
 mod connection_string;
+pub mod copy;
 mod credential;
 mod error;
 #[cfg(feature = "eventhubs")]
@@ -63,7 +64,7 @@ mod table;
 mod timeout;
 
 pub use blob::{
-    BlobCheckpointStore, BlobCheckpointStoreOptions, DEFAULT_API_VERSION,
+    BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, DEFAULT_API_VERSION,
     DEFAULT_CLAIM_CONCURRENCY, MIN_API_VERSION,
 };
 pub use connection_string::{ConnectionString, DEVELOPMENT_ACCOUNT_KEY, DEVELOPMENT_ACCOUNT_NAME};

@@ -57,6 +57,16 @@ pub trait CheckpointStore: Send + Sync {
     /// At least one of `offset` and `sequence_number` must be set.
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
 
+    /// Records `checkpoint` as [`update_checkpoint`](Self::update_checkpoint) does, in the fewest
+    /// requests for a record that probably does not exist yet: the blob store's
+    /// `update_checkpoint` tries Set Blob Metadata first (one request for an existing record, two
+    /// for a new one), this writes the blob whole (always one). For bulk writes such as
+    /// [`copy_checkpoints`](crate::copy::copy_checkpoints). The default calls
+    /// `update_checkpoint`.
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        self.update_checkpoint(checkpoint).await
+    }
+
     /// Every checkpoint of the consumer group.
     async fn list_checkpoints(
         &self,

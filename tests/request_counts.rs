@@ -146,3 +146,82 @@ async fn claiming_n_partitions_costs_n_requests() {
         );
     }
 }
+
+/// `checkpoint_fallback` costs at most one more listing per call, and none once every partition
+/// the other layout holds has a checkpoint of its own; none ever for names that are lower-case
+/// already (both layouts are the same blobs), and never for ownership.
+#[tokio::test]
+async fn checkpoint_fallback_costs_at_most_one_more_listing() {
+    use eventhub_checkpointstore::BlobNaming;
+    let container = fresh_container().await;
+    let (ns, eh) = ("Mixed.servicebus.windows.net", "Hub");
+    let verbatim = store_on(
+        &container,
+        Some(BlobCheckpointStoreOptions {
+            naming: BlobNaming::Verbatim,
+            ..Default::default()
+        }),
+    );
+    for p in ["0", "1"] {
+        verbatim
+            .update_checkpoint(&Checkpoint::new(ns, eh, "$Default", p, None, Some(1)))
+            .await
+            .unwrap();
+    }
+    let recorder = Recorder::default();
+    let store = store_on(
+        &container,
+        Some(recorder.install(BlobCheckpointStoreOptions {
+            checkpoint_fallback: true,
+            ..Default::default()
+        })),
+    );
+    let mut costs = Vec::new();
+    let list = |expected: usize| {
+        let store = &store;
+        async move {
+            assert_eq!(
+                store
+                    .list_checkpoints(ns, eh, "$Default")
+                    .await
+                    .unwrap()
+                    .len(),
+                expected
+            );
+        }
+    };
+    list(2).await;
+    costs.push(operations(&recorder.take()));
+    store
+        .update_checkpoint(&Checkpoint::new(ns, eh, "$Default", "0", None, Some(2)))
+        .await
+        .unwrap();
+    recorder.take();
+    list(2).await;
+    costs.push(operations(&recorder.take()));
+    store
+        .update_checkpoint(&Checkpoint::new(ns, eh, "$Default", "1", None, Some(2)))
+        .await
+        .unwrap();
+    recorder.take();
+    for _ in 0..3 {
+        list(2).await;
+        costs.push(operations(&recorder.take()));
+    }
+    store.list_ownership(ns, eh, "$Default").await.unwrap();
+    costs.push(operations(&recorder.take()));
+    store.list_checkpoints(NS, EH, CG).await.unwrap();
+    costs.push(operations(&recorder.take()));
+    assert_eq!(
+        costs,
+        [
+            vec!["list", "list"], // both partitions from the other layout
+            vec!["list", "list"], // one superseded, one still from the other layout
+            vec!["list", "list"], // a last look finds nothing left to fall back on
+            vec!["list"],         // then none
+            vec!["list"],
+            vec!["list"], // ownership never falls back
+            vec!["list"], // lower-case names: both layouts are the same blobs
+        ]
+    );
+}

@@ -7,6 +7,7 @@ mod metadata;
 mod naming;
 mod options;
 
+pub use naming::BlobNaming;
 #[cfg(feature = "table")]
 pub(crate) use options::check_api_version;
 pub use options::{
@@ -26,7 +27,11 @@ use azure_storage_blob::{BlobClient, BlobContainerClient};
 use container::Container;
 use listing::ListedBlob;
 use naming::Record;
-use std::{fmt, sync::Arc};
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Arc, Mutex},
+};
 
 /// A [`CheckpointStore`] that keeps ownership and checkpoints as empty block blobs with metadata in
 /// one container, readable and writable by the Python, .NET, Java and JS Event Hubs stores.
@@ -63,6 +68,11 @@ struct Inner {
     timeout: OperationTimeout,
     api_version: String,
     credential: StorageCredential,
+    naming: BlobNaming,
+    checkpoint_fallback: bool,
+    /// Listing prefixes of the other layout whose checkpoints were all superseded by checkpoints
+    /// of the store's own layout when last read: the fallback listing is not repeated for them.
+    superseded: Mutex<HashSet<String>>,
 }
 
 impl BlobCheckpointStore {
@@ -111,6 +121,9 @@ impl BlobCheckpointStore {
                 timeout,
                 api_version: options.api_version,
                 credential,
+                naming: options.naming,
+                checkpoint_fallback: options.checkpoint_fallback,
+                superseded: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -132,6 +145,11 @@ impl BlobCheckpointStore {
         let (endpoint, credential) =
             ConnectionString::parse(connection_string)?.for_service(Service::Blob)?;
         Self::new(endpoint.as_str(), container, credential, options)
+    }
+
+    /// The blob naming layout the store reads and writes.
+    pub fn naming(&self) -> BlobNaming {
+        self.inner.naming
     }
 
     /// The URL of the store's container.
@@ -206,9 +224,10 @@ struct Claim {
 }
 
 impl Claim {
-    fn prepare(requested: &Ownership) -> Result<Self> {
+    fn prepare(requested: &Ownership, naming: BlobNaming) -> Result<Self> {
         Ok(Self {
             name: naming::blob_name(
+                naming,
                 &requested.fully_qualified_namespace,
                 &requested.eventhub_name,
                 &requested.consumer_group,
@@ -269,6 +288,7 @@ impl CheckpointStore for BlobCheckpointStore {
     ) -> Result<Vec<Ownership>> {
         bounded(self.inner.timeout, "list_ownership", async move {
             let prefix = naming::prefix(
+                self.inner.naming,
                 fully_qualified_namespace,
                 eventhub_name,
                 consumer_group,
@@ -297,7 +317,7 @@ impl CheckpointStore for BlobCheckpointStore {
             claim_all(
                 ownership,
                 self.inner.claim_concurrency,
-                Claim::prepare,
+                |requested| Claim::prepare(requested, self.inner.naming),
                 |requested, claim| self.claim_one(requested, claim),
             )
             .await
@@ -314,6 +334,7 @@ impl CheckpointStore for BlobCheckpointStore {
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         bounded(self.inner.timeout, "update_checkpoint", async move {
             let name = naming::blob_name(
+                self.inner.naming,
                 &checkpoint.fully_qualified_namespace,
                 &checkpoint.eventhub_name,
                 &checkpoint.consumer_group,
@@ -343,6 +364,33 @@ impl CheckpointStore for BlobCheckpointStore {
         .await
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(partition_id = %checkpoint.partition_id, sequence_number = ?checkpoint.sequence_number),
+        err
+    )]
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        bounded(self.inner.timeout, "put_checkpoint", async move {
+            let name = naming::blob_name(
+                self.inner.naming,
+                &checkpoint.fully_qualified_namespace,
+                &checkpoint.eventhub_name,
+                &checkpoint.consumer_group,
+                Record::Checkpoint,
+                &checkpoint.partition_id,
+            )?;
+            let metadata = metadata::for_checkpoint(checkpoint)?;
+            // Put Blob replaces the blob whole, metadata included: last writer wins, as for updates.
+            self.inner
+                .container
+                .put_empty(&name, metadata, false)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
     #[tracing::instrument(level = "debug", skip(self), err)]
     async fn list_checkpoints(
         &self,
@@ -351,37 +399,100 @@ impl CheckpointStore for BlobCheckpointStore {
         consumer_group: &str,
     ) -> Result<Vec<Checkpoint>> {
         bounded(self.inner.timeout, "list_checkpoints", async move {
-            let prefix = naming::prefix(
-                fully_qualified_namespace,
-                eventhub_name,
-                consumer_group,
-                Record::Checkpoint,
-            )?;
-            let checkpoints = self
-                .records(&prefix, |partition_id, blob| {
-                    let sequence_number =
-                        metadata::sequence_number(&blob.metadata).unwrap_or_else(|bad| {
-                            tracing::warn!(
-                                blob = %blob.name,
-                                value = %bad,
-                                "checkpoint has a sequencenumber that is not an i64; reporting none"
-                            );
-                            None
-                        });
-                    Checkpoint::new(
-                        fully_qualified_namespace,
-                        eventhub_name,
-                        consumer_group,
-                        partition_id,
-                        metadata::offset(&blob.metadata),
-                        sequence_number,
-                    )
-                })
-                .await?;
+            let scope = (fully_qualified_namespace, eventhub_name, consumer_group);
+            let naming = self.inner.naming;
+            let mut checkpoints = self.checkpoints_in(naming, scope).await?;
+            if self.inner.checkpoint_fallback {
+                self.add_fallback_checkpoints(scope, &mut checkpoints)
+                    .await?;
+            }
             tracing::debug!(count = checkpoints.len(), "listed checkpoints");
             Ok(checkpoints)
         })
         .await
+    }
+}
+
+impl BlobCheckpointStore {
+    /// Every checkpoint of a consumer group in one layout.
+    async fn checkpoints_in(
+        &self,
+        naming: BlobNaming,
+        (namespace, eventhub, consumer_group): (&str, &str, &str),
+    ) -> Result<Vec<Checkpoint>> {
+        let prefix = naming::prefix(
+            naming,
+            namespace,
+            eventhub,
+            consumer_group,
+            Record::Checkpoint,
+        )?;
+        self.records(&prefix, |partition_id, blob| {
+            let sequence_number = metadata::sequence_number(&blob.metadata).unwrap_or_else(|bad| {
+                tracing::warn!(
+                    blob = %blob.name,
+                    value = %bad,
+                    "checkpoint has a sequencenumber that is not an i64; reporting none"
+                );
+                None
+            });
+            Checkpoint::new(
+                namespace,
+                eventhub,
+                consumer_group,
+                partition_id,
+                metadata::offset(&blob.metadata),
+                sequence_number,
+            )
+        })
+        .await
+    }
+
+    /// `checkpoint_fallback`: adds, for each partition without a checkpoint of the store's own
+    /// layout, the one the other layout holds. One listing at most; none once every partition
+    /// the other layout holds has a checkpoint of its own (remembered per consumer group).
+    async fn add_fallback_checkpoints(
+        &self,
+        scope: (&str, &str, &str),
+        checkpoints: &mut Vec<Checkpoint>,
+    ) -> Result<()> {
+        let (naming, other) = (self.inner.naming, self.inner.naming.other());
+        let other_prefix = naming::prefix(other, scope.0, scope.1, scope.2, Record::Checkpoint)?;
+        let own_prefix = naming::prefix(naming, scope.0, scope.1, scope.2, Record::Checkpoint)?;
+        // Names that are lower-case already are the same blobs in both layouts.
+        if other_prefix == own_prefix || self.superseded().contains(&other_prefix) {
+            return Ok(());
+        }
+        let mut have: HashSet<String> =
+            checkpoints.iter().map(|c| c.partition_id.clone()).collect();
+        let mut fallback = Vec::new();
+        for mut checkpoint in self.checkpoints_in(other, scope).await? {
+            checkpoint.partition_id = naming.partition_id(&checkpoint.partition_id);
+            if have.insert(checkpoint.partition_id.clone()) {
+                fallback.push(checkpoint);
+            }
+        }
+        if fallback.is_empty() {
+            self.superseded().insert(other_prefix);
+            return Ok(());
+        }
+        tracing::info!(
+            own_layout = ?naming,
+            own = ?checkpoints.iter().map(|c| c.partition_id.as_str()).collect::<Vec<_>>(),
+            fallback_layout = ?other,
+            fallback = ?fallback.iter().map(|c| c.partition_id.as_str()).collect::<Vec<_>>(),
+            "partitions without a checkpoint of their own use the other layout's"
+        );
+        checkpoints.append(&mut fallback);
+        Ok(())
+    }
+
+    fn superseded(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A panic elsewhere while holding it leaves a set of strings, still usable.
+        self.inner
+            .superseded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -393,6 +504,8 @@ impl fmt::Debug for BlobCheckpointStore {
             .field("api_version", &self.inner.api_version)
             .field("claim_concurrency", &self.inner.claim_concurrency)
             .field("operation_timeout", &self.inner.timeout)
+            .field("naming", &self.inner.naming)
+            .field("checkpoint_fallback", &self.inner.checkpoint_fallback)
             .finish()
     }
 }

@@ -1,8 +1,105 @@
-//! Blob names and listing prefixes, shared byte for byte with the Python, .NET, Java and JS stores:
-//! `{namespace}/{eventhub}/{consumer_group}/{ownership|checkpoint}/{partition_id}`, lower-cased whole.
+//! Blob names and listing prefixes: `{namespace}/{eventhub}/{consumer_group}/{ownership|checkpoint}/{partition_id}`,
+//! in one of the ecosystem's two layouts (`shared/spec/WIRE.md`, "Two layouts").
 
 use crate::error::{Error, Result};
 pub(crate) use crate::model::Record;
+
+/// How a [`BlobCheckpointStore`](crate::BlobCheckpointStore) names its blobs. The Event Hubs SDKs
+/// are split on case, and a store reads and writes only its own layout's records:
+///
+/// | layout | written by |
+/// |---|---|
+/// | [`Lowercase`](Self::Lowercase) | Python, .NET, JavaScript, Java (default mode) |
+/// | [`Verbatim`](Self::Verbatim) | Go `azeventhubs` `checkpoints.BlobStore`, the official Rust `azure_messaging_eventhubs_checkpointstore_blob` 0.9, Java's legacy mode |
+///
+/// For `MyNs.servicebus.windows.net`, `Telemetry`, `$Default`, partition `0`:
+///
+/// ```
+/// use eventhub_checkpointstore::BlobNaming;
+///
+/// assert_eq!(
+///     BlobNaming::Lowercase.ownership_blob("MyNs.servicebus.windows.net", "Telemetry", "$Default", "0")?,
+///     "myns.servicebus.windows.net/telemetry/$default/ownership/0"
+/// );
+/// assert_eq!(
+///     BlobNaming::Verbatim.ownership_blob("MyNs.servicebus.windows.net", "Telemetry", "$Default", "0")?,
+///     "MyNs.servicebus.windows.net/Telemetry/$Default/ownership/0"
+/// );
+/// # Ok::<(), eventhub_checkpointstore::Error>(())
+/// ```
+///
+/// Event Hubs names are case-insensitive, so in `Lowercase` names that differ only by case are one
+/// scope (`Telemetry` and `telemetry` share their records); in `Verbatim` they are two, as they
+/// are for Go and the official Rust store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BlobNaming {
+    /// The whole name lower-cased, as Python does (.NET and JS lower-case the first three
+    /// segments; partition ids are digits, so the names agree).
+    #[default]
+    Lowercase,
+    /// Every segment exactly as given, the partition id included.
+    Verbatim,
+}
+
+impl BlobNaming {
+    /// The other layout.
+    pub fn other(self) -> Self {
+        match self {
+            BlobNaming::Lowercase => BlobNaming::Verbatim,
+            BlobNaming::Verbatim => BlobNaming::Lowercase,
+        }
+    }
+
+    /// The name of one partition's ownership blob in this layout; fails on names no layout can
+    /// hold (empty, `/`, control characters, a trailing `.`, over 1,024 characters).
+    pub fn ownership_blob(
+        self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+        partition_id: &str,
+    ) -> Result<String> {
+        blob_name(
+            self,
+            fully_qualified_namespace,
+            eventhub_name,
+            consumer_group,
+            Record::Ownership,
+            partition_id,
+        )
+    }
+
+    /// The name of one partition's checkpoint blob in this layout.
+    pub fn checkpoint_blob(
+        self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+        partition_id: &str,
+    ) -> Result<String> {
+        blob_name(
+            self,
+            fully_qualified_namespace,
+            eventhub_name,
+            consumer_group,
+            Record::Checkpoint,
+            partition_id,
+        )
+    }
+
+    fn apply(self, text: String) -> String {
+        match self {
+            BlobNaming::Lowercase => text.to_lowercase(),
+            BlobNaming::Verbatim => text,
+        }
+    }
+
+    /// A partition id as this layout lists it.
+    pub(crate) fn partition_id(self, partition_id: &str) -> String {
+        self.apply(partition_id.to_owned())
+    }
+}
 
 /// Azure's limit on a blob name's length, in characters.
 const MAX_BLOB_NAME_CHARS: usize = 1024;
@@ -18,6 +115,7 @@ fn segment(record: Record) -> &'static str {
 /// The listing prefix of one consumer group's records of one kind, ending with `/` (without it a
 /// hierarchical-namespace account also lists the directory entry itself).
 pub(crate) fn prefix(
+    naming: BlobNaming,
     namespace: &str,
     eventhub: &str,
     consumer_group: &str,
@@ -26,24 +124,24 @@ pub(crate) fn prefix(
     check_segment("fully_qualified_namespace", namespace)?;
     check_segment("eventhub_name", eventhub)?;
     check_segment("consumer_group", consumer_group)?;
-    Ok(format!(
+    Ok(naming.apply(format!(
         "{namespace}/{eventhub}/{consumer_group}/{}/",
         segment(record)
-    )
-    .to_lowercase())
+    )))
 }
 
 /// The blob name of one partition's record.
 pub(crate) fn blob_name(
+    naming: BlobNaming,
     namespace: &str,
     eventhub: &str,
     consumer_group: &str,
     record: Record,
     partition_id: &str,
 ) -> Result<String> {
-    let prefix = prefix(namespace, eventhub, consumer_group, record)?;
+    let prefix = prefix(naming, namespace, eventhub, consumer_group, record)?;
     check_segment("partition_id", partition_id)?;
-    let name = prefix + &partition_id.to_lowercase();
+    let name = prefix + &naming.partition_id(partition_id);
     if name.chars().count() > MAX_BLOB_NAME_CHARS {
         return Err(Error::invalid_input(format!(
             "the blob name for partition '{partition_id}' would exceed Azure's {MAX_BLOB_NAME_CHARS}-character limit"
@@ -82,9 +180,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn verbatim_names_keep_every_segment() {
+        assert_eq!(
+            BlobNaming::Verbatim
+                .checkpoint_blob("MyNs.servicebus.windows.net", "Telemetry", "$Default", "P0")
+                .unwrap(),
+            "MyNs.servicebus.windows.net/Telemetry/$Default/checkpoint/P0"
+        );
+        assert_eq!(
+            prefix(BlobNaming::Verbatim, "NS", "EH", "CG", Record::Ownership).unwrap(),
+            "NS/EH/CG/ownership/"
+        );
+        assert_eq!(BlobNaming::Verbatim.other(), BlobNaming::Lowercase);
+        assert_eq!(BlobNaming::default(), BlobNaming::Lowercase);
+        // The same checks in both layouts.
+        assert!(BlobNaming::Verbatim
+            .ownership_blob("ns", "e/h", "cg", "0")
+            .is_err());
+    }
+
+    #[test]
     fn names_are_lower_cased_whole() {
         assert_eq!(
             blob_name(
+                BlobNaming::Lowercase,
                 "MyNs.servicebus.windows.net",
                 "Telemetry",
                 "$Default",
@@ -95,7 +214,7 @@ mod tests {
             "myns.servicebus.windows.net/telemetry/$default/ownership/0"
         );
         assert_eq!(
-            prefix("NS", "EH", "CG", Record::Checkpoint).unwrap(),
+            prefix(BlobNaming::Lowercase, "NS", "EH", "CG", Record::Checkpoint).unwrap(),
             "ns/eh/cg/checkpoint/"
         );
     }
@@ -112,14 +231,22 @@ mod tests {
             ("ns", "eh", "cg", "0\n", "control character"),
             ("ns", "eh", "cg", "..", "ends with '.'"),
         ] {
-            let err = blob_name(ns, eh, cg, Record::Ownership, p).unwrap_err();
+            let err =
+                blob_name(BlobNaming::Lowercase, ns, eh, cg, Record::Ownership, p).unwrap_err();
             assert!(err.to_string().contains(field), "{err}");
         }
         let long = "x".repeat(1100);
-        assert!(blob_name("ns", "eh", "cg", Record::Ownership, &long)
-            .unwrap_err()
-            .to_string()
-            .contains("1024"));
+        assert!(blob_name(
+            BlobNaming::Lowercase,
+            "ns",
+            "eh",
+            "cg",
+            Record::Ownership,
+            &long
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("1024"));
     }
 
     #[test]

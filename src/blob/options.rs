@@ -1,5 +1,6 @@
 //! Options of [`BlobCheckpointStore`](super::BlobCheckpointStore).
 
+use super::BlobNaming;
 use crate::error::{Error, Result};
 use azure_core::http::ClientOptions;
 use std::{num::NonZeroUsize, time::Duration};
@@ -46,6 +47,17 @@ pub struct BlobCheckpointStoreOptions {
     /// The `azure_core` pipeline options: retries, transport, extra policies, logging. Extra
     /// per-try policies run before the store's authorization policy.
     pub client_options: ClientOptions,
+    /// The blob naming layout: [`BlobNaming::Lowercase`] (default; Python, .NET, JS, Java) or
+    /// [`BlobNaming::Verbatim`] (Go, the official Rust store, Java's legacy mode). Names, listing
+    /// prefixes and ownership follow it; ownership never crosses layouts.
+    pub naming: BlobNaming,
+    /// When `true`, `list_checkpoints` also returns, for each partition with no checkpoint in the
+    /// store's own layout, the checkpoint the other layout holds (logged at `INFO`), so a fleet
+    /// that switches layout resumes where it was. Writes always go to the own layout, so the first
+    /// checkpoint after the switch supersedes the fallback. Costs one more listing per call until
+    /// every partition the other layout holds has a checkpoint of its own, then none. Ownership
+    /// never falls back. Default `false`.
+    pub checkpoint_fallback: bool,
 }
 
 impl Default for BlobCheckpointStoreOptions {
@@ -55,6 +67,8 @@ impl Default for BlobCheckpointStoreOptions {
             claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
             operation_timeout: Some(crate::DEFAULT_OPERATION_TIMEOUT),
             client_options: ClientOptions::default(),
+            naming: BlobNaming::default(),
+            checkpoint_fallback: false,
         }
     }
 }

@@ -240,10 +240,19 @@ impl Policy for Recorder {
 /// Runs `future` with a subscriber of its own that records `WARN` and above (as text without
 /// colours); returns its output and the log.
 pub async fn with_warnings<F: std::future::Future>(future: F) -> (F::Output, String) {
+    with_log(tracing::Level::WARN, future).await
+}
+
+/// [`with_warnings`] at `INFO`.
+pub async fn with_info<F: std::future::Future>(future: F) -> (F::Output, String) {
+    with_log(tracing::Level::INFO, future).await
+}
+
+async fn with_log<F: std::future::Future>(level: tracing::Level, future: F) -> (F::Output, String) {
     use tracing::instrument::WithSubscriber;
     let log = LogBuffer::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
+        .with_max_level(level)
         .with_ansi(false)
         .with_writer(log.clone())
         .finish();

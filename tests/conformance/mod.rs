@@ -20,6 +20,12 @@ pub trait Backend: Send + Sync {
     /// A new, independent client on this test's storage: two clients behave like two processes.
     async fn client(&self) -> Arc<dyn CheckpointStore>;
 
+    /// The scope the cases use; a backend whose names keep their case runs them with mixed-case
+    /// names too.
+    fn scope(&self) -> Scope {
+        Scope::default()
+    }
+
     /// A well-formed version of this backend's records that no record has: what a claim made
     /// with a long-gone etag carries. The default is a blob ETag.
     fn invented_etag(&self) -> Etag {
@@ -33,19 +39,33 @@ pub trait Backend: Send + Sync {
     }
 }
 
-pub const NS: &str = "conformance.servicebus.windows.net";
-pub const EH: &str = "telemetry";
-pub const CG: &str = "$default";
-
-fn ownership(partition: &str, owner: &str) -> Ownership {
-    Ownership::new(NS, EH, CG, partition, owner)
+/// The namespace, event hub and consumer group a case works in.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub ns: String,
+    pub eh: String,
+    pub cg: String,
 }
 
-fn checkpoint(partition: &str, offset: &str, sequence_number: i64) -> Checkpoint {
+impl Default for Scope {
+    fn default() -> Self {
+        Self {
+            ns: "conformance.servicebus.windows.net".into(),
+            eh: "telemetry".into(),
+            cg: "$default".into(),
+        }
+    }
+}
+
+fn ownership(s: &Scope, partition: &str, owner: &str) -> Ownership {
+    Ownership::new(&s.ns, &s.eh, &s.cg, partition, owner)
+}
+
+fn checkpoint(s: &Scope, partition: &str, offset: &str, sequence_number: i64) -> Checkpoint {
     Checkpoint::new(
-        NS,
-        EH,
-        CG,
+        &s.ns,
+        &s.eh,
+        &s.cg,
         partition,
         Some(offset.to_owned()),
         Some(sequence_number),
@@ -59,22 +79,32 @@ fn by_partition(list: Vec<Ownership>) -> BTreeMap<String, Ownership> {
 }
 
 pub async fn list_is_empty_at_first(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
-    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
-    assert!(store.list_checkpoints(NS, EH, CG).await.unwrap().is_empty());
+    assert!(store
+        .list_ownership(&s.ns, &s.eh, &s.cg)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_checkpoints(&s.ns, &s.eh, &s.cg)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Python: claim 8 partitions, list returns 8; the input is not mutated.
 pub async fn claim_eight_then_list_returns_eight(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let input: Vec<Ownership> = (0..8)
-        .map(|p| ownership(&p.to_string(), "owner-1"))
+        .map(|p| ownership(&s, &p.to_string(), "owner-1"))
         .collect();
     let before = input.clone();
     let won = store.claim_ownership(&input).await.unwrap();
     assert_eq!(input, before, "claim_ownership must not modify its input");
     assert_eq!(won.len(), 8);
-    let listed = by_partition(store.list_ownership(NS, EH, CG).await.unwrap());
+    let listed = by_partition(store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap());
     assert_eq!(listed.len(), 8);
     for (partition, listed) in &listed {
         assert_eq!(
@@ -88,7 +118,7 @@ pub async fn claim_eight_then_list_returns_eight(backend: &dyn Backend) {
                 listed.eventhub_name.as_str(),
                 listed.consumer_group.as_str()
             ),
-            (NS, EH, CG)
+            (s.ns.as_str(), s.eh.as_str(), s.cg.as_str())
         );
         assert!(listed.etag.is_some() && listed.last_modified.is_some());
     }
@@ -107,10 +137,12 @@ pub async fn claim_eight_then_list_returns_eight(backend: &dyn Backend) {
 
 /// Python: 8 checkpoint updates, list returns offsets as strings and sequence numbers as i64.
 pub async fn eight_checkpoints_then_list(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     for p in 0..8i64 {
         store
             .update_checkpoint(&checkpoint(
+                &s,
                 &p.to_string(),
                 &format!("{}", p * 1000),
                 10 + p,
@@ -119,7 +151,7 @@ pub async fn eight_checkpoints_then_list(backend: &dyn Backend) {
             .unwrap();
     }
     let listed: BTreeMap<String, Checkpoint> = store
-        .list_checkpoints(NS, EH, CG)
+        .list_checkpoints(&s.ns, &s.eh, &s.cg)
         .await
         .unwrap()
         .into_iter()
@@ -136,17 +168,18 @@ pub async fn eight_checkpoints_then_list(backend: &dyn Backend) {
                 c.eventhub_name.as_str(),
                 c.consumer_group.as_str()
             ),
-            (NS, EH, CG)
+            (s.ns.as_str(), s.eh.as_str(), s.cg.as_str())
         );
     }
 }
 
 /// .NET: the first claim succeeds and sets last-modified and etag.
 pub async fn first_claim_sets_etag_and_last_modified(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let started = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
     let won = store
-        .claim_ownership(&[ownership("0", "owner-1")])
+        .claim_ownership(&[ownership(&s, "0", "owner-1")])
         .await
         .unwrap();
     assert_eq!(won.len(), 1);
@@ -159,9 +192,10 @@ pub async fn first_claim_sets_etag_and_last_modified(backend: &dyn Backend) {
 
 /// .NET: a claim conditioned on a stale or invented etag is not won.
 pub async fn claim_with_stale_or_invented_etag_is_not_won(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let first = store
-        .claim_ownership(&[ownership("0", "owner-1")])
+        .claim_ownership(&[ownership(&s, "0", "owner-1")])
         .await
         .unwrap()
         .remove(0);
@@ -181,7 +215,7 @@ pub async fn claim_with_stale_or_invented_etag_is_not_won(backend: &dyn Backend)
         ..stale_owner2(&first)
     };
     assert!(store.claim_ownership(&[invented]).await.unwrap().is_empty());
-    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
         listed[0].owner_id.as_deref(),
@@ -200,23 +234,29 @@ fn stale_owner2(o: &Ownership) -> Ownership {
 
 /// .NET: a claim with an etag for a partition that has no record is not won (and creates none).
 pub async fn claim_with_etag_for_missing_record_is_not_won(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let claim = Ownership {
         etag: Some(backend.invented_etag()),
-        ..ownership("5", "owner-1")
+        ..ownership(&s, "5", "owner-1")
     };
     assert!(store.claim_ownership(&[claim]).await.unwrap().is_empty());
-    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+    assert!(store
+        .list_ownership(&s.ns, &s.eh, &s.cg)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// .NET: a claim with the current etag is won, and changes the etag.
 pub async fn claim_with_current_etag_is_won(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     store
-        .claim_ownership(&[ownership("0", "owner-1")])
+        .claim_ownership(&[ownership(&s, "0", "owner-1")])
         .await
         .unwrap();
-    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap();
     let takeover = Ownership {
         owner_id: Some("owner-2".into()),
         ..listed[0].clone()
@@ -225,16 +265,17 @@ pub async fn claim_with_current_etag_is_won(backend: &dyn Backend) {
     assert_eq!(won.len(), 1);
     assert_eq!(won[0].owner_id.as_deref(), Some("owner-2"));
     assert_ne!(won[0].etag, listed[0].etag, "a won claim has a new etag");
-    let relisted = store.list_ownership(NS, EH, CG).await.unwrap();
+    let relisted = store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap();
     assert_eq!(relisted[0].owner_id.as_deref(), Some("owner-2"));
     assert_eq!(relisted[0].etag, won[0].etag);
 }
 
 /// .NET: with valid and stale etags mixed, exactly the valid claims are returned.
 pub async fn claim_returns_only_the_won_claims(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let first: Vec<Ownership> = (0..6)
-        .map(|p| ownership(&p.to_string(), "owner-1"))
+        .map(|p| ownership(&s, &p.to_string(), "owner-1"))
         .collect();
     let current = by_partition(store.claim_ownership(&first).await.unwrap());
     assert_eq!(current.len(), 6);
@@ -246,7 +287,7 @@ pub async fn claim_returns_only_the_won_claims(backend: &dyn Backend) {
     assert_eq!(store.claim_ownership(&moved).await.unwrap().len(), 3);
     // One batch: stale etags for 0, 2, 4; current for 1, 3, 5; and a new partition 6.
     let mut batch: Vec<Ownership> = current.values().map(stale_owner2).collect();
-    batch.push(ownership("6", "owner-2"));
+    batch.push(ownership(&s, "6", "owner-2"));
     let won = by_partition(store.claim_ownership(&batch).await.unwrap());
     assert_eq!(
         won.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -260,12 +301,13 @@ pub async fn claim_returns_only_the_won_claims(backend: &dyn Backend) {
 /// .NET: claims and checkpoints of different namespaces, event hubs, consumer groups and
 /// partitions do not interfere.
 pub async fn scopes_do_not_interfere(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let scopes = [
-        (NS, EH, CG),
-        ("other.servicebus.windows.net", EH, CG),
-        (NS, "other-hub", CG),
-        (NS, EH, "other-group"),
+        (s.ns.as_str(), s.eh.as_str(), s.cg.as_str()),
+        ("other.servicebus.windows.net", s.eh.as_str(), s.cg.as_str()),
+        (s.ns.as_str(), "other-hub", s.cg.as_str()),
+        (s.ns.as_str(), s.eh.as_str(), "other-group"),
     ];
     for (i, (ns, eh, cg)) in scopes.iter().enumerate() {
         let owner = format!("owner-{i}");
@@ -292,7 +334,7 @@ pub async fn scopes_do_not_interfere(backend: &dyn Backend) {
             .unwrap();
     }
     store
-        .claim_ownership(&[ownership("1", "owner-other-partition")])
+        .claim_ownership(&[ownership(&s, "1", "owner-other-partition")])
         .await
         .unwrap();
     for (i, (ns, eh, cg)) in scopes.iter().enumerate() {
@@ -318,18 +360,19 @@ pub async fn scopes_do_not_interfere(backend: &dyn Backend) {
 
 /// .NET: the first update creates the record, a second one updates it in place.
 pub async fn checkpoint_update_creates_then_replaces(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     store
-        .update_checkpoint(&checkpoint("3", "100", 1))
+        .update_checkpoint(&checkpoint(&s, "3", "100", 1))
         .await
         .unwrap();
-    let first = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    let first = store.list_checkpoints(&s.ns, &s.eh, &s.cg).await.unwrap();
     assert_eq!(first.len(), 1);
     store
-        .update_checkpoint(&checkpoint("3", "200", 2))
+        .update_checkpoint(&checkpoint(&s, "3", "200", 2))
         .await
         .unwrap();
-    let second = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    let second = store.list_checkpoints(&s.ns, &s.eh, &s.cg).await.unwrap();
     assert_eq!(second.len(), 1, "one record per partition");
     assert_eq!(second[0].offset.as_deref(), Some("200"));
     assert_eq!(second[0].sequence_number, Some(2));
@@ -337,12 +380,13 @@ pub async fn checkpoint_update_creates_then_replaces(backend: &dyn Backend) {
 
 /// Checkpoints with only one of the two positions round-trip as given.
 pub async fn checkpoint_with_one_position(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     store
         .update_checkpoint(&Checkpoint::new(
-            NS,
-            EH,
-            CG,
+            &s.ns,
+            &s.eh,
+            &s.cg,
             "0",
             Some("geo:7:1:42".into()),
             None,
@@ -350,15 +394,22 @@ pub async fn checkpoint_with_one_position(backend: &dyn Backend) {
         .await
         .unwrap();
     store
-        .update_checkpoint(&Checkpoint::new(NS, EH, CG, "1", None, Some(i64::MAX)))
+        .update_checkpoint(&Checkpoint::new(
+            &s.ns,
+            &s.eh,
+            &s.cg,
+            "1",
+            None,
+            Some(i64::MAX),
+        ))
         .await
         .unwrap();
     store
-        .update_checkpoint(&Checkpoint::new(NS, EH, CG, "2", None, Some(-1)))
+        .update_checkpoint(&Checkpoint::new(&s.ns, &s.eh, &s.cg, "2", None, Some(-1)))
         .await
         .unwrap();
     let listed: BTreeMap<String, Checkpoint> = store
-        .list_checkpoints(NS, EH, CG)
+        .list_checkpoints(&s.ns, &s.eh, &s.cg)
         .await
         .unwrap()
         .into_iter()
@@ -378,12 +429,13 @@ pub async fn checkpoint_with_one_position(backend: &dyn Backend) {
 /// Ours: two clients race for the same new partition 50 times; exactly one wins each time. Then
 /// both renew from the same listed etag 50 times; again exactly one wins.
 pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
+    let s = backend.scope();
     let (a, b) = (backend.client().await, backend.client().await);
     for round in 0..50 {
         let partition = round.to_string();
         let (for_a, for_b) = (
-            [ownership(&partition, "owner-a")],
-            [ownership(&partition, "owner-b")],
+            [ownership(&s, &partition, "owner-a")],
+            [ownership(&s, &partition, "owner-b")],
         );
         let (won_a, won_b) = tokio::join!(a.claim_ownership(&for_a), b.claim_ownership(&for_b));
         let total = won_a.unwrap().len() + won_b.unwrap().len();
@@ -392,7 +444,7 @@ pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
             "round {round}: new-partition claims won by {total} clients"
         );
     }
-    let listed = by_partition(a.list_ownership(NS, EH, CG).await.unwrap());
+    let listed = by_partition(a.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap());
     assert_eq!(listed.len(), 50);
     for (partition, current) in &listed {
         let for_a = [Ownership {
@@ -415,9 +467,10 @@ pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
 /// Ours: a claim with no owner (or "") relinquishes; the partition lists as unowned, and another
 /// owner can take it with the etag the listing shows.
 pub async fn relinquish_lists_as_unowned(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let won = store
-        .claim_ownership(&[ownership("0", "owner-1"), ownership("1", "owner-1")])
+        .claim_ownership(&[ownership(&s, "0", "owner-1"), ownership(&s, "1", "owner-1")])
         .await
         .unwrap();
     let released: Vec<Ownership> = won
@@ -431,7 +484,7 @@ pub async fn relinquish_lists_as_unowned(backend: &dyn Backend) {
     let released = store.claim_ownership(&released).await.unwrap();
     assert_eq!(released.len(), 2);
     assert!(released.iter().all(|o| o.owner_id.is_none()));
-    let listed = by_partition(store.list_ownership(NS, EH, CG).await.unwrap());
+    let listed = by_partition(store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap());
     assert!(listed.values().all(|o| o.owner_id.is_none()), "{listed:?}");
     let taken = Ownership {
         owner_id: Some("owner-2".into()),
@@ -443,60 +496,112 @@ pub async fn relinquish_lists_as_unowned(backend: &dyn Backend) {
 /// Ours: many claims in one call are all made (concurrently, with a bound) and all returned, in
 /// the order given.
 pub async fn many_claims_in_one_call(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let input: Vec<Ownership> = (0..200)
-        .map(|p| ownership(&p.to_string(), "owner-1"))
+        .map(|p| ownership(&s, &p.to_string(), "owner-1"))
         .collect();
     let won = store.claim_ownership(&input).await.unwrap();
     assert_eq!(won.len(), 200);
     let order: Vec<&str> = won.iter().map(|o| o.partition_id.as_str()).collect();
     let expected: Vec<String> = (0..200).map(|p| p.to_string()).collect();
     assert_eq!(order, expected, "won claims come back in the order given");
-    assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 200);
+    assert_eq!(
+        store
+            .list_ownership(&s.ns, &s.eh, &s.cg)
+            .await
+            .unwrap()
+            .len(),
+        200
+    );
+}
+
+/// Ours: `put_checkpoint` creates and replaces a checkpoint like `update_checkpoint`, and the two
+/// see each other's writes.
+pub async fn put_checkpoint_creates_then_replaces(backend: &dyn Backend) {
+    let s = backend.scope();
+    let store = backend.client().await;
+    store
+        .put_checkpoint(&checkpoint(&s, "0", "100", 1))
+        .await
+        .unwrap();
+    store
+        .update_checkpoint(&checkpoint(&s, "0", "200", 2))
+        .await
+        .unwrap();
+    store
+        .put_checkpoint(&checkpoint(&s, "1", "300", 3))
+        .await
+        .unwrap();
+    store
+        .put_checkpoint(&checkpoint(&s, "1", "400", 4))
+        .await
+        .unwrap();
+    let mut listed = store.list_checkpoints(&s.ns, &s.eh, &s.cg).await.unwrap();
+    listed.sort_by(|a, b| a.partition_id.cmp(&b.partition_id));
+    assert_eq!(
+        listed,
+        [checkpoint(&s, "0", "200", 2), checkpoint(&s, "1", "400", 4)]
+    );
+    assert!(matches!(
+        store
+            .put_checkpoint(&Checkpoint::new(&s.ns, &s.eh, &s.cg, "2", None, None))
+            .await,
+        Err(Error::InvalidInput { .. })
+    ));
 }
 
 /// Ours: losing every claim is a normal, empty result, not an error.
 pub async fn losing_every_claim_is_not_an_error(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     let batch: Vec<Ownership> = (0..4)
-        .map(|p| ownership(&p.to_string(), "owner-1"))
+        .map(|p| ownership(&s, &p.to_string(), "owner-1"))
         .collect();
     assert_eq!(store.claim_ownership(&batch).await.unwrap().len(), 4);
     let again: Vec<Ownership> = (0..4)
-        .map(|p| ownership(&p.to_string(), "owner-2"))
+        .map(|p| ownership(&s, &p.to_string(), "owner-2"))
         .collect();
     assert_eq!(store.claim_ownership(&again).await.unwrap(), vec![]);
 }
 
 /// Ours: bad input is a typed error and nothing is written.
 pub async fn invalid_input_is_rejected_before_any_write(backend: &dyn Backend) {
+    let s = backend.scope();
     let store = backend.client().await;
     fn invalid<T>(result: Result<T, Error>) -> bool {
         matches!(result, Err(Error::InvalidInput { .. }))
     }
-    assert!(invalid(store.list_ownership("", EH, CG).await));
-    assert!(invalid(store.list_ownership(NS, "", CG).await));
-    assert!(invalid(store.list_checkpoints(NS, EH, "").await));
+    assert!(invalid(store.list_ownership("", &s.eh, &s.cg).await));
+    assert!(invalid(store.list_ownership(&s.ns, "", &s.cg).await));
+    assert!(invalid(store.list_checkpoints(&s.ns, &s.eh, "").await));
     assert!(invalid(
         store
-            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", None, None))
+            .update_checkpoint(&Checkpoint::new(&s.ns, &s.eh, &s.cg, "0", None, None))
             .await
     ));
     assert!(invalid(
         store
-            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "", Some("1".into()), None))
+            .update_checkpoint(&Checkpoint::new(
+                &s.ns,
+                &s.eh,
+                &s.cg,
+                "",
+                Some("1".into()),
+                None
+            ))
             .await
     ));
     // One bad claim fails the whole batch before any request: the good one is not made either.
-    let batch = [ownership("0", "owner-1"), ownership("", "owner-1")];
+    let batch = [ownership(&s, "0", "owner-1"), ownership(&s, "", "owner-1")];
     assert!(invalid(store.claim_ownership(&batch).await));
     // An unconditional claim is never made: `*` (or an empty etag) is refused, not sent.
     for etag in backend.invalid_etags() {
         let batch = [
-            ownership("0", "owner-1"),
+            ownership(&s, "0", "owner-1"),
             Ownership {
                 etag: Some(etag.clone()),
-                ..ownership("1", "owner-1")
+                ..ownership(&s, "1", "owner-1")
             },
         ];
         assert!(
@@ -504,8 +609,16 @@ pub async fn invalid_input_is_rejected_before_any_write(backend: &dyn Backend) {
             "etag {etag:?} was not refused"
         );
     }
-    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
-    assert!(store.list_checkpoints(NS, EH, CG).await.unwrap().is_empty());
+    assert!(store
+        .list_ownership(&s.ns, &s.eh, &s.cg)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_checkpoints(&s.ns, &s.eh, &s.cg)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each on a fresh backend from `$make`
@@ -529,6 +642,7 @@ macro_rules! conformance_suite {
             relinquish_lists_as_unowned,
             many_claims_in_one_call,
             losing_every_claim_is_not_an_error,
+            put_checkpoint_creates_then_replaces,
             invalid_input_is_rejected_before_any_write,
         );
     };
@@ -537,7 +651,7 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let backend = $make.await;
-                conformance::$case(&backend).await;
+                $crate::conformance::$case(&backend).await;
             }
         )*
     };
