@@ -1,16 +1,58 @@
 //! A storage account as both stores reach it: its URL (with a SAS in the query taken as the
 //! credential) and the pipeline options that carry the shared transport and the authorization.
 
-use crate::connection_string::Service;
 use crate::credential::{SasToken, StorageCredential};
 use crate::error::{Error, Result};
 use azure_core::http::{new_http_client, ClientOptions, HttpClientOptions, Transport, Url};
 
+/// The storage services this crate talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Service {
+    Blob,
+    Table,
+}
+
+impl Service {
+    /// The service's name in its endpoint's host (`{account}.{name}.core.windows.net`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Service::Blob => "blob",
+            Service::Table => "table",
+        }
+    }
+}
+
+/// An account as a store reaches it: its URL (without a query), the credential, and the
+/// pipeline options that authorize every request with it.
+pub(crate) struct Account {
+    pub(crate) url: Url,
+    pub(crate) credential: StorageCredential,
+    pub(crate) client_options: ClientOptions,
+}
+
+impl Account {
+    /// The account at `account_url` for `service`, with `api_version` checked (from `oldest`
+    /// on) and `client_options` completed by [`client_options`].
+    pub(crate) fn new(
+        account_url: &str,
+        credential: StorageCredential,
+        service: Service,
+        (api_version, oldest): (&str, &str),
+        client_options: ClientOptions,
+    ) -> Result<Self> {
+        let (url, credential) = parse_url(account_url, credential)?;
+        crate::shell::check_api_version(api_version, oldest)?;
+        let client_options = self::client_options(client_options, &credential, &url, service)?;
+        Ok(Self {
+            url,
+            credential,
+            client_options,
+        })
+    }
+}
+
 /// Parses `account_url`; a SAS in its query string becomes the credential (given only one way).
-pub(crate) fn parse_url(
-    account_url: &str,
-    credential: StorageCredential,
-) -> Result<(Url, StorageCredential)> {
+fn parse_url(account_url: &str, credential: StorageCredential) -> Result<(Url, StorageCredential)> {
     let mut credential = credential;
     let mut url = Url::parse(account_url.trim())
         .map_err(|e| Error::invalid_input(format!("account_url is not a valid URL: {e}")))?;

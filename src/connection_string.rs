@@ -3,6 +3,7 @@
 //! Keys are case-insensitive and values may contain `=` (base64 keys end with it). Errors name the
 //! offending key and never echo a key or signature.
 
+use crate::account::Service;
 use crate::credential::{SasToken, SharedKeyCredential, StorageCredential};
 use crate::error::{Error, Result};
 use azure_core::http::Url;
@@ -78,7 +79,7 @@ impl ConnectionString {
             Error::invalid_connection_string(format!(
                 "no {} endpoint: give {}Endpoint or AccountName",
                 service.name(),
-                service.key_prefix()
+                key_prefix(service)
             ))
         })?;
         Ok((endpoint, self.credential))
@@ -108,33 +109,19 @@ impl fmt::Debug for ConnectionString {
     }
 }
 
-/// The storage services this crate talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Service {
-    Blob,
-    Table,
+/// The prefix of a service's endpoint key (`BlobEndpoint`, `TableEndpoint`).
+fn key_prefix(service: Service) -> &'static str {
+    match service {
+        Service::Blob => "Blob",
+        Service::Table => "Table",
+    }
 }
 
-impl Service {
-    fn name(self) -> &'static str {
-        match self {
-            Service::Blob => "blob",
-            Service::Table => "table",
-        }
-    }
-
-    fn key_prefix(self) -> &'static str {
-        match self {
-            Service::Blob => "Blob",
-            Service::Table => "Table",
-        }
-    }
-
-    fn development_port(self) -> u16 {
-        match self {
-            Service::Blob => DEVELOPMENT_BLOB_PORT,
-            Service::Table => DEVELOPMENT_TABLE_PORT,
-        }
+/// The service's port on the development storage emulator.
+fn development_port(service: Service) -> u16 {
+    match service {
+        Service::Blob => DEVELOPMENT_BLOB_PORT,
+        Service::Table => DEVELOPMENT_TABLE_PORT,
     }
 }
 
@@ -246,7 +233,7 @@ impl<'a> Fields<'a> {
 
     /// The explicit endpoint of `service`, or the one derived from the account name.
     fn endpoint(&self, service: Service, explicit: Option<&str>) -> Result<Option<Url>> {
-        let key = format!("{}Endpoint", service.key_prefix());
+        let key = format!("{}Endpoint", key_prefix(service));
         match (explicit, self.account_name) {
             (Some(endpoint), _) => parse_endpoint(&key, endpoint).map(Some),
             (None, Some(account)) => {
@@ -290,7 +277,7 @@ impl<'a> Fields<'a> {
         let endpoint = |service: Service| -> Result<Url> {
             let mut endpoint = base.clone();
             endpoint
-                .set_port(Some(service.development_port()))
+                .set_port(Some(development_port(service)))
                 .map_err(|()| {
                     Error::invalid_connection_string("DevelopmentStorageProxyUri has no host")
                 })?;

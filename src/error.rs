@@ -1,9 +1,9 @@
 //! The crate's one error type.
 //!
 //! Every message is built from redacted text: an account key, a SAS signature or an access token
-//! never reaches `Display` or `Debug` (see [`crate::credential::redact`]).
+//! never reaches `Display` or `Debug` (see [`crate::redact::redact`]).
 
-use crate::credential::redact;
+use crate::redact::redact;
 
 /// The result type of every fallible operation in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

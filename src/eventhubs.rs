@@ -1,5 +1,7 @@
-//! The plug-in for the official Rust processor (feature `eventhubs`):
-//! [`BlobCheckpointStore`] implements [`azure_messaging_eventhubs::CheckpointStore`], so an
+//! The plug-in for the official Rust processor (feature `eventhubs`): every store of this crate
+//! ([`BlobCheckpointStore`](crate::BlobCheckpointStore), `TableCheckpointStore`,
+//! [`InMemoryCheckpointStore`](crate::InMemoryCheckpointStore)) implements
+//! [`azure_messaging_eventhubs::CheckpointStore`], so an
 //! [`EventProcessor`](azure_messaging_eventhubs::EventProcessor) keeps its ownership and
 //! checkpoints in the same blobs, under the same names, as every other language's processor.
 //!
@@ -22,46 +24,56 @@
 //! `x-ms-error-code` (see [`Error`](crate::Error)); a lost ownership race is, as everywhere in
 //! this crate, a partition left out of the result, which is what the processor expects.
 
-use crate::{BlobCheckpointStore, Checkpoint, CheckpointStore, Ownership};
-use async_trait::async_trait;
+use crate::{Checkpoint, CheckpointStore, Ownership};
 use azure_messaging_eventhubs::models;
 
-#[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
-#[async_trait]
-impl azure_messaging_eventhubs::CheckpointStore for BlobCheckpointStore {
-    async fn claim_ownership(
-        &self,
-        ownerships: &[models::Ownership],
-    ) -> azure_core::Result<Vec<models::Ownership>> {
-        claim_ownership(self, ownerships).await
-    }
+/// Implements the processor's trait for one of this crate's stores (used by `checkpoint_store!`):
+/// four one-liners over the functions below.
+macro_rules! processor_store {
+    ($store:ty) => {
+        #[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
+        #[async_trait::async_trait]
+        impl azure_messaging_eventhubs::CheckpointStore for $store {
+            async fn claim_ownership(
+                &self,
+                ownerships: &[azure_messaging_eventhubs::models::Ownership],
+            ) -> azure_core::Result<Vec<azure_messaging_eventhubs::models::Ownership>> {
+                $crate::eventhubs::claim_ownership(self, ownerships).await
+            }
 
-    async fn list_checkpoints(
-        &self,
-        namespace: &str,
-        event_hub_name: &str,
-        consumer_group: &str,
-    ) -> azure_core::Result<Vec<models::Checkpoint>> {
-        list_checkpoints(self, namespace, event_hub_name, consumer_group).await
-    }
+            async fn list_checkpoints(
+                &self,
+                namespace: &str,
+                event_hub_name: &str,
+                consumer_group: &str,
+            ) -> azure_core::Result<Vec<azure_messaging_eventhubs::models::Checkpoint>> {
+                $crate::eventhubs::list_checkpoints(self, namespace, event_hub_name, consumer_group)
+                    .await
+            }
 
-    async fn list_ownerships(
-        &self,
-        namespace: &str,
-        event_hub_name: &str,
-        consumer_group: &str,
-    ) -> azure_core::Result<Vec<models::Ownership>> {
-        list_ownerships(self, namespace, event_hub_name, consumer_group).await
-    }
+            async fn list_ownerships(
+                &self,
+                namespace: &str,
+                event_hub_name: &str,
+                consumer_group: &str,
+            ) -> azure_core::Result<Vec<azure_messaging_eventhubs::models::Ownership>> {
+                $crate::eventhubs::list_ownerships(self, namespace, event_hub_name, consumer_group)
+                    .await
+            }
 
-    async fn update_checkpoint(&self, checkpoint: models::Checkpoint) -> azure_core::Result<()> {
-        update_checkpoint(self, checkpoint).await
-    }
+            async fn update_checkpoint(
+                &self,
+                checkpoint: azure_messaging_eventhubs::models::Checkpoint,
+            ) -> azure_core::Result<()> {
+                $crate::eventhubs::update_checkpoint(self, checkpoint).await
+            }
+        }
+    };
 }
 
 // The processor's trait, over any of this crate's stores: each backend's impl is four one-liners.
 
-async fn claim_ownership(
+pub(crate) async fn claim_ownership(
     store: &dyn CheckpointStore,
     ownerships: &[models::Ownership],
 ) -> azure_core::Result<Vec<models::Ownership>> {
@@ -70,7 +82,7 @@ async fn claim_ownership(
     Ok(won.into_iter().map(models::Ownership::from).collect())
 }
 
-async fn list_checkpoints(
+pub(crate) async fn list_checkpoints(
     store: &dyn CheckpointStore,
     namespace: &str,
     event_hub_name: &str,
@@ -85,7 +97,7 @@ async fn list_checkpoints(
         .collect())
 }
 
-async fn list_ownerships(
+pub(crate) async fn list_ownerships(
     store: &dyn CheckpointStore,
     namespace: &str,
     event_hub_name: &str,
@@ -97,7 +109,7 @@ async fn list_ownerships(
     Ok(ownership.into_iter().map(models::Ownership::from).collect())
 }
 
-async fn update_checkpoint(
+pub(crate) async fn update_checkpoint(
     store: &dyn CheckpointStore,
     checkpoint: models::Checkpoint,
 ) -> azure_core::Result<()> {

@@ -41,6 +41,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+// The store shell and the processor plug-in define the macros the stores use: declared first.
+#[macro_use]
+mod shell;
+#[cfg(feature = "eventhubs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
+#[macro_use]
+pub mod eventhubs;
+
 mod account;
 mod auth;
 pub mod balancer;
@@ -49,14 +57,17 @@ mod blob;
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 mod claim;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 mod connection_string;
 pub mod copy;
 mod credential;
 mod error;
-#[cfg(feature = "eventhubs")]
-#[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
-pub mod eventhubs;
+mod memory;
 mod model;
+mod record;
+mod redact;
 mod store;
 #[cfg(feature = "table")]
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]
@@ -65,12 +76,14 @@ mod timeout;
 
 pub use blob::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, DEFAULT_API_VERSION,
-    DEFAULT_CLAIM_CONCURRENCY, MIN_API_VERSION,
+    MIN_API_VERSION,
 };
 pub use connection_string::{ConnectionString, DEVELOPMENT_ACCOUNT_KEY, DEVELOPMENT_ACCOUNT_NAME};
 pub use credential::{SasToken, SharedKeyCredential, StorageCredential};
 pub use error::{Error, Result};
+pub use memory::InMemoryCheckpointStore;
 pub use model::{Checkpoint, Ownership};
+pub use shell::DEFAULT_CLAIM_CONCURRENCY;
 pub use store::CheckpointStore;
 #[cfg(feature = "table")]
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]

@@ -89,13 +89,6 @@ impl Checkpoint {
     }
 }
 
-/// Which of the two records of a partition: the stores keep them apart by name or key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Record {
-    Ownership,
-    Checkpoint,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,8 @@
 //! operation's requests met ("connection refused", "503 ServerBusy"), which the retries would
 //! otherwise hide.
 
-use crate::credential::redact;
 use crate::error::{error_chain, Error, Result};
+use crate::redact::redact;
 use async_trait::async_trait;
 use azure_core::http::{
     headers::ERROR_CODE,
@@ -50,19 +50,19 @@ impl OperationTimeout {
 /// Runs `operation`, failing with [`Error::Timeout`] if it has not finished within `timeout`.
 /// Requests still in flight are dropped; a write among them may or may not have been applied.
 ///
-/// Outside a Tokio runtime it fails at once with [`Error::NoRuntime`]: the timer and the HTTP
-/// client (reqwest) would otherwise panic on first use, wherever that happens to be.
+/// The bound is a Tokio timer: outside a Tokio runtime a bounded operation fails at once with
+/// [`Error::NoRuntime`] instead of panicking in it.
 pub(crate) async fn bounded<T>(
     timeout: OperationTimeout,
     operation: &'static str,
     future: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(Error::NoRuntime { operation });
-    }
     let Some(limit) = timeout.0 else {
         return future.await;
     };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::NoRuntime { operation });
+    }
     LAST_FAILURE
         .scope(RefCell::new(None), async move {
             match tokio::time::timeout(limit, future).await {
@@ -152,25 +152,30 @@ mod tests {
     }
 
     #[test]
-    fn outside_a_tokio_runtime_is_an_error_not_a_panic() {
-        for limit in [Some(Duration::from_secs(1)), None] {
-            let err = futures::executor::block_on(bounded(
-                OperationTimeout::new(limit).unwrap(),
-                "list_ownership",
-                async { Ok(()) },
-            ))
-            .unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::NoRuntime {
-                        operation: "list_ownership"
-                    }
-                ),
-                "{err:?}"
-            );
-            assert!(err.to_string().contains("outside a Tokio runtime"), "{err}");
-        }
+    fn outside_a_tokio_runtime_a_bound_is_an_error_not_a_panic() {
+        let err = futures::executor::block_on(bounded(
+            OperationTimeout::new(Some(Duration::from_secs(1))).unwrap(),
+            "list_ownership",
+            async { Ok(()) },
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NoRuntime {
+                    operation: "list_ownership"
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("outside a Tokio runtime"), "{err}");
+        // Without a bound there is no timer: nothing here needs Tokio.
+        let unbounded = futures::executor::block_on(bounded(
+            OperationTimeout::new(None).unwrap(),
+            "list_ownership",
+            async { Ok(7) },
+        ));
+        assert_eq!(unbounded.unwrap(), 7);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The shared conformance suite, run against `BlobCheckpointStore` on Azurite.
 
 mod common;
-mod conformance;
 
 use async_trait::async_trait;
+use eventhub_checkpointstore::conformance;
 use eventhub_checkpointstore::CheckpointStore;
 use std::sync::Arc;
 
@@ -26,4 +26,4 @@ impl conformance::Backend for BlobBackend {
     }
 }
 
-conformance_suite!(blob_backend());
+eventhub_checkpointstore::conformance_suite!(blob_backend());

@@ -1,5 +1,6 @@
-//! `BlobCheckpointStore` called through the official processor's trait
-//! (`azure_messaging_eventhubs::CheckpointStore`), against Azurite.
+//! Every store of this crate called through the official processor's trait
+//! (`azure_messaging_eventhubs::CheckpointStore`): the blob and table stores against Azurite, and
+//! the in-memory store.
 
 mod common;
 
@@ -31,10 +32,37 @@ async fn processor_store() -> Arc<dyn ProcessorStore> {
     Arc::new(common::fresh_store(None).await)
 }
 
+/// The table store, on a new table.
+async fn table_processor_store() -> Arc<dyn ProcessorStore> {
+    let store = eventhub_checkpointstore::TableCheckpointStore::from_connection_string(
+        &common::connection_string(),
+        &common::unique_container(),
+        None,
+    )
+    .unwrap();
+    store.create_table_if_missing().await.unwrap();
+    Arc::new(store)
+}
+
+fn memory_processor_store() -> Arc<dyn ProcessorStore> {
+    Arc::new(eventhub_checkpointstore::InMemoryCheckpointStore::new())
+}
+
 #[tokio::test]
 async fn claims_renews_and_loses_races_through_the_official_trait() {
-    let store = processor_store().await;
+    claims_renews_and_loses_races(processor_store().await).await;
+    claims_renews_and_loses_races(table_processor_store().await).await;
+    claims_renews_and_loses_races(memory_processor_store()).await;
+}
 
+#[tokio::test]
+async fn checkpoints_round_trip_through_the_official_trait() {
+    checkpoints_round_trip(processor_store().await).await;
+    checkpoints_round_trip(table_processor_store().await).await;
+    checkpoints_round_trip(memory_processor_store()).await;
+}
+
+async fn claims_renews_and_loses_races(store: Arc<dyn ProcessorStore>) {
     let won = store
         .claim_ownership(&[ownership("0", "a", None), ownership("1", "a", None)])
         .await
@@ -87,9 +115,7 @@ async fn claims_renews_and_loses_races_through_the_official_trait() {
         .any(|o| o.partition_id == "1" && o.owner_id.is_none()));
 }
 
-#[tokio::test]
-async fn checkpoints_round_trip_through_the_official_trait() {
-    let store = processor_store().await;
+async fn checkpoints_round_trip(store: Arc<dyn ProcessorStore>) {
     for (partition, seq) in [("0", 10), ("1", 20), ("0", 11)] {
         store
             .update_checkpoint(Checkpoint {

@@ -6,13 +6,13 @@
 //! ownership).
 
 mod common;
-mod conformance;
 
 use async_trait::async_trait;
 use azure_messaging_eventhubs::models;
 use azure_messaging_eventhubs_checkpointstore_blob::BlobCheckpointStore as OfficialStore;
 use common::Recorder;
 use eventhub_checkpointstore::azure_storage_blob::BlobContainerClient;
+use eventhub_checkpointstore::conformance;
 use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, Checkpoint, CheckpointStore,
     ConnectionString, Ownership,
@@ -143,7 +143,7 @@ impl conformance::Backend for VerbatimBackend {
 
 mod verbatim_conformance {
     use super::*;
-    conformance_suite!(verbatim_backend());
+    eventhub_checkpointstore::conformance_suite!(verbatim_backend());
 }
 
 #[tokio::test]

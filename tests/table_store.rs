@@ -2,11 +2,11 @@
 //! table store's layout and cases, request counts and failure modes.
 
 mod common;
-mod conformance;
 
 use async_trait::async_trait;
 use common::{connection_string, Recorder, Sent};
 use eventhub_checkpointstore::azure_core::{credentials::Secret, hmac::hmac_sha256, http::Etag};
+use eventhub_checkpointstore::conformance;
 use eventhub_checkpointstore::{
     Checkpoint, CheckpointStore, ConnectionString, Error, Ownership, StorageCredential,
     TableCheckpointStore, TableCheckpointStoreOptions, DEVELOPMENT_ACCOUNT_KEY,
@@ -65,7 +65,7 @@ impl conformance::Backend for TableBackend {
     }
 }
 
-conformance_suite!(table_backend());
+eventhub_checkpointstore::conformance_suite!(table_backend());
 
 /// Plain HTTP against the table, signed with the development key: what another SDK would send
 /// and see, without going through the store.

@@ -6,7 +6,7 @@
 mod sas;
 mod shared_key;
 
-use crate::connection_string::Service;
+use crate::account::Service;
 use crate::credential::StorageCredential;
 use crate::error::{Error, Result};
 use azure_core::http::{

@@ -2,7 +2,7 @@
 //! 2015-02-21 and later, where a zero Content-Length is signed as an empty string) and the Table
 //! service's shorter one.
 
-use crate::connection_string::Service;
+use crate::account::Service;
 use crate::credential::SharedKeyCredential;
 use async_trait::async_trait;
 use azure_core::{

@@ -1,80 +1,47 @@
-//! The user metadata that holds a record's state: `ownerid` on ownership blobs, `offset` and
-//! `sequencenumber` on checkpoint blobs. Reading is tolerant (keys case-insensitive, malformed
-//! values reported as absent); writing is strict (only what every peer can read back).
+//! A record's fields as blob user metadata. Reading is tolerant (keys are case-insensitive on the
+//! service; a peer may have written `OwnerId`); writing is strict: metadata travels as HTTP
+//! headers, so only values every peer reads back unchanged are written.
 
 use crate::error::{Error, Result};
-use crate::model::Checkpoint;
-use std::collections::HashMap;
-
-pub(crate) const OWNER_ID: &str = "ownerid";
-pub(crate) const OFFSET: &str = "offset";
-pub(crate) const SEQUENCE_NUMBER: &str = "sequencenumber";
+use crate::record::{self, Fields, StoredFields, OWNER_ID};
+use crate::Checkpoint;
+use std::{borrow::Cow, collections::HashMap};
 
 /// Metadata of a claim; no owner (or `""`) writes `ownerid=""`, which every peer reads as released.
 pub(crate) fn for_ownership(owner_id: Option<&str>) -> Result<HashMap<String, String>> {
-    let owner = owner_id.unwrap_or_default();
-    check_value("owner_id", owner)?;
-    Ok(HashMap::from([(OWNER_ID.to_owned(), owner.to_owned())]))
+    to_metadata(record::ownership_fields(owner_id))
 }
 
 /// Metadata of a checkpoint: only the fields present, at least one.
 pub(crate) fn for_checkpoint(checkpoint: &Checkpoint) -> Result<HashMap<String, String>> {
-    let mut metadata = HashMap::with_capacity(2);
-    if let Some(offset) = &checkpoint.offset {
-        check_value("offset", offset)?;
-        metadata.insert(OFFSET.to_owned(), offset.clone());
-    }
-    if let Some(sequence_number) = checkpoint.sequence_number {
-        metadata.insert(SEQUENCE_NUMBER.to_owned(), sequence_number.to_string());
-    }
-    if metadata.is_empty() {
-        return Err(Error::invalid_input(
-            "a checkpoint needs an offset or a sequence_number",
-        ));
-    }
-    Ok(metadata)
+    to_metadata(record::checkpoint_fields(checkpoint)?)
 }
 
-/// The owner recorded on a blob; missing and empty both mean "nobody".
-pub(crate) fn owner_id(metadata: &HashMap<String, String>) -> Option<String> {
-    get(metadata, OWNER_ID)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
-/// The offset recorded on a blob, as stored (opaque, never parsed).
-pub(crate) fn offset(metadata: &HashMap<String, String>) -> Option<String> {
-    get(metadata, OFFSET)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
-/// The sequence number recorded on a blob; `Err` holds the malformed value so the caller can say
-/// which blob carries it.
-pub(crate) fn sequence_number(
-    metadata: &HashMap<String, String>,
-) -> std::result::Result<Option<i64>, String> {
-    match get(metadata, SEQUENCE_NUMBER).map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(value) => value.parse().map(Some).map_err(|_| value.to_owned()),
-    }
-}
-
-/// Metadata keys are case-insensitive on the service; a peer may have written `OwnerId`.
-fn get<'a>(metadata: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
-    metadata
-        .get(key)
-        .or_else(|| {
-            metadata
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v)
+fn to_metadata(fields: Fields) -> Result<HashMap<String, String>> {
+    fields
+        .into_iter()
+        .map(|(key, value)| {
+            let field = if key == OWNER_ID { "owner_id" } else { key };
+            check_value(field, &value)?;
+            Ok((key.to_owned(), value))
         })
-        .map(String::as_str)
+        .collect()
 }
 
-/// Metadata travels as HTTP header values: printable ASCII only, and surrounding spaces would be
-/// stripped in transit, so the value read back would differ from the one written.
+impl StoredFields for HashMap<String, String> {
+    fn field(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.get(key)
+            .or_else(|| {
+                self.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .map(|(_, v)| v)
+            })
+            .map(|v| Cow::Borrowed(v.as_str()))
+    }
+}
+
+/// Printable ASCII only, and surrounding spaces would be stripped in transit, so the value read
+/// back would differ from the one written.
 fn check_value(field: &str, value: &str) -> Result<()> {
     if !value.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
         return Err(Error::invalid_input(format!(
@@ -101,29 +68,16 @@ mod tests {
     }
 
     #[test]
-    fn reading_is_tolerant() {
-        assert_eq!(owner_id(&meta(&[("ownerid", "a")])).as_deref(), Some("a"));
-        assert_eq!(owner_id(&meta(&[("OwnerId", "a")])).as_deref(), Some("a"));
-        assert_eq!(owner_id(&meta(&[("ownerid", "")])), None);
-        assert_eq!(owner_id(&meta(&[])), None);
+    fn keys_are_case_insensitive() {
         assert_eq!(
-            sequence_number(&meta(&[("sequencenumber", "42")])),
-            Ok(Some(42))
-        );
-        assert_eq!(sequence_number(&meta(&[("sequencenumber", "")])), Ok(None));
-        assert_eq!(sequence_number(&meta(&[])), Ok(None));
-        assert_eq!(
-            sequence_number(&meta(&[("sequencenumber", "abc")])),
-            Err("abc".to_owned())
+            meta(&[("ownerid", "a")]).field(OWNER_ID).as_deref(),
+            Some("a")
         );
         assert_eq!(
-            sequence_number(&meta(&[("sequencenumber", "99999999999999999999")])),
-            Err("99999999999999999999".to_owned())
+            meta(&[("OwnerId", "a")]).field(OWNER_ID).as_deref(),
+            Some("a")
         );
-        assert_eq!(
-            offset(&meta(&[("offset", "geo:1:2")])).as_deref(),
-            Some("geo:1:2")
-        );
+        assert_eq!(meta(&[]).field(OWNER_ID), None);
     }
 
     #[test]
@@ -132,7 +86,8 @@ mod tests {
         assert_eq!(for_ownership(Some("")).unwrap()["ownerid"], "");
         assert!(for_ownership(Some("ünï")).is_err());
         assert!(for_ownership(Some("a\r\nx-ms-meta-evil: 1")).is_err());
-        assert!(for_ownership(Some(" a")).is_err());
+        let err = for_ownership(Some(" a")).unwrap_err();
+        assert!(err.to_string().contains("owner_id"), "{err}");
         let mut cp = Checkpoint::new("ns", "eh", "cg", "0", None, None);
         assert!(for_checkpoint(&cp).is_err());
         cp.sequence_number = Some(-1);
@@ -145,5 +100,7 @@ mod tests {
             for_checkpoint(&cp).unwrap(),
             meta(&[("sequencenumber", "-1"), ("offset", "12")])
         );
+        cp.offset = Some("1 2\u{7f}".into());
+        assert!(for_checkpoint(&cp).is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! The checkpoint store over Azure Blob Storage.
+//! The checkpoint store over Azure Blob Storage: the blob backend behind the store shell
+//! (`crate::shell`), and the public `BlobCheckpointStore` around it.
 
 mod container;
 mod etag;
@@ -8,33 +9,29 @@ mod naming;
 mod options;
 
 pub use naming::BlobNaming;
-#[cfg(feature = "table")]
-pub(crate) use options::check_api_version;
-pub use options::{
-    BlobCheckpointStoreOptions, DEFAULT_API_VERSION, DEFAULT_CLAIM_CONCURRENCY, MIN_API_VERSION,
-};
+pub use options::{BlobCheckpointStoreOptions, DEFAULT_API_VERSION, MIN_API_VERSION};
 
-use crate::claim::{claim_all, ClaimOutcome};
-use crate::connection_string::{ConnectionString, Service};
+use crate::account::{Account, Service};
+use crate::connection_string::ConnectionString;
 use crate::credential::StorageCredential;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
-use crate::store::CheckpointStore;
-use crate::timeout::{bounded, OperationTimeout};
+use crate::record::{Listed, Record, Scope};
+use crate::shell::{Backend, OnRecord, Shell, Version};
 use async_trait::async_trait;
-use azure_core::http::Url;
+use azure_core::http::{Etag, Url};
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use container::Container;
-use listing::ListedBlob;
-use naming::Record;
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     fmt,
     sync::{Arc, Mutex},
 };
 
-/// A [`CheckpointStore`] that keeps ownership and checkpoints as empty block blobs with metadata in
-/// one container, readable and writable by the Python, .NET, Java and JS Event Hubs stores.
+/// A [`CheckpointStore`](crate::CheckpointStore) that keeps ownership and checkpoints as empty
+/// block blobs with metadata in one container, readable and writable by the Python, .NET, Java
+/// and JS Event Hubs stores (or, with [`BlobNaming::Verbatim`], by Go's and the official Rust
+/// store).
 ///
 /// Cloning is cheap: clones share one connection pool.
 ///
@@ -59,13 +56,14 @@ use std::{
 /// ```
 #[derive(Clone)]
 pub struct BlobCheckpointStore {
-    inner: Arc<Inner>,
+    inner: Arc<Shell<BlobBackend>>,
 }
 
-struct Inner {
+checkpoint_store!(BlobCheckpointStore);
+
+/// Blobs in one container, named in one layout.
+struct BlobBackend {
     container: Container,
-    claim_concurrency: usize,
-    timeout: OperationTimeout,
     api_version: String,
     credential: StorageCredential,
     naming: BlobNaming,
@@ -97,35 +95,37 @@ impl BlobCheckpointStore {
         credential: impl Into<StorageCredential>,
         options: Option<BlobCheckpointStoreOptions>,
     ) -> Result<Self> {
-        let (mut url, credential) = crate::account::parse_url(account_url, credential.into())?;
+        let options = options.unwrap_or_default();
+        let Account {
+            mut url,
+            credential,
+            client_options,
+        } = Account::new(
+            account_url,
+            credential.into(),
+            Service::Blob,
+            (&options.api_version, MIN_API_VERSION),
+            options.client_options,
+        )?;
         check_container_name(container)?;
         url.path_segments_mut()
             .map_err(|()| Error::invalid_input("account_url cannot have a path"))?
             .pop_if_empty()
             .push(container);
-
-        let options = options.unwrap_or_default();
-        options::check_api_version(&options.api_version)?;
-        let timeout = OperationTimeout::new(options.operation_timeout)?;
-        let client_options = crate::account::client_options(
-            options.client_options,
-            &credential,
-            &url,
-            Service::Blob,
+        let backend = BlobBackend {
+            container: Container::new(url, client_options, options.api_version.clone())?,
+            api_version: options.api_version,
+            credential,
+            naming: options.naming,
+            checkpoint_fallback: options.checkpoint_fallback,
+            superseded: Mutex::new(HashSet::new()),
+        };
+        let inner = Shell::new(
+            backend,
+            options.claim_concurrency,
+            options.operation_timeout,
         )?;
-        let container = Container::new(url, client_options, options.api_version.clone())?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                container,
-                claim_concurrency: options.claim_concurrency.get(),
-                timeout,
-                api_version: options.api_version,
-                credential,
-                naming: options.naming,
-                checkpoint_fallback: options.checkpoint_fallback,
-                superseded: Mutex::new(HashSet::new()),
-            }),
-        })
+        Ok(Self { inner })
     }
 
     /// A store over `container` of the account a connection string names.
@@ -149,19 +149,19 @@ impl BlobCheckpointStore {
 
     /// The blob naming layout the store reads and writes.
     pub fn naming(&self) -> BlobNaming {
-        self.inner.naming
+        self.inner.backend.naming
     }
 
     /// The URL of the store's container.
     pub fn container_url(&self) -> &Url {
-        self.inner.container.url()
+        self.inner.backend.container.url()
     }
 
     /// The official container client, configured with this store's credential, transport, retry
     /// policy and service version: for what the store does not do (deleting the container,
     /// inspecting blobs).
     pub fn container_client(&self) -> &BlobContainerClient {
-        self.inner.container.client()
+        self.inner.backend.container.client()
     }
 
     /// A client for one blob of the container, configured like
@@ -169,49 +169,16 @@ impl BlobCheckpointStore {
     /// [`BlobContainerClient::blob_client`], `/` in `blob_name` stays a literal path separator,
     /// as the other Event Hubs stores send it.
     pub fn blob_client(&self, blob_name: &str) -> Result<BlobClient> {
-        self.inner.container.blob(blob_name)
+        self.inner.backend.container.blob(blob_name)
     }
 
     /// Creates the container if it does not exist yet; `true` when it was created.
     pub async fn create_container_if_missing(&self) -> Result<bool> {
-        bounded(
-            self.inner.timeout,
-            "create_container_if_missing",
-            self.inner.container.create_if_missing(),
-        )
-        .await
-    }
-
-    async fn claim_one(&self, requested: &Ownership, claim: Claim) -> ClaimOutcome {
-        let container = &self.inner.container;
-        let result = match claim.etag {
-            Some(etag) => {
-                container
-                    .set_metadata(&claim.name, &claim.metadata, Some(etag))
-                    .await
-            }
-            None => container.put_empty(&claim.name, claim.metadata, true).await,
-        };
-        ClaimOutcome::of_write(
-            requested,
-            result.map(|w| (w.etag, w.last_modified)),
-            |err| lost_race(err, requested.etag.is_some()),
-        )
-    }
-
-    /// The records under `prefix`: blobs named `{prefix}{partition}`, directory markers and
-    /// nested names left out, each made into a `T` by `make` as its page arrives.
-    async fn records<T>(
-        &self,
-        prefix: &str,
-        mut make: impl FnMut(String, ListedBlob) -> T,
-    ) -> Result<Vec<T>> {
         self.inner
-            .container
-            .list(prefix, |blob| {
-                let partition = naming::partition_of(prefix, &blob.name)?.to_owned();
-                (!blob.is_directory()).then(|| make(partition, blob))
-            })
+            .bounded(
+                "create_container_if_missing",
+                self.inner.backend.container.create_if_missing(),
+            )
             .await
     }
 }
@@ -219,15 +186,26 @@ impl BlobCheckpointStore {
 /// One claim, checked and ready to send.
 struct Claim {
     name: String,
-    metadata: std::collections::HashMap<String, String>,
-    etag: Option<azure_core::http::Etag>,
+    metadata: HashMap<String, String>,
+    etag: Option<Etag>,
 }
 
-impl Claim {
-    fn prepare(requested: &Ownership, naming: BlobNaming) -> Result<Self> {
-        Ok(Self {
+#[async_trait]
+impl Backend for BlobBackend {
+    type Claim = Claim;
+
+    fn describe(&self, f: &mut fmt::DebugStruct<'_, '_>) {
+        f.field("container_url", &self.container.url().as_str())
+            .field("credential", &self.credential)
+            .field("api_version", &self.api_version)
+            .field("naming", &self.naming)
+            .field("checkpoint_fallback", &self.checkpoint_fallback);
+    }
+
+    fn prepare_claim(&self, requested: &Ownership) -> Result<Claim> {
+        Ok(Claim {
             name: naming::blob_name(
-                naming,
+                self.naming,
                 &requested.fully_qualified_namespace,
                 &requested.eventhub_name,
                 &requested.consumer_group,
@@ -241,6 +219,169 @@ impl Claim {
                 .map(etag::for_condition)
                 .transpose()?,
         })
+    }
+
+    async fn claim(&self, claim: &Claim) -> Result<Version> {
+        match &claim.etag {
+            Some(etag) => {
+                self.container
+                    .set_metadata(&claim.name, &claim.metadata, Some(etag.clone()))
+                    .await
+            }
+            None => {
+                self.container
+                    .put_empty(&claim.name, claim.metadata.clone(), true)
+                    .await
+            }
+        }
+    }
+
+    fn lost_race(&self, err: &Error, claim: &Claim) -> bool {
+        lost_race(err, claim.etag.is_some())
+    }
+
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let (name, metadata) = self.checkpoint_blob(checkpoint)?;
+        match self.container.set_metadata(&name, &metadata, None).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.error_code() == Some("BlobNotFound") => {
+                // First checkpoint of this partition: create the blob. Overwriting is right if a
+                // concurrent writer created it meanwhile: checkpoints are last-writer-wins.
+                self.container.put_empty(&name, metadata, false).await?;
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let (name, metadata) = self.checkpoint_blob(checkpoint)?;
+        // Put Blob replaces the blob whole, metadata included: last writer wins, as for updates.
+        self.container.put_empty(&name, metadata, false).await?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        scope: Scope<'_>,
+        record: Record,
+        on_record: &mut OnRecord<'_>,
+    ) -> Result<()> {
+        if record == Record::Checkpoint && self.checkpoint_fallback {
+            return self.list_checkpoints_with_fallback(scope, on_record).await;
+        }
+        self.list_in(self.naming, scope, record, on_record).await
+    }
+}
+
+impl BlobBackend {
+    /// The name and metadata of a checkpoint's blob.
+    fn checkpoint_blob(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> Result<(String, HashMap<String, String>)> {
+        let name = naming::blob_name(
+            self.naming,
+            &checkpoint.fully_qualified_namespace,
+            &checkpoint.eventhub_name,
+            &checkpoint.consumer_group,
+            Record::Checkpoint,
+            &checkpoint.partition_id,
+        )?;
+        Ok((name, metadata::for_checkpoint(checkpoint)?))
+    }
+
+    /// The records of one kind under a layout's prefix: blobs named `{prefix}{partition}`,
+    /// directory markers and nested names left out. Returns the prefix.
+    async fn list_in(
+        &self,
+        naming: BlobNaming,
+        scope: Scope<'_>,
+        record: Record,
+        on_record: &mut OnRecord<'_>,
+    ) -> Result<()> {
+        let prefix = naming::prefix(
+            naming,
+            scope.namespace,
+            scope.eventhub,
+            scope.consumer_group,
+            record,
+        )?;
+        self.container
+            .list(&prefix, |blob| {
+                let Some(partition) = naming::partition_of(&prefix, &blob.name) else {
+                    return;
+                };
+                if blob.is_directory() {
+                    return;
+                }
+                on_record(Listed {
+                    partition_id: partition.to_owned(),
+                    etag: blob.etag.clone(),
+                    last_modified: blob.last_modified,
+                    fields: &blob.metadata,
+                    source: &blob.name,
+                })
+            })
+            .await
+    }
+
+    /// `checkpoint_fallback`: the own layout's checkpoints, then, for each partition without one,
+    /// the one the other layout holds. One listing more at most; none once every partition the
+    /// other layout holds has a checkpoint of its own (remembered per consumer group).
+    async fn list_checkpoints_with_fallback(
+        &self,
+        scope: Scope<'_>,
+        on_record: &mut OnRecord<'_>,
+    ) -> Result<()> {
+        let (naming, other) = (self.naming, self.naming.other());
+        let mut own = HashSet::new();
+        self.list_in(naming, scope, Record::Checkpoint, &mut |listed| {
+            own.insert(listed.partition_id.clone());
+            on_record(listed)
+        })
+        .await?;
+        let prefix = |layout| {
+            naming::prefix(
+                layout,
+                scope.namespace,
+                scope.eventhub,
+                scope.consumer_group,
+                Record::Checkpoint,
+            )
+        };
+        let other_prefix = prefix(other)?;
+        // Names that are lower-case already are the same blobs in both layouts.
+        if other_prefix == prefix(naming)? || self.superseded().contains(&other_prefix) {
+            return Ok(());
+        }
+        let mut fallback = Vec::new();
+        self.list_in(other, scope, Record::Checkpoint, &mut |mut listed| {
+            listed.partition_id = naming.partition_id(&listed.partition_id);
+            if own.insert(listed.partition_id.clone()) {
+                fallback.push(listed.partition_id.clone());
+                on_record(listed);
+            }
+        })
+        .await?;
+        if fallback.is_empty() {
+            self.superseded().insert(other_prefix);
+        } else {
+            tracing::info!(
+                own_layout = ?naming,
+                fallback_layout = ?other,
+                ?fallback,
+                "partitions without a checkpoint of their own use the other layout's"
+            );
+        }
+        Ok(())
+    }
+
+    fn superseded(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A panic elsewhere while holding it leaves a set of strings, still usable.
+        self.superseded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -274,239 +415,6 @@ fn check_container_name(name: &str) -> Result<()> {
         Err(Error::invalid_input(format!(
             "container name '{name}' is invalid: 3-63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit"
         )))
-    }
-}
-
-#[async_trait]
-impl CheckpointStore for BlobCheckpointStore {
-    #[tracing::instrument(level = "debug", skip(self), err)]
-    async fn list_ownership(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Ownership>> {
-        bounded(self.inner.timeout, "list_ownership", async move {
-            let prefix = naming::prefix(
-                self.inner.naming,
-                fully_qualified_namespace,
-                eventhub_name,
-                consumer_group,
-                Record::Ownership,
-            )?;
-            let ownership = self
-                .records(&prefix, |partition_id, blob| Ownership {
-                    fully_qualified_namespace: fully_qualified_namespace.to_owned(),
-                    eventhub_name: eventhub_name.to_owned(),
-                    consumer_group: consumer_group.to_owned(),
-                    partition_id,
-                    owner_id: metadata::owner_id(&blob.metadata),
-                    etag: blob.etag,
-                    last_modified: blob.last_modified,
-                })
-                .await?;
-            tracing::debug!(count = ownership.len(), "listed ownership");
-            Ok(ownership)
-        })
-        .await
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
-    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        bounded(self.inner.timeout, "claim_ownership", async move {
-            claim_all(
-                ownership,
-                self.inner.claim_concurrency,
-                |requested| Claim::prepare(requested, self.inner.naming),
-                |requested, claim| self.claim_one(requested, claim),
-            )
-            .await
-        })
-        .await
-    }
-
-    #[tracing::instrument(
-        level = "debug",
-        skip_all,
-        fields(partition_id = %checkpoint.partition_id, sequence_number = ?checkpoint.sequence_number),
-        err
-    )]
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        bounded(self.inner.timeout, "update_checkpoint", async move {
-            let name = naming::blob_name(
-                self.inner.naming,
-                &checkpoint.fully_qualified_namespace,
-                &checkpoint.eventhub_name,
-                &checkpoint.consumer_group,
-                Record::Checkpoint,
-                &checkpoint.partition_id,
-            )?;
-            let metadata = metadata::for_checkpoint(checkpoint)?;
-            match self
-                .inner
-                .container
-                .set_metadata(&name, &metadata, None)
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(err) if err.error_code() == Some("BlobNotFound") => {
-                    // First checkpoint of this partition: create the blob. Overwriting is right if a
-                    // concurrent writer created it meanwhile: checkpoints are last-writer-wins.
-                    self.inner
-                        .container
-                        .put_empty(&name, metadata, false)
-                        .await?;
-                    Ok(())
-                }
-                Err(err) => Err(err),
-            }
-        })
-        .await
-    }
-
-    #[tracing::instrument(
-        level = "debug",
-        skip_all,
-        fields(partition_id = %checkpoint.partition_id, sequence_number = ?checkpoint.sequence_number),
-        err
-    )]
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        bounded(self.inner.timeout, "put_checkpoint", async move {
-            let name = naming::blob_name(
-                self.inner.naming,
-                &checkpoint.fully_qualified_namespace,
-                &checkpoint.eventhub_name,
-                &checkpoint.consumer_group,
-                Record::Checkpoint,
-                &checkpoint.partition_id,
-            )?;
-            let metadata = metadata::for_checkpoint(checkpoint)?;
-            // Put Blob replaces the blob whole, metadata included: last writer wins, as for updates.
-            self.inner
-                .container
-                .put_empty(&name, metadata, false)
-                .await
-                .map(drop)
-        })
-        .await
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), err)]
-    async fn list_checkpoints(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Checkpoint>> {
-        bounded(self.inner.timeout, "list_checkpoints", async move {
-            let scope = (fully_qualified_namespace, eventhub_name, consumer_group);
-            let naming = self.inner.naming;
-            let mut checkpoints = self.checkpoints_in(naming, scope).await?;
-            if self.inner.checkpoint_fallback {
-                self.add_fallback_checkpoints(scope, &mut checkpoints)
-                    .await?;
-            }
-            tracing::debug!(count = checkpoints.len(), "listed checkpoints");
-            Ok(checkpoints)
-        })
-        .await
-    }
-}
-
-impl BlobCheckpointStore {
-    /// Every checkpoint of a consumer group in one layout.
-    async fn checkpoints_in(
-        &self,
-        naming: BlobNaming,
-        (namespace, eventhub, consumer_group): (&str, &str, &str),
-    ) -> Result<Vec<Checkpoint>> {
-        let prefix = naming::prefix(
-            naming,
-            namespace,
-            eventhub,
-            consumer_group,
-            Record::Checkpoint,
-        )?;
-        self.records(&prefix, |partition_id, blob| {
-            let sequence_number = metadata::sequence_number(&blob.metadata).unwrap_or_else(|bad| {
-                tracing::warn!(
-                    blob = %blob.name,
-                    value = %bad,
-                    "checkpoint has a sequencenumber that is not an i64; reporting none"
-                );
-                None
-            });
-            Checkpoint::new(
-                namespace,
-                eventhub,
-                consumer_group,
-                partition_id,
-                metadata::offset(&blob.metadata),
-                sequence_number,
-            )
-        })
-        .await
-    }
-
-    /// `checkpoint_fallback`: adds, for each partition without a checkpoint of the store's own
-    /// layout, the one the other layout holds. One listing at most; none once every partition
-    /// the other layout holds has a checkpoint of its own (remembered per consumer group).
-    async fn add_fallback_checkpoints(
-        &self,
-        scope: (&str, &str, &str),
-        checkpoints: &mut Vec<Checkpoint>,
-    ) -> Result<()> {
-        let (naming, other) = (self.inner.naming, self.inner.naming.other());
-        let other_prefix = naming::prefix(other, scope.0, scope.1, scope.2, Record::Checkpoint)?;
-        let own_prefix = naming::prefix(naming, scope.0, scope.1, scope.2, Record::Checkpoint)?;
-        // Names that are lower-case already are the same blobs in both layouts.
-        if other_prefix == own_prefix || self.superseded().contains(&other_prefix) {
-            return Ok(());
-        }
-        let mut have: HashSet<String> =
-            checkpoints.iter().map(|c| c.partition_id.clone()).collect();
-        let mut fallback = Vec::new();
-        for mut checkpoint in self.checkpoints_in(other, scope).await? {
-            checkpoint.partition_id = naming.partition_id(&checkpoint.partition_id);
-            if have.insert(checkpoint.partition_id.clone()) {
-                fallback.push(checkpoint);
-            }
-        }
-        if fallback.is_empty() {
-            self.superseded().insert(other_prefix);
-            return Ok(());
-        }
-        tracing::info!(
-            own_layout = ?naming,
-            own = ?checkpoints.iter().map(|c| c.partition_id.as_str()).collect::<Vec<_>>(),
-            fallback_layout = ?other,
-            fallback = ?fallback.iter().map(|c| c.partition_id.as_str()).collect::<Vec<_>>(),
-            "partitions without a checkpoint of their own use the other layout's"
-        );
-        checkpoints.append(&mut fallback);
-        Ok(())
-    }
-
-    fn superseded(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        // A panic elsewhere while holding it leaves a set of strings, still usable.
-        self.inner
-            .superseded
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl fmt::Debug for BlobCheckpointStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlobCheckpointStore")
-            .field("container_url", &self.inner.container.url().as_str())
-            .field("credential", &self.inner.credential)
-            .field("api_version", &self.inner.api_version)
-            .field("claim_concurrency", &self.inner.claim_concurrency)
-            .field("operation_timeout", &self.inner.timeout)
-            .field("naming", &self.inner.naming)
-            .field("checkpoint_fallback", &self.inner.checkpoint_fallback)
-            .finish()
     }
 }
 

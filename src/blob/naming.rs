@@ -2,7 +2,7 @@
 //! in one of the ecosystem's two layouts (`shared/spec/WIRE.md`, "Two layouts").
 
 use crate::error::{Error, Result};
-pub(crate) use crate::model::Record;
+pub(crate) use crate::record::Record;
 
 /// How a [`BlobCheckpointStore`](crate::BlobCheckpointStore) names its blobs. The Event Hubs SDKs
 /// are split on case, and a store reads and writes only its own layout's records:

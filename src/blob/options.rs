@@ -1,7 +1,6 @@
 //! Options of [`BlobCheckpointStore`](super::BlobCheckpointStore).
 
 use super::BlobNaming;
-use crate::error::{Error, Result};
 use azure_core::http::ClientOptions;
 use std::{num::NonZeroUsize, time::Duration};
 
@@ -12,12 +11,6 @@ pub const DEFAULT_API_VERSION: &str = "2019-07-07";
 /// The oldest service version accepted. Older versions sign Shared Key requests differently and
 /// are retired on Azure; Azure Stack Hub's `2017-11-09` is well above it.
 pub const MIN_API_VERSION: &str = "2015-02-21";
-
-/// The default bound on concurrent claim requests.
-pub const DEFAULT_CLAIM_CONCURRENCY: NonZeroUsize = match NonZeroUsize::new(32) {
-    Some(n) => n,
-    None => unreachable!(),
-};
 
 /// How a [`BlobCheckpointStore`](super::BlobCheckpointStore) talks to the service.
 ///
@@ -64,53 +57,11 @@ impl Default for BlobCheckpointStoreOptions {
     fn default() -> Self {
         Self {
             api_version: DEFAULT_API_VERSION.to_owned(),
-            claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
+            claim_concurrency: crate::DEFAULT_CLAIM_CONCURRENCY,
             operation_timeout: Some(crate::DEFAULT_OPERATION_TIMEOUT),
             client_options: ClientOptions::default(),
             naming: BlobNaming::default(),
             checkpoint_fallback: false,
-        }
-    }
-}
-
-/// Accepts `YYYY-MM-DD` service versions from [`MIN_API_VERSION`] on; dates compare as strings.
-pub(crate) fn check_api_version(version: &str) -> Result<()> {
-    let shape_ok = version.len() == 10
-        && version.char_indices().all(|(i, c)| match i {
-            4 | 7 => c == '-',
-            _ => c.is_ascii_digit(),
-        });
-    if !shape_ok {
-        return Err(Error::invalid_input(format!(
-            "api_version '{version}' is not a service version of the form YYYY-MM-DD"
-        )));
-    }
-    if version < MIN_API_VERSION {
-        return Err(Error::invalid_input(format!(
-            "api_version '{version}' is older than the oldest supported, {MIN_API_VERSION}"
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_versions() {
-        for ok in ["2019-07-07", "2017-11-09", "2015-02-21", "2026-06-06"] {
-            assert!(check_api_version(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "2019-7-7",
-            "2019/07/07",
-            "latest",
-            "2014-02-14",
-            "２０１９-07-07",
-        ] {
-            assert!(check_api_version(bad).is_err(), "{bad}");
         }
     }
 }

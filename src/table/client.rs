@@ -5,13 +5,13 @@
 
 use super::entity::{self, Entity, Page};
 use crate::error::{Error, Result};
+use crate::shell::Version;
 use azure_core::{
     error::CheckSuccessOptions,
     http::{
         headers::Headers, ClientOptions, Context, Etag, Method, Pipeline, PipelineSendOptions,
         RawResponse, Request, Url,
     },
-    time::OffsetDateTime,
 };
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
@@ -33,13 +33,6 @@ const KEY_ENCODE: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}')
     .add(b'|');
-
-/// The new version of an entity after a write.
-#[derive(Debug)]
-pub(crate) struct Written {
-    pub(crate) etag: Option<Etag>,
-    pub(crate) timestamp: Option<OffsetDateTime>,
-}
 
 /// One table of one account.
 pub(crate) struct Table {
@@ -104,17 +97,16 @@ impl Table {
     }
 
     /// Every entity of `partition_key`, following continuation headers (one request per 1,000
-    /// entities). Each entity goes through `convert` as its page arrives.
-    pub(crate) async fn query<T>(
+    /// entities). Each entity goes to `on_entity` as its page is read.
+    pub(crate) async fn query(
         &self,
         partition_key: &str,
-        mut convert: impl FnMut(Entity) -> T,
-    ) -> Result<Vec<T>> {
+        mut on_entity: impl FnMut(Entity),
+    ) -> Result<()> {
         let filter = format!(
             "PartitionKey eq {}",
             super::keys::odata_literal(partition_key)
         );
-        let mut records = Vec::new();
         let mut next: Option<(String, Option<String>)> = None;
         loop {
             let mut url = self.at(&format!("{}()", self.name));
@@ -134,7 +126,7 @@ impl Table {
                 serde_json::from_slice(response.body()).map_err(|e| Error::UnexpectedResponse {
                     message: format!("a query page is not the expected JSON: {e}"),
                 })?;
-            records.extend(page.value.into_iter().map(&mut convert));
+            page.value.into_iter().for_each(&mut on_entity);
             let header = |name: &'static str| {
                 response
                     .headers()
@@ -143,14 +135,14 @@ impl Table {
             };
             match header("x-ms-continuation-nextpartitionkey") {
                 Some(partition) => next = Some((partition, header("x-ms-continuation-nextrowkey"))),
-                None => return Ok(records),
+                None => return Ok(()),
             }
         }
     }
 
     /// Insert Entity: fails with 409 `EntityAlreadyExists` when it exists. The response carries
     /// the entity (`Prefer: return-content`), so its Timestamp comes without another request.
-    pub(crate) async fn insert(&self, body: &Value) -> Result<Written> {
+    pub(crate) async fn insert(&self, body: &Value) -> Result<Version> {
         let mut request = self.request(self.url.clone(), Method::Post);
         request.insert_header("prefer", "return-content");
         set_json(&mut request, body);
@@ -158,7 +150,7 @@ impl Table {
         let returned: Option<Entity> = serde_json::from_slice(response.body()).ok();
         let mut written = written_from(response.headers());
         if let Some(timestamp) = returned.as_ref().and_then(Entity::timestamp) {
-            written.timestamp = Some(timestamp);
+            written.last_modified = Some(timestamp);
         }
         Ok(written)
     }
@@ -171,7 +163,7 @@ impl Table {
         row_key: &str,
         body: &Value,
         if_match: Option<&Etag>,
-    ) -> Result<Written> {
+    ) -> Result<Version> {
         let address = format!(
             "{}(PartitionKey={},RowKey={})",
             self.name,
@@ -215,12 +207,12 @@ fn set_json(request: &mut Request, body: &Value) {
     request.set_body(azure_core::Bytes::from(body.to_string()));
 }
 
-fn written_from(headers: &Headers) -> Written {
+fn written_from(headers: &Headers) -> Version {
     let etag = headers
         .get_optional_str(&azure_core::http::headers::ETAG)
         .map(str::to_owned);
-    Written {
-        timestamp: etag.as_deref().and_then(entity::timestamp_of_etag),
+    Version {
+        last_modified: etag.as_deref().and_then(entity::timestamp_of_etag),
         etag: etag.map(Etag::from),
     }
 }

@@ -5,14 +5,12 @@
 
 use crate::error::{Error, Result};
 use crate::model::Checkpoint;
+use crate::record::{self, StoredFields};
 use azure_core::{http::Etag, time::OffsetDateTime};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use time::format_description::well_known::Rfc3339;
-
-pub(crate) const OWNER_ID: &str = "ownerid";
-pub(crate) const OFFSET: &str = "offset";
-pub(crate) const SEQUENCE_NUMBER: &str = "sequencenumber";
 
 /// One page of a query.
 #[derive(Deserialize)]
@@ -43,41 +41,15 @@ impl Entity {
             .as_deref()
             .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
     }
+}
 
-    /// A property as text: strings as they are, numbers in decimal.
-    fn text(&self, name: &str) -> Option<String> {
-        match self.properties.get(name)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
+/// Properties as text: strings as they are, numbers (as a peer may have written them) in decimal.
+impl StoredFields for Entity {
+    fn field(&self, key: &str) -> Option<Cow<'_, str>> {
+        match self.properties.get(key)? {
+            Value::String(s) => Some(Cow::Borrowed(s)),
+            Value::Number(n) => Some(Cow::Owned(n.to_string())),
             _ => None,
-        }
-    }
-
-    /// The owner; missing and empty both mean "nobody".
-    pub(crate) fn owner_id(&self) -> Option<String> {
-        self.text(OWNER_ID).filter(|o| !o.is_empty())
-    }
-
-    pub(crate) fn offset(&self) -> Option<String> {
-        self.text(OFFSET).filter(|o| !o.is_empty())
-    }
-
-    pub(crate) fn sequence_number(&self) -> Option<i64> {
-        let text = self.text(SEQUENCE_NUMBER)?;
-        let text = text.trim();
-        if text.is_empty() {
-            return None;
-        }
-        match text.parse() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                tracing::warn!(
-                    row_key = %self.row_key,
-                    value = %text,
-                    "checkpoint entity has a malformed sequencenumber; reporting none"
-                );
-                None
-            }
         }
     }
 }
@@ -85,7 +57,9 @@ impl Entity {
 /// The JSON body of an ownership entity.
 pub(crate) fn ownership_body(partition_key: &str, row_key: &str, owner_id: Option<&str>) -> Value {
     let mut body = keys(partition_key, row_key);
-    body.insert(OWNER_ID.into(), owner_id.unwrap_or_default().into());
+    for (key, value) in record::ownership_fields(owner_id) {
+        body.insert(key.into(), value.into());
+    }
     Value::Object(body)
 }
 
@@ -95,17 +69,9 @@ pub(crate) fn checkpoint_body(
     row_key: &str,
     checkpoint: &Checkpoint,
 ) -> Result<Value> {
-    if checkpoint.offset.is_none() && checkpoint.sequence_number.is_none() {
-        return Err(Error::invalid_input(
-            "a checkpoint needs an offset or a sequence_number",
-        ));
-    }
     let mut body = keys(partition_key, row_key);
-    if let Some(offset) = &checkpoint.offset {
-        body.insert(OFFSET.into(), offset.clone().into());
-    }
-    if let Some(sequence_number) = checkpoint.sequence_number {
-        body.insert(SEQUENCE_NUMBER.into(), sequence_number.to_string().into());
+    for (key, value) in record::checkpoint_fields(checkpoint)? {
+        body.insert(key.into(), value.into());
     }
     Ok(Value::Object(body))
 }
@@ -186,9 +152,28 @@ mod tests {
         )
         .unwrap();
         let [a, b, c] = &page.value[..] else { panic!() };
-        assert_eq!(a.owner_id().as_deref(), Some("a"));
+        let scope = record::Scope {
+            namespace: "ns",
+            eventhub: "eh",
+            consumer_group: "cg",
+        };
+        let read = |e: &Entity| {
+            let listed = || record::Listed {
+                partition_id: e.row_key.clone(),
+                etag: e.etag(),
+                last_modified: e.timestamp(),
+                fields: e,
+                source: &e.row_key,
+            };
+            (
+                listed().into_ownership(scope),
+                listed().into_checkpoint(scope),
+            )
+        };
+        let (owned, checkpoint) = read(a);
+        assert_eq!(owned.owner_id.as_deref(), Some("a"));
         assert_eq!(
-            (a.offset().as_deref(), a.sequence_number()),
+            (checkpoint.offset.as_deref(), checkpoint.sequence_number),
             (Some("12"), Some(34))
         );
         assert_eq!(a.timestamp(), timestamp_of_etag(a.etag().unwrap().as_ref()));
@@ -197,11 +182,13 @@ mod tests {
             for_condition(&a.etag().unwrap()).unwrap(),
             a.etag().unwrap()
         );
+        let (owned, checkpoint) = read(b);
         assert_eq!(
-            (b.sequence_number(), b.owner_id(), b.etag()),
+            (checkpoint.sequence_number, owned.owner_id, owned.etag),
             (Some(35), None, None)
         );
-        assert_eq!((c.owner_id(), c.sequence_number()), (None, None));
+        let (owned, checkpoint) = read(c);
+        assert_eq!((owned.owner_id, checkpoint.sequence_number), (None, None));
     }
 
     #[test]

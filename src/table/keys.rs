@@ -3,7 +3,7 @@
 //! `RowKey = partition_id`, case kept as given (Table keys are case-sensitive).
 
 use crate::error::{Error, Result};
-use crate::model::Record;
+use crate::record::Record;
 
 /// The Table service's limit on a key, in UTF-16 code units (1 KiB of UTF-16).
 const MAX_KEY_UNITS: usize = 512;

@@ -1,17 +1,17 @@
-//! The checkpoint store over Azure Table storage (feature `table`).
+//! The checkpoint store over Azure Table storage (feature `table`): the table backend behind the
+//! store shell (`crate::shell`), and the public `TableCheckpointStore` around it.
 
 mod client;
 mod entity;
 mod keys;
 
-use crate::claim::{claim_all, ClaimOutcome};
-use crate::connection_string::{ConnectionString, Service};
+use crate::account::{Account, Service};
+use crate::connection_string::ConnectionString;
 use crate::credential::StorageCredential;
 use crate::error::{Error, Result};
-use crate::model::{Checkpoint, Ownership, Record};
-use crate::store::CheckpointStore;
-use crate::timeout::{bounded, OperationTimeout};
-use crate::DEFAULT_CLAIM_CONCURRENCY;
+use crate::model::{Checkpoint, Ownership};
+use crate::record::{Listed, Record, Scope};
+use crate::shell::{Backend, OnRecord, Shell, Version};
 use async_trait::async_trait;
 use azure_core::http::{ClientOptions, Etag, Url};
 use client::Table;
@@ -51,15 +51,15 @@ impl Default for TableCheckpointStoreOptions {
     fn default() -> Self {
         Self {
             api_version: DEFAULT_TABLE_API_VERSION.to_owned(),
-            claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
+            claim_concurrency: crate::DEFAULT_CLAIM_CONCURRENCY,
             operation_timeout: Some(crate::DEFAULT_OPERATION_TIMEOUT),
             client_options: ClientOptions::default(),
         }
     }
 }
 
-/// A [`CheckpointStore`] that keeps ownership and checkpoints as entities of one table, laid out
-/// as Python's `azure-eventhub-checkpointstoretable` lays them out:
+/// A [`CheckpointStore`](crate::CheckpointStore) that keeps ownership and checkpoints as entities
+/// of one table, laid out as Python's `azure-eventhub-checkpointstoretable` lays them out:
 ///
 /// | record | PartitionKey | RowKey | properties |
 /// |---|---|---|---|
@@ -89,25 +89,15 @@ impl Default for TableCheckpointStoreOptions {
 /// ```
 #[derive(Clone)]
 pub struct TableCheckpointStore {
-    inner: Arc<Inner>,
+    inner: Arc<Shell<TableBackend>>,
 }
 
-struct Inner {
+checkpoint_store!(TableCheckpointStore);
+
+/// Entities of one table.
+struct TableBackend {
     table: Table,
-    claim_concurrency: usize,
-    timeout: OperationTimeout,
     credential: StorageCredential,
-}
-
-impl fmt::Debug for TableCheckpointStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TableCheckpointStore")
-            .field("table_url", &self.inner.table.url().as_str())
-            .field("claim_concurrency", &self.inner.claim_concurrency)
-            .field("operation_timeout", &self.inner.timeout)
-            .field("credential", &self.inner.credential)
-            .finish()
-    }
 }
 
 impl TableCheckpointStore {
@@ -132,25 +122,30 @@ impl TableCheckpointStore {
         credential: impl Into<StorageCredential>,
         options: Option<TableCheckpointStoreOptions>,
     ) -> Result<Self> {
-        let (url, credential) = crate::account::parse_url(account_url, credential.into())?;
-        check_table_name(table)?;
         let options = options.unwrap_or_default();
-        crate::blob::check_api_version(&options.api_version)?;
-        let timeout = OperationTimeout::new(options.operation_timeout)?;
-        let client_options = crate::account::client_options(
-            options.client_options,
-            &credential,
-            &url,
+        let account = Account::new(
+            account_url,
+            credential.into(),
             Service::Table,
+            (&options.api_version, crate::MIN_API_VERSION),
+            options.client_options,
         )?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                table: Table::new(url, table.to_owned(), client_options, options.api_version),
-                claim_concurrency: options.claim_concurrency.get(),
-                timeout,
-                credential,
-            }),
-        })
+        check_table_name(table)?;
+        let backend = TableBackend {
+            table: Table::new(
+                account.url,
+                table.to_owned(),
+                account.client_options,
+                options.api_version,
+            ),
+            credential: account.credential,
+        };
+        let inner = Shell::new(
+            backend,
+            options.claim_concurrency,
+            options.operation_timeout,
+        )?;
+        Ok(Self { inner })
     }
 
     /// A store over `table` of the account a connection string names (its `TableEndpoint`, the
@@ -176,37 +171,17 @@ impl TableCheckpointStore {
 
     /// The URL of the store's table.
     pub fn table_url(&self) -> &Url {
-        self.inner.table.url()
+        self.inner.backend.table.url()
     }
 
     /// Creates the table if it does not exist yet; `true` when it was created.
     pub async fn create_table_if_missing(&self) -> Result<bool> {
-        bounded(
-            self.inner.timeout,
-            "create_table_if_missing",
-            self.inner.table.create_if_missing(),
-        )
-        .await
-    }
-
-    async fn claim_one(&self, requested: &Ownership, claim: Claim) -> ClaimOutcome {
-        let table = &self.inner.table;
-        let result = match &claim.etag {
-            Some(etag) => {
-                table
-                    .replace(
-                        &claim.partition_key,
-                        &claim.row_key,
-                        &claim.body,
-                        Some(etag),
-                    )
-                    .await
-            }
-            None => table.insert(&claim.body).await,
-        };
-        ClaimOutcome::of_write(requested, result.map(|w| (w.etag, w.timestamp)), |err| {
-            lost_race(err, claim.etag.is_some())
-        })
+        self.inner
+            .bounded(
+                "create_table_if_missing",
+                self.inner.backend.table.create_if_missing(),
+            )
+            .await
     }
 }
 
@@ -218,8 +193,16 @@ struct Claim {
     etag: Option<Etag>,
 }
 
-impl Claim {
-    fn prepare(requested: &Ownership) -> Result<Self> {
+#[async_trait]
+impl Backend for TableBackend {
+    type Claim = Claim;
+
+    fn describe(&self, f: &mut fmt::DebugStruct<'_, '_>) {
+        f.field("table_url", &self.table.url().as_str())
+            .field("credential", &self.credential);
+    }
+
+    fn prepare_claim(&self, requested: &Ownership) -> Result<Claim> {
         let partition_key = keys::partition_key(
             &requested.fully_qualified_namespace,
             &requested.eventhub_name,
@@ -232,12 +215,74 @@ impl Claim {
             .as_ref()
             .map(entity::for_condition)
             .transpose()?;
-        Ok(Self {
+        Ok(Claim {
             body: entity::ownership_body(&partition_key, &row_key, requested.owner_id.as_deref()),
             partition_key,
             row_key,
             etag,
         })
+    }
+
+    async fn claim(&self, claim: &Claim) -> Result<Version> {
+        match &claim.etag {
+            Some(etag) => {
+                self.table
+                    .replace(
+                        &claim.partition_key,
+                        &claim.row_key,
+                        &claim.body,
+                        Some(etag),
+                    )
+                    .await
+            }
+            None => self.table.insert(&claim.body).await,
+        }
+    }
+
+    fn lost_race(&self, err: &Error, claim: &Claim) -> bool {
+        lost_race(err, claim.etag.is_some())
+    }
+
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let partition_key = keys::partition_key(
+            &checkpoint.fully_qualified_namespace,
+            &checkpoint.eventhub_name,
+            &checkpoint.consumer_group,
+            Record::Checkpoint,
+        )?;
+        let row_key = keys::row_key(&checkpoint.partition_id)?;
+        let body = entity::checkpoint_body(&partition_key, row_key, checkpoint)?;
+        // Insert Or Replace: one request whether or not the partition has a checkpoint yet;
+        // checkpoints are last-writer-wins.
+        self.table
+            .replace(&partition_key, row_key, &body, None)
+            .await
+            .map(drop)
+    }
+
+    async fn list(
+        &self,
+        scope: Scope<'_>,
+        record: Record,
+        on_record: &mut OnRecord<'_>,
+    ) -> Result<()> {
+        let partition_key = keys::partition_key(
+            scope.namespace,
+            scope.eventhub,
+            scope.consumer_group,
+            record,
+        )?;
+        self.table
+            .query(&partition_key, |entity| {
+                on_record(Listed {
+                    partition_id: entity.row_key.clone(),
+                    etag: entity.etag(),
+                    last_modified: entity.timestamp(),
+                    fields: &entity,
+                    source: &entity.row_key,
+                })
+            })
+            .await
     }
 }
 
@@ -266,111 +311,6 @@ fn check_table_name(name: &str) -> Result<()> {
         Err(Error::invalid_input(format!(
             "table name '{name}' is invalid: 3-63 letters and digits, starting with a letter (and not \"tables\")"
         )))
-    }
-}
-
-#[async_trait]
-impl CheckpointStore for TableCheckpointStore {
-    #[tracing::instrument(level = "debug", skip(self), err)]
-    async fn list_ownership(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Ownership>> {
-        bounded(self.inner.timeout, "list_ownership", async move {
-            let partition_key = keys::partition_key(
-                fully_qualified_namespace,
-                eventhub_name,
-                consumer_group,
-                Record::Ownership,
-            )?;
-            self.inner
-                .table
-                .query(&partition_key, |entity| Ownership {
-                    fully_qualified_namespace: fully_qualified_namespace.to_owned(),
-                    eventhub_name: eventhub_name.to_owned(),
-                    consumer_group: consumer_group.to_owned(),
-                    owner_id: entity.owner_id(),
-                    etag: entity.etag(),
-                    last_modified: entity.timestamp(),
-                    partition_id: entity.row_key,
-                })
-                .await
-        })
-        .await
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
-    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        bounded(self.inner.timeout, "claim_ownership", async move {
-            claim_all(
-                ownership,
-                self.inner.claim_concurrency,
-                Claim::prepare,
-                |requested, claim| self.claim_one(requested, claim),
-            )
-            .await
-        })
-        .await
-    }
-
-    #[tracing::instrument(
-        level = "debug",
-        skip_all,
-        fields(partition_id = %checkpoint.partition_id, sequence_number = ?checkpoint.sequence_number),
-        err
-    )]
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        bounded(self.inner.timeout, "update_checkpoint", async move {
-            let partition_key = keys::partition_key(
-                &checkpoint.fully_qualified_namespace,
-                &checkpoint.eventhub_name,
-                &checkpoint.consumer_group,
-                Record::Checkpoint,
-            )?;
-            let row_key = keys::row_key(&checkpoint.partition_id)?;
-            let body = entity::checkpoint_body(&partition_key, row_key, checkpoint)?;
-            // Insert Or Replace: one request whether or not the partition has a checkpoint yet;
-            // checkpoints are last-writer-wins.
-            self.inner
-                .table
-                .replace(&partition_key, row_key, &body, None)
-                .await
-                .map(drop)
-        })
-        .await
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), err)]
-    async fn list_checkpoints(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Checkpoint>> {
-        bounded(self.inner.timeout, "list_checkpoints", async move {
-            let partition_key = keys::partition_key(
-                fully_qualified_namespace,
-                eventhub_name,
-                consumer_group,
-                Record::Checkpoint,
-            )?;
-            self.inner
-                .table
-                .query(&partition_key, |entity| {
-                    Checkpoint::new(
-                        fully_qualified_namespace,
-                        eventhub_name,
-                        consumer_group,
-                        &entity.row_key,
-                        entity.offset(),
-                        entity.sequence_number(),
-                    )
-                })
-                .await
-        })
-        .await
     }
 }
 

@@ -1,16 +1,40 @@
-//! The behaviour every `CheckpointStore` must have, written once over `&dyn CheckpointStore` and
-//! run for each backend (as `object_store` runs one suite for every store).
+//! The behaviour every [`CheckpointStore`] must have (feature `conformance`), written once over
+//! `&dyn CheckpointStore`, as `object_store` exports the suite every one of its stores runs.
+//! This crate's blob, table and in-memory stores run it; a `CheckpointStore` for another backend
+//! (Cosmos DB, Redis, Postgres) can run the same cases against its own.
 //!
 //! Ported from Python's `azure-eventhub-checkpointstoreblob-aio` tests and the .NET
 //! `BlobCheckpointStore` live tests, plus our own (races, relinquish, bad input).
 //!
 //! A backend provides a [`Backend`]: isolated storage (a new container, table, …) and any number
-//! of independent clients on it. `conformance_suite!(make_backend())` then expands to one
-//! `#[tokio::test]` per case.
+//! of independent clients on it. [`conformance_suite!`](crate::conformance_suite) then expands to
+//! one `#[tokio::test]` per case (the test crate needs `tokio` with its `macros` and
+//! `rt-multi-thread` features, and `async-trait`):
+//!
+//! ```no_run
+//! use async_trait::async_trait;
+//! use eventhub_checkpointstore::conformance::Backend;
+//! use eventhub_checkpointstore::{CheckpointStore, InMemoryCheckpointStore};
+//! use std::sync::Arc;
+//!
+//! /// One shared store per test; every client is a handle on it.
+//! struct Memory(InMemoryCheckpointStore);
+//!
+//! #[async_trait]
+//! impl Backend for Memory {
+//!     async fn client(&self) -> Arc<dyn CheckpointStore> {
+//!         Arc::new(self.0.clone())
+//!     }
+//! }
+//!
+//! eventhub_checkpointstore::conformance_suite!(async { Memory(InMemoryCheckpointStore::new()) });
+//! ```
+//!
+//! Each case panics (fails its test) with a message naming what broke.
 
+use crate::azure_core::http::Etag;
+use crate::{Checkpoint, CheckpointStore, Error, Ownership};
 use async_trait::async_trait;
-use eventhub_checkpointstore::azure_core::http::Etag;
-use eventhub_checkpointstore::{Checkpoint, CheckpointStore, Error, Ownership};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -42,8 +66,11 @@ pub trait Backend: Send + Sync {
 /// The namespace, event hub and consumer group a case works in.
 #[derive(Clone, Debug)]
 pub struct Scope {
+    /// The fully qualified namespace.
     pub ns: String,
+    /// The event hub.
     pub eh: String,
+    /// The consumer group.
     pub cg: String,
 }
 
@@ -78,6 +105,7 @@ fn by_partition(list: Vec<Ownership>) -> BTreeMap<String, Ownership> {
         .collect()
 }
 
+/// Ours: a new backend lists no records.
 pub async fn list_is_empty_at_first(backend: &dyn Backend) {
     let s = backend.scope();
     let store = backend.client().await;
@@ -437,7 +465,8 @@ pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
             [ownership(&s, &partition, "owner-a")],
             [ownership(&s, &partition, "owner-b")],
         );
-        let (won_a, won_b) = tokio::join!(a.claim_ownership(&for_a), b.claim_ownership(&for_b));
+        let (won_a, won_b) =
+            futures::future::join(a.claim_ownership(&for_a), b.claim_ownership(&for_b)).await;
         let total = won_a.unwrap().len() + won_b.unwrap().len();
         assert_eq!(
             total, 1,
@@ -455,7 +484,8 @@ pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
             owner_id: Some("owner-b".into()),
             ..current.clone()
         }];
-        let (won_a, won_b) = tokio::join!(a.claim_ownership(&for_a), b.claim_ownership(&for_b));
+        let (won_a, won_b) =
+            futures::future::join(a.claim_ownership(&for_a), b.claim_ownership(&for_b)).await;
         let total = won_a.unwrap().len() + won_b.unwrap().len();
         assert_eq!(
             total, 1,
@@ -622,7 +652,10 @@ pub async fn invalid_input_is_rejected_before_any_write(backend: &dyn Backend) {
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each on a fresh backend from `$make`
-/// (an expression evaluating to a future of a type implementing [`Backend`]).
+/// (an expression evaluating to a future of a type implementing
+/// [`conformance::Backend`](crate::conformance::Backend)); feature `conformance`. See the
+/// [`conformance`](crate::conformance) module.
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:expr) => {
