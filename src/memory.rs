@@ -215,7 +215,7 @@ impl Backend for MemoryBackend {
         })
     }
 
-    async fn claim(&self, claim: &Claim) -> Result<Version> {
+    async fn claim(&self, claim: Claim) -> Result<Version> {
         let mut state = self.state();
         let current = state.records.get(&claim.key).map(|s| s.version);
         match (claim.condition, current) {
@@ -226,11 +226,11 @@ impl Backend for MemoryBackend {
                 "ConditionNotMet",
                 "the record has changed since that version",
             )),
-            _ => Ok(self.write(&mut state, claim.key.clone(), claim.fields.clone())),
+            _ => Ok(self.write(&mut state, claim.key, claim.fields)),
         }
     }
 
-    fn lost_race(&self, err: &Error, _: &Claim) -> bool {
+    fn lost_race(&self, err: &Error, _conditional: bool) -> bool {
         matches!(
             err.error_code(),
             Some("RecordAlreadyExists" | "RecordNotFound" | "ConditionNotMet")

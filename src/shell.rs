@@ -51,10 +51,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// The conditional write: with an etag, only if the record is still at that version; without
     /// one, only if the record does not exist.
-    async fn claim(&self, claim: &Self::Claim) -> Result<Version>;
+    async fn claim(&self, claim: Self::Claim) -> Result<Version>;
 
-    /// Whether a failed claim lost a race (someone else wrote the record first) rather than failed.
-    fn lost_race(&self, err: &Error, claim: &Self::Claim) -> bool;
+    /// Whether a failed claim lost a race (someone else wrote the record first) rather than
+    /// failed; `conditional` when it named a version (an etag), not "no record yet".
+    fn lost_race(&self, err: &Error, conditional: bool) -> bool;
 
     /// The unconditional write of a checkpoint, creating its record on first use.
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
@@ -142,11 +143,11 @@ impl<B: Backend> Shell<B> {
                 self.claim_concurrency,
                 |requested| backend.prepare_claim(requested),
                 |requested, claim| async move {
-                    let written = backend.claim(&claim).await;
+                    let written = backend.claim(claim).await;
                     ClaimOutcome::of_write(
                         requested,
                         written.map(|v| (v.etag, v.last_modified)),
-                        |err| backend.lost_race(err, &claim),
+                        |err| backend.lost_race(err, requested.etag.is_some()),
                     )
                 },
             )

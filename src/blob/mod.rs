@@ -221,23 +221,23 @@ impl Backend for BlobBackend {
         })
     }
 
-    async fn claim(&self, claim: &Claim) -> Result<Version> {
-        match &claim.etag {
+    async fn claim(&self, claim: Claim) -> Result<Version> {
+        match claim.etag {
             Some(etag) => {
                 self.container
-                    .set_metadata(&claim.name, &claim.metadata, Some(etag.clone()))
+                    .set_metadata(&claim.name, &claim.metadata, Some(etag))
                     .await
             }
             None => {
                 self.container
-                    .put_empty(&claim.name, claim.metadata.clone(), true)
+                    .put_empty(&claim.name, claim.metadata, true)
                     .await
             }
         }
     }
 
-    fn lost_race(&self, err: &Error, claim: &Claim) -> bool {
-        lost_race(err, claim.etag.is_some())
+    fn lost_race(&self, err: &Error, conditional: bool) -> bool {
+        lost_race(err, conditional)
     }
 
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {

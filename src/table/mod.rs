@@ -223,7 +223,7 @@ impl Backend for TableBackend {
         })
     }
 
-    async fn claim(&self, claim: &Claim) -> Result<Version> {
+    async fn claim(&self, claim: Claim) -> Result<Version> {
         match &claim.etag {
             Some(etag) => {
                 self.table
@@ -239,8 +239,8 @@ impl Backend for TableBackend {
         }
     }
 
-    fn lost_race(&self, err: &Error, claim: &Claim) -> bool {
-        lost_race(err, claim.etag.is_some())
+    fn lost_race(&self, err: &Error, conditional: bool) -> bool {
+        lost_race(err, conditional)
     }
 
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
