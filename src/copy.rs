@@ -89,6 +89,12 @@ impl CopyOptions {
         }
     }
 
+    /// These options with `dry_run` set to `dry_run`.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
     /// These options with `ownership` set to `copy`.
     pub fn with_ownership(mut self, copy: bool) -> Self {
         self.ownership = copy;

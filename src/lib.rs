@@ -84,7 +84,7 @@ pub use error::{Error, Result};
 pub use memory::InMemoryCheckpointStore;
 pub use model::{Checkpoint, Ownership};
 pub use shell::DEFAULT_CLAIM_CONCURRENCY;
-pub use store::CheckpointStore;
+pub use store::{CheckpointStore, ServiceTime};
 #[cfg(feature = "table")]
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]
 pub use table::{TableCheckpointStore, TableCheckpointStoreOptions, DEFAULT_TABLE_API_VERSION};

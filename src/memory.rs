@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::record::{self, Fields, Listed, Record, Scope, StoredFields};
 use crate::shell::{Backend, OnRecord, Shell, Version};
+use crate::store::ServiceTime;
 use async_trait::async_trait;
 use azure_core::{http::Etag, time::OffsetDateTime};
 use std::{
@@ -256,7 +257,7 @@ impl Backend for MemoryBackend {
         scope: Scope<'_>,
         record: Record,
         on_record: &mut OnRecord<'_>,
-    ) -> Result<()> {
+    ) -> Result<Option<ServiceTime>> {
         let (_, namespace, eventhub, consumer_group, _) = key(
             record,
             scope.namespace,
@@ -278,6 +279,6 @@ impl Backend for MemoryBackend {
                 source: partition,
             });
         }
-        Ok(())
+        Ok(Some(ServiceTime::new((self.clock)())))
     }
 }

@@ -12,6 +12,7 @@ use crate::claim::{claim_all, ClaimOutcome};
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::record::{Listed, Record, Scope};
+use crate::store::ServiceTime;
 use crate::timeout::{bounded, OperationTimeout};
 use async_trait::async_trait;
 use azure_core::{http::Etag, time::OffsetDateTime};
@@ -65,13 +66,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
         self.update_checkpoint(checkpoint).await
     }
 
-    /// Every record of one kind in one scope, each handed to `on_record` as it is read.
+    /// Every record of one kind in one scope, each handed to `on_record` as it is read; the
+    /// service's time as the (last) response showed it, when it did.
     async fn list(
         &self,
         scope: Scope<'_>,
         record: Record,
         on_record: &mut OnRecord<'_>,
-    ) -> Result<()>;
+    ) -> Result<Option<ServiceTime>>;
 }
 
 /// A backend with what every store does around it.
@@ -115,7 +117,7 @@ impl<B: Backend> Shell<B> {
         fully_qualified_namespace: &str,
         eventhub_name: &str,
         consumer_group: &str,
-    ) -> Result<Vec<Ownership>> {
+    ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
         let scope = Scope {
             namespace: fully_qualified_namespace,
             eventhub: eventhub_name,
@@ -123,13 +125,14 @@ impl<B: Backend> Shell<B> {
         };
         self.bounded("list_ownership", async move {
             let mut ownership = Vec::new();
-            self.backend
+            let time = self
+                .backend
                 .list(scope, Record::Ownership, &mut |listed| {
                     ownership.push(listed.into_ownership(scope))
                 })
                 .await?;
             tracing::debug!(count = ownership.len(), "listed ownership");
-            Ok(ownership)
+            Ok((ownership, time))
         })
         .await
     }
@@ -200,6 +203,7 @@ impl<B: Backend> Shell<B> {
                     checkpoints.push(listed.into_checkpoint(scope))
                 })
                 .await?;
+
             tracing::debug!(count = checkpoints.len(), "listed checkpoints");
             Ok(checkpoints)
         })
@@ -250,6 +254,18 @@ macro_rules! checkpoint_store {
                 eventhub_name: &str,
                 consumer_group: &str,
             ) -> $crate::Result<Vec<$crate::Ownership>> {
+                self.inner
+                    .list_ownership(fully_qualified_namespace, eventhub_name, consumer_group)
+                    .await
+                    .map(|(ownership, _)| ownership)
+            }
+
+            async fn list_ownership_with_service_time(
+                &self,
+                fully_qualified_namespace: &str,
+                eventhub_name: &str,
+                consumer_group: &str,
+            ) -> $crate::Result<(Vec<$crate::Ownership>, Option<$crate::ServiceTime>)> {
                 self.inner
                     .list_ownership(fully_qualified_namespace, eventhub_name, consumer_group)
                     .await

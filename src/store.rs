@@ -3,6 +3,61 @@
 use crate::error::Result;
 use crate::model::{Checkpoint, Ownership};
 use async_trait::async_trait;
+use azure_core::{
+    http::headers::Headers,
+    time::{parse_rfc7231, Duration, OffsetDateTime},
+};
+use std::time::Instant;
+
+/// The service's clock, as a response's `Date` header showed it: judging a claim's age by it (its
+/// `last_modified` is the service's time too) keeps a host whose own clock is off from stealing
+/// live partitions or keeping dead ones.
+///
+/// ```
+/// use eventhub_checkpointstore::ServiceTime;
+/// use eventhub_checkpointstore::azure_core::time::{Duration, OffsetDateTime};
+///
+/// let seen = ServiceTime::new(OffsetDateTime::UNIX_EPOCH);
+/// assert!(seen.now() >= OffsetDateTime::UNIX_EPOCH);
+/// assert!(seen.now() - OffsetDateTime::UNIX_EPOCH < Duration::seconds(2));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceTime {
+    date: OffsetDateTime,
+    seen: Instant,
+}
+
+impl ServiceTime {
+    /// The service's time was `date` just now.
+    pub fn new(date: OffsetDateTime) -> Self {
+        Self {
+            date,
+            seen: Instant::now(),
+        }
+    }
+
+    /// The time a response's `Date` header gives; `None` without a readable one. `Date` has
+    /// whole seconds and is stamped before the response travels back: the half second added
+    /// centres its truncation, so the error is within ±0.5 s plus half the round trip.
+    pub(crate) fn from_headers(headers: &Headers) -> Option<Self> {
+        let date = headers
+            .get_optional_str(&azure_core::http::headers::HeaderName::from_static("date"))?;
+        Some(Self::new(
+            parse_rfc7231(date).ok()? + Duration::milliseconds(500),
+        ))
+    }
+
+    /// The service's time now: what it said, plus the time since (on this host's monotonic clock,
+    /// which its wall clock being off does not affect).
+    pub fn now(&self) -> OffsetDateTime {
+        self.date + self.seen.elapsed()
+    }
+
+    /// How far this host's wall clock is ahead of the service's (negative: behind).
+    pub fn local_clock_offset(&self) -> Duration {
+        OffsetDateTime::now_utc() - self.now()
+    }
+}
 
 /// A durable, shared record of partition ownership and checkpoints for Event Hubs consumers.
 ///
@@ -65,6 +120,22 @@ pub trait CheckpointStore: Send + Sync {
     /// `update_checkpoint`.
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         self.update_checkpoint(checkpoint).await
+    }
+
+    /// [`list_ownership`](Self::list_ownership), and the service's time when it listed them, to
+    /// judge the claims' ages by the same clock that stamped them. The default lists and reports
+    /// no time (callers then fall back to their own clock); this crate's stores report the time
+    /// of the listing's response (the in-memory store, its own clock's).
+    async fn list_ownership_with_service_time(
+        &self,
+        fully_qualified_namespace: &str,
+        eventhub_name: &str,
+        consumer_group: &str,
+    ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
+        let ownership = self
+            .list_ownership(fully_qualified_namespace, eventhub_name, consumer_group)
+            .await?;
+        Ok((ownership, None))
     }
 
     /// Every checkpoint of the consumer group.

@@ -736,3 +736,26 @@ fn outside_a_tokio_runtime_every_operation_is_a_clear_error() {
         "{ran:?}"
     );
 }
+
+/// A listing reports the service's time (its response's `Date`), which stamps `last_modified`
+/// too: a claim's age judged by it does not depend on this host's clock.
+#[tokio::test]
+async fn a_listing_reports_the_services_time() {
+    let store = fresh_store(None).await;
+    store
+        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .await
+        .unwrap();
+    let (listed, time) = store
+        .list_ownership_with_service_time(NS, EH, CG)
+        .await
+        .unwrap();
+    let time = time.expect("Azurite sends a Date header");
+    let age = time.now() - listed[0].last_modified.unwrap();
+    // Azurite runs on this host: its clock is ours, and the claim was just made.
+    assert!(
+        age >= time::Duration::seconds(-1) && age < time::Duration::seconds(5),
+        "{age}"
+    );
+    assert!(time.local_clock_offset().abs() < time::Duration::seconds(2));
+}

@@ -89,3 +89,16 @@ fn names_are_case_sensitive() {
         );
     });
 }
+
+#[test]
+fn a_listing_reports_the_stores_clock_as_the_service_time() {
+    let then = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+    let store = InMemoryCheckpointStore::with_clock(move || then);
+    let (_, time) =
+        futures::executor::block_on(store.list_ownership_with_service_time("ns", "eh", "cg"))
+            .unwrap();
+    let time = time.unwrap();
+    assert!(time.now() - then < Duration::seconds(1));
+    // This host's clock is decades ahead of that one.
+    assert!(time.local_clock_offset() > Duration::days(365));
+}

@@ -4,6 +4,7 @@
 use super::listing::{self, ListedBlob};
 use crate::error::{Error, Result};
 use crate::shell::Version;
+use crate::store::ServiceTime;
 use azure_core::{
     error::CheckSuccessOptions,
     http::{
@@ -79,7 +80,8 @@ impl Container {
     }
 
     /// Every blob whose name starts with `prefix`, with metadata, following continuation markers
-    /// (one request per 5,000 blobs). Each blob goes to `on_blob` as its page is read.
+    /// (one request per 5,000 blobs). Each blob goes to `on_blob` as its page is read. Returns the
+    /// service's time as the last page's response showed it.
     ///
     /// List Blobs goes through the same pipeline (auth, retries, transport) but not through the
     /// blob crate's pager: that parses each page twice (once for the marker) into models with
@@ -90,7 +92,7 @@ impl Container {
         &self,
         prefix: &str,
         mut on_blob: impl FnMut(ListedBlob),
-    ) -> Result<()> {
+    ) -> Result<Option<ServiceTime>> {
         let mut marker: Option<String> = None;
         loop {
             let mut url = self.url.clone();
@@ -120,7 +122,7 @@ impl Container {
                 .await?;
             match listing::parse_page(response.body(), &mut on_blob)? {
                 Some(next) => marker = Some(next),
-                None => return Ok(()),
+                None => return Ok(ServiceTime::from_headers(response.headers())),
             }
         }
     }

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::record::{Listed, Record, Scope};
 use crate::shell::{Backend, OnRecord, Shell, Version};
+use crate::store::ServiceTime;
 use async_trait::async_trait;
 use azure_core::http::{Etag, Url};
 use azure_storage_blob::{BlobClient, BlobContainerClient};
@@ -266,7 +267,7 @@ impl Backend for BlobBackend {
         scope: Scope<'_>,
         record: Record,
         on_record: &mut OnRecord<'_>,
-    ) -> Result<()> {
+    ) -> Result<Option<ServiceTime>> {
         if record == Record::Checkpoint && self.checkpoint_fallback {
             return self.list_checkpoints_with_fallback(scope, on_record).await;
         }
@@ -292,14 +293,14 @@ impl BlobBackend {
     }
 
     /// The records of one kind under a layout's prefix: blobs named `{prefix}{partition}`,
-    /// directory markers and nested names left out. Returns the prefix.
+    /// directory markers and nested names left out.
     async fn list_in(
         &self,
         naming: BlobNaming,
         scope: Scope<'_>,
         record: Record,
         on_record: &mut OnRecord<'_>,
-    ) -> Result<()> {
+    ) -> Result<Option<ServiceTime>> {
         let prefix = naming::prefix(
             naming,
             scope.namespace,
@@ -333,14 +334,15 @@ impl BlobBackend {
         &self,
         scope: Scope<'_>,
         on_record: &mut OnRecord<'_>,
-    ) -> Result<()> {
+    ) -> Result<Option<ServiceTime>> {
         let (naming, other) = (self.naming, self.naming.other());
         let mut own = HashSet::new();
-        self.list_in(naming, scope, Record::Checkpoint, &mut |listed| {
-            own.insert(listed.partition_id.clone());
-            on_record(listed)
-        })
-        .await?;
+        let time = self
+            .list_in(naming, scope, Record::Checkpoint, &mut |listed| {
+                own.insert(listed.partition_id.clone());
+                on_record(listed)
+            })
+            .await?;
         let prefix = |layout| {
             naming::prefix(
                 layout,
@@ -353,7 +355,7 @@ impl BlobBackend {
         let other_prefix = prefix(other)?;
         // Names that are lower-case already are the same blobs in both layouts.
         if other_prefix == prefix(naming)? || self.superseded().contains(&other_prefix) {
-            return Ok(());
+            return Ok(time);
         }
         let mut fallback = Vec::new();
         self.list_in(other, scope, Record::Checkpoint, &mut |mut listed| {
@@ -374,7 +376,7 @@ impl BlobBackend {
                 "partitions without a checkpoint of their own use the other layout's"
             );
         }
-        Ok(())
+        Ok(time)
     }
 
     fn superseded(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {

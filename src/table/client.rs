@@ -6,6 +6,7 @@
 use super::entity::{self, Entity, Page};
 use crate::error::{Error, Result};
 use crate::shell::Version;
+use crate::store::ServiceTime;
 use azure_core::{
     error::CheckSuccessOptions,
     http::{
@@ -102,7 +103,7 @@ impl Table {
         &self,
         partition_key: &str,
         mut on_entity: impl FnMut(Entity),
-    ) -> Result<()> {
+    ) -> Result<Option<ServiceTime>> {
         let filter = format!(
             "PartitionKey eq {}",
             super::keys::odata_literal(partition_key)
@@ -135,7 +136,7 @@ impl Table {
             };
             match header("x-ms-continuation-nextpartitionkey") {
                 Some(partition) => next = Some((partition, header("x-ms-continuation-nextrowkey"))),
-                None => return Ok(()),
+                None => return Ok(ServiceTime::from_headers(response.headers())),
             }
         }
     }

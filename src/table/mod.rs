@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::record::{Listed, Record, Scope};
 use crate::shell::{Backend, OnRecord, Shell, Version};
+use crate::store::ServiceTime;
 use async_trait::async_trait;
 use azure_core::http::{ClientOptions, Etag, Url};
 use client::Table;
@@ -265,7 +266,7 @@ impl Backend for TableBackend {
         scope: Scope<'_>,
         record: Record,
         on_record: &mut OnRecord<'_>,
-    ) -> Result<()> {
+    ) -> Result<Option<ServiceTime>> {
         let partition_key = keys::partition_key(
             scope.namespace,
             scope.eventhub,
