@@ -1,7 +1,13 @@
 //! The store against a "ceiling": the same Blob requests sent as plain HTTP (reqwest, the HTTP
-//! client under `azure_core`), same auth (an account SAS), same concurrency, no store logic. Both
-//! run in one process against one Azurite, interleaved, so the report is a ratio: absolute times on
-//! a shared 2-core machine are noise.
+//! client under `azure_core`), same auth (an account SAS), same concurrency, no store logic, and
+//! only the headers a request needs (no client request id, no SDK user agent). Both run in one
+//! process against one Azurite, interleaved, so the report is a ratio: absolute times on a shared
+//! 2-core machine are noise. Each side's client CPU (the process's user + system time over its
+//! timed section; Azurite is another process) is reported per operation.
+//!
+//! Latency rows run both sides through a TCP proxy that holds every client-to-server write for
+//! 10 ms, as a network round trip to Azure would, and keeps connections alive as Azure does (the
+//! reliability suite's HTTP proxy closes each connection, which measures connection setup too).
 //!
 //! Run with `scripts/bench.sh` (starts Azurite). `BENCH_REPS` sets the repetitions (default 5);
 //! each cell is the median.
@@ -9,7 +15,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{account_sas, put_many, Recorder};
+use common::{account_sas, put_many};
+use eventhub_checkpointstore::azure_core::http::{
+    policies::{Policy, PolicyResult},
+    Context, Request,
+};
 use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, ConnectionString,
     Ownership, SasToken, DEFAULT_API_VERSION, DEFAULT_CLAIM_CONCURRENCY,
@@ -20,7 +30,8 @@ use std::{
     future::Future,
     num::NonZeroUsize,
     sync::atomic::{AtomicUsize, Ordering},
-    time::Instant,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 #[global_allocator]
@@ -33,6 +44,8 @@ const EH: &str = "hub";
 #[derive(Clone, Copy)]
 struct Run {
     secs: f64,
+    /// The process's CPU time (user + system) over the run.
+    cpu_secs: f64,
     requests: usize,
     peak_bytes: usize,
 }
@@ -41,18 +54,27 @@ struct Run {
 async fn measure(work: impl Future<Output = usize>) -> Run {
     ALLOC.reset_peak_usage();
     let base = ALLOC.current_usage();
+    let cpu = cpu_time::ProcessTime::now();
     let started = Instant::now();
     let requests = work.await;
     Run {
         secs: started.elapsed().as_secs_f64(),
+        cpu_secs: cpu.elapsed().as_secs_f64(),
         requests,
         peak_bytes: ALLOC.peak_usage().saturating_sub(base),
     }
 }
 
+/// The median run by time; its CPU is the median CPU of the runs (the two need not be the same
+/// run's: CPU varies less than time on a busy machine).
 fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.cpu_secs.total_cmp(&b.cpu_secs));
+    let cpu_secs = runs[runs.len() / 2].cpu_secs;
     runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-    runs[runs.len() / 2]
+    Run {
+        cpu_secs,
+        ..runs[runs.len() / 2]
+    }
 }
 
 /// The Blob REST calls the store makes, as bare requests.
@@ -61,9 +83,22 @@ struct Ceiling {
     container_url: String,
     sas: String,
     requests: AtomicUsize,
+    /// Also send the two headers `azure_core`'s pipeline adds to every request (a client request
+    /// id and the SDK's user agent), to measure what they cost the service.
+    sdk_headers: bool,
 }
 
 impl Ceiling {
+    fn new(endpoint: &str, container: &str, sas: &str, sdk_headers: bool) -> Self {
+        Ceiling {
+            http: reqwest::Client::new(),
+            container_url: format!("{endpoint}/{container}"),
+            sas: sas.to_owned(),
+            requests: AtomicUsize::new(0),
+            sdk_headers,
+        }
+    }
+
     fn url(&self, blob: Option<&str>, query: &str) -> String {
         let path = blob.map(|b| format!("/{b}")).unwrap_or_default();
         let sep = if query.is_empty() { "" } else { "&" };
@@ -72,21 +107,24 @@ impl Ceiling {
 
     async fn send(&self, request: reqwest::RequestBuilder, expect: u16) -> reqwest::Response {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        // The headers the SDK's pipeline adds to every request, with values of the same size, so
-        // both sides cost the emulator the same parsing and logging per request.
-        let response = request
-            .header("x-ms-version", DEFAULT_API_VERSION)
-            .header(
-                "x-ms-client-request-id",
-                format!("{n:08x}-0000-4000-8000-000000000000"),
-            )
-            .header(
-                "user-agent",
-                "azsdk-rust-ceiling/1.1.0 (1.95.0; linux; x86_64)",
-            )
-            .send()
-            .await
-            .expect("request sent");
+        // The minimal request: no client request id, no SDK user agent, unless asked.
+        let mut request = request.header("x-ms-version", DEFAULT_API_VERSION);
+        if self.sdk_headers {
+            request = request
+                .header(
+                    "x-ms-client-request-id",
+                    format!("{:08x}-0000-4000-8000-{n:012x}", std::process::id()),
+                )
+                .header(
+                    "user-agent",
+                    format!(
+                        "azsdk-rust-eventhub_checkpointstore/0.1.0 (1.91.0; {}; {})",
+                        std::env::consts::OS,
+                        std::env::consts::ARCH
+                    ),
+                );
+        }
+        let response = request.send().await.expect("request sent");
         assert_eq!(response.status().as_u16(), expect, "ceiling request failed");
         response
     }
@@ -96,7 +134,6 @@ impl Ceiling {
             .http
             .put(self.url(Some(name), ""))
             .header("x-ms-blob-type", "BlockBlob")
-            .header("content-type", "application/octet-stream")
             .header("if-none-match", "*")
             .header("x-ms-meta-ownerid", owner)
             .header("content-length", "0");
@@ -167,7 +204,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 
 struct Bench {
     store: BlobCheckpointStore,
-    recorder: Recorder,
+    recorder: Counter,
     ceiling: Ceiling,
     endpoint: String,
     container: String,
@@ -182,18 +219,46 @@ struct Row {
     ceiling: Run,
 }
 
-/// A store over `container` with the bench's SAS, recording its requests.
+/// Counts the requests a store sends (every try), as cheaply as the ceiling counts its own: the
+/// tests' `Recorder` keeps each request's URL and headers, which the store would be charged for.
+#[derive(Clone, Debug, Default)]
+struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    fn take(&self) -> usize {
+        self.0.swap(0, Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl Policy for Counter {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        next[0].send(ctx, request, &next[1..]).await
+    }
+}
+
+/// A store over `container` with the bench's SAS, counting its requests.
 fn sas_store(
     endpoint: &str,
     container: &str,
     sas: &str,
     concurrency: NonZeroUsize,
-) -> (BlobCheckpointStore, Recorder) {
-    let recorder = Recorder::default();
-    let options = recorder.install(BlobCheckpointStoreOptions {
+) -> (BlobCheckpointStore, Counter) {
+    let recorder = Counter::default();
+    let mut options = BlobCheckpointStoreOptions {
         claim_concurrency: concurrency,
         ..Default::default()
-    });
+    };
+    options
+        .client_options
+        .per_try_policies
+        .push(Arc::new(recorder.clone()));
     let store = BlobCheckpointStore::new(
         endpoint,
         container,
@@ -227,7 +292,7 @@ impl Bench {
         self.recorder.take();
         measure(async {
             work.await;
-            self.recorder.take().len()
+            self.recorder.take()
         })
         .await
     }
@@ -278,7 +343,7 @@ fn claims(group: &str, n: usize, owner: &str) -> Vec<Ownership> {
         .collect()
 }
 
-async fn claim_new(bench: &Bench, n: usize) -> Row {
+async fn claim_new(bench: &Bench, n: usize, tag: &str) -> Row {
     let concurrency = DEFAULT_CLAIM_CONCURRENCY.get();
     bench
         .compare(
@@ -287,13 +352,13 @@ async fn claim_new(bench: &Bench, n: usize) -> Row {
             |rep| async move {
                 let won = bench
                     .store
-                    .claim_ownership(&claims(&format!("new{n}-s{rep}"), n, "o"))
+                    .claim_ownership(&claims(&format!("new{n}{tag}-s{rep}"), n, "o"))
                     .await
                     .unwrap();
                 assert_eq!(won.len(), n);
             },
             |rep| async move {
-                let prefix = format!("{NS}/{EH}/new{n}-c{rep}/ownership/");
+                let prefix = format!("{NS}/{EH}/new{n}{tag}-c{rep}/ownership/");
                 bench.ceiling.put_new_all(&prefix, n, concurrency).await;
             },
         )
@@ -318,12 +383,7 @@ async fn main_async() {
     let container = common::unique_container();
     let (store, recorder) = sas_store(&endpoint, &container, &sas, DEFAULT_CLAIM_CONCURRENCY);
     store.create_container_if_missing().await.unwrap();
-    let ceiling = Ceiling {
-        http: reqwest::Client::new(),
-        container_url: format!("{endpoint}/{container}"),
-        sas: sas.clone(),
-        requests: AtomicUsize::new(0),
-    };
+    let ceiling = Ceiling::new(&endpoint, &container, &sas, false);
     let bench = Bench {
         store,
         recorder,
@@ -339,13 +399,360 @@ async fn main_async() {
     );
 
     warm_up(&bench).await;
-    let mut rows = vec![claim_new(&bench, 32).await, claim_new(&bench, 1024).await];
+    let mut rows = vec![
+        claim_new(&bench, 32, "").await,
+        claim_new(&bench, 1024, "").await,
+    ];
     rows.push(reclaim(&bench, 1024).await);
     rows.push(list_ownership(&bench, 1024, 20).await);
     rows.push(list_checkpoints(&bench, 6000).await);
     rows.push(checkpoint_updates(&bench, 32, 50).await);
     print_table(&rows);
+
+    // The same two workloads against a ceiling that also sends the SDK's client request id and
+    // user agent: what remains of the gap above is the service's work on those two headers.
+    let with_sdk_headers = Bench {
+        store: bench.store.clone(),
+        recorder: bench.recorder.clone(),
+        ceiling: Ceiling::new(&bench.endpoint, &bench.container, &bench.sas, true),
+        endpoint: bench.endpoint.clone(),
+        container: bench.container.clone(),
+        sas: bench.sas.clone(),
+        reps: bench.reps,
+    };
+    println!("\nthe same against a ceiling that also sends the SDK's `x-ms-client-request-id` and `user-agent`:");
+    print_table(&[
+        claim_new(&with_sdk_headers, 1024, "h").await,
+        checkpoint_updates(&with_sdk_headers, 32, 50).await,
+    ]);
+
+    small_listing_latency(&bench, 200).await;
     concurrency_sweep(&bench, 1024).await;
+    through_latency(&bench, Duration::from_millis(10), Duration::from_millis(50)).await;
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Listing 4 checkpoints, one call at a time, `calls` times each side (alternating): the latency a
+/// balancer's cycle pays, p50 and p99, and the client CPU per call.
+async fn small_listing_latency(bench: &Bench, calls: usize) {
+    // A container of its own: Azurite scans a container's blobs to list a prefix, so the
+    // bench's main container, which grows to tens of thousands of blobs, would be measured.
+    let (store, _) = sas_store(
+        &bench.endpoint,
+        SMALL_CONTAINER,
+        &bench.sas,
+        DEFAULT_CLAIM_CONCURRENCY,
+    );
+    store.create_container_if_missing().await.unwrap();
+    put_many(&store, &format!("{NS}/{EH}/small4/checkpoint/"), 4).await;
+    let ceiling = Ceiling::new(&bench.endpoint, SMALL_CONTAINER, &bench.sas, false);
+    list_small(&store, &ceiling, calls, "").await;
+}
+
+/// The container of the small listing's 4 checkpoints.
+const SMALL_CONTAINER: &str = "bench-small-listing";
+
+/// Lists the 4 checkpoints `small_listing_latency` wrote, through `store` and `ceiling`.
+async fn list_small(
+    bench_store: &BlobCheckpointStore,
+    bench_ceiling: &Ceiling,
+    calls: usize,
+    how: &str,
+) {
+    let prefix = format!("{NS}/{EH}/small4/checkpoint/");
+    let (mut store, mut ceiling) = (Vec::new(), Vec::new());
+    let (mut store_cpu, mut ceiling_cpu) = (0.0, 0.0);
+    for _ in 0..calls {
+        let run = measure(async {
+            let listed = bench_store
+                .list_checkpoints(NS, EH, "small4")
+                .await
+                .unwrap();
+            assert_eq!(listed.len(), 4);
+            1
+        })
+        .await;
+        store.push(run.secs * 1e3);
+        store_cpu += run.cpu_secs;
+        let run = measure(async {
+            assert_eq!(bench_ceiling.list(&prefix).await, 4);
+            1
+        })
+        .await;
+        ceiling.push(run.secs * 1e3);
+        ceiling_cpu += run.cpu_secs;
+    }
+    store.sort_by(f64::total_cmp);
+    ceiling.sort_by(f64::total_cmp);
+    println!("\nlist 4 checkpoints{how}, {calls} calls each, one at a time:\n");
+    println!("| side | p50 ms | p99 ms | CPU µs/call |");
+    println!("|---|---:|---:|---:|");
+    for (side, lat, cpu) in [
+        ("store", &store, store_cpu),
+        ("ceiling", &ceiling, ceiling_cpu),
+    ] {
+        println!(
+            "| {side} | {:.2} | {:.2} | {:.0} |",
+            percentile(lat, 0.5),
+            percentile(lat, 0.99),
+            cpu * 1e6 / calls as f64
+        );
+    }
+    println!(
+        "\np50 store/ceiling: {:.2}",
+        percentile(&store, 0.5) / percentile(&ceiling, 0.5)
+    );
+}
+
+/// Both sides through a proxy that adds `delay` to every request, as a network round trip to
+/// Azure would: claims, updates and a small listing, the claim concurrency sweep, and claims with
+/// a longer delay (`long`), where the emulator's throughput is not what bounds them.
+async fn through_latency(bench: &Bench, delay: Duration, long: Duration) {
+    let proxied = Proxied::start(bench, delay, &bench.container).await;
+    let concurrency = DEFAULT_CLAIM_CONCURRENCY.get();
+    let n = 1024;
+    let (mut s_claims, mut c_claims, mut s_updates, mut c_updates) =
+        (vec![], vec![], vec![], vec![]);
+    for rep in 0..bench.reps {
+        let (s, c) = proxied
+            .claims(&proxied.store, &format!("lat{rep}"), n, concurrency)
+            .await;
+        s_claims.push(s);
+        c_claims.push(c);
+        // 32 partitions x 5 updates each, the partitions concurrently (as a consumer does).
+        s_updates.push(
+            measure(async {
+                store_updates(&proxied.store, 32, 5).await;
+                160
+            })
+            .await
+            .secs,
+        );
+        c_updates.push(
+            measure(async {
+                ceiling_updates(&proxied.ceiling, 32, 5).await;
+                160
+            })
+            .await
+            .secs,
+        );
+    }
+    println!(
+        "\nthrough a proxy adding {} ms per request (median of {} reps):\n",
+        delay.as_millis(),
+        bench.reps
+    );
+    println!("| workload | store ms | ceiling ms | store/ceiling | bound ms |");
+    println!("|---|---:|---:|---:|---:|");
+    let bound = claims_bound(n, concurrency, delay);
+    for (workload, s, c, bound) in [
+        (
+            format!("claim {n} new partitions (concurrency {concurrency})"),
+            median_secs(s_claims),
+            median_secs(c_claims),
+            format!("{:.0}", bound * 1e3),
+        ),
+        (
+            "32 partitions x 5 checkpoint updates".to_owned(),
+            median_secs(s_updates),
+            median_secs(c_updates),
+            String::new(),
+        ),
+    ] {
+        println!(
+            "| {workload} | {:.0} | {:.0} | {:.2} | {bound} |",
+            s * 1e3,
+            c * 1e3,
+            c / s
+        );
+    }
+    let small = Proxied::start(bench, delay, SMALL_CONTAINER).await;
+    list_small(
+        &small.store,
+        &small.ceiling,
+        50,
+        &format!(" through the {} ms proxy", delay.as_millis()),
+    )
+    .await;
+
+    println!(
+        "\nclaim {n} new partitions through the {} ms proxy, by claim_concurrency (median of {} reps; bound = 1.2 x ceil({n}/c) x {} ms):\n",
+        delay.as_millis(),
+        bench.reps,
+        delay.as_millis()
+    );
+    println!("| claim_concurrency | store ms | ceiling ms | store claims/s | bound ms |");
+    println!("|---:|---:|---:|---:|---:|");
+    for c in [8usize, 16, 32, 64, 128, 256] {
+        let (mut s_runs, mut c_runs) = (vec![], vec![]);
+        let store = proxied.store_with(c);
+        for rep in 0..bench.reps {
+            let (s, c) = proxied
+                .claims(&store, &format!("latsweep{c}-{rep}"), n, c)
+                .await;
+            s_runs.push(s);
+            c_runs.push(c);
+        }
+        let (s, ceiling) = (median_secs(s_runs), median_secs(c_runs));
+        println!(
+            "| {c} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            s * 1e3,
+            ceiling * 1e3,
+            n as f64 / s,
+            claims_bound(n, c, delay) * 1e3
+        );
+    }
+
+    // With a longer round trip the emulator is no longer the limit (32 claims per 50 ms is 640
+    // requests/s): the time is the round trips', as against Azure.
+    let proxied = Proxied::start(bench, long, &bench.container).await;
+    let (mut s_runs, mut c_runs) = (vec![], vec![]);
+    for rep in 0..bench.reps {
+        let (s, c) = proxied
+            .claims(&proxied.store, &format!("long{rep}"), n, concurrency)
+            .await;
+        s_runs.push(s);
+        c_runs.push(c);
+    }
+    let (s, c) = (median_secs(s_runs), median_secs(c_runs));
+    println!(
+        "\nclaim {n} new partitions (concurrency {concurrency}) through a {} ms proxy: store {:.0} ms, ceiling {:.0} ms, store/ceiling {:.2}, bound 1.2 x ceil({n}/{concurrency}) x {} ms = {:.0} ms",
+        long.as_millis(),
+        s * 1e3,
+        c * 1e3,
+        c / s,
+        long.as_millis(),
+        claims_bound(n, concurrency, long) * 1e3
+    );
+}
+
+/// The bound on claiming `n` partitions `concurrency` at a time with `delay` per request.
+fn claims_bound(n: usize, concurrency: usize, delay: Duration) -> f64 {
+    1.2 * n.div_ceil(concurrency) as f64 * delay.as_secs_f64()
+}
+
+fn median_secs(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A store and a ceiling that both reach Azurite through a latency proxy.
+struct Proxied {
+    store: BlobCheckpointStore,
+    ceiling: Ceiling,
+    endpoint: String,
+    container: String,
+    sas: String,
+}
+
+impl Proxied {
+    async fn start(bench: &Bench, delay: Duration, container: &str) -> Self {
+        let upstream: std::net::SocketAddr = bench
+            .endpoint
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let proxy = latency_proxy(upstream, delay).await;
+        let endpoint = format!("http://{proxy}/devstoreaccount1");
+        let (store, _) = sas_store(&endpoint, container, &bench.sas, DEFAULT_CLAIM_CONCURRENCY);
+        let ceiling = Ceiling::new(&endpoint, container, &bench.sas, false);
+        Self {
+            store,
+            ceiling,
+            endpoint,
+            container: container.to_owned(),
+            sas: bench.sas.clone(),
+        }
+    }
+
+    /// Another store through the same proxy, with `concurrency`.
+    fn store_with(&self, concurrency: usize) -> BlobCheckpointStore {
+        sas_store(
+            &self.endpoint,
+            &self.container,
+            &self.sas,
+            NonZeroUsize::new(concurrency).unwrap(),
+        )
+        .0
+    }
+
+    /// Seconds to claim `n` new partitions of `group` through `store`, then through the ceiling
+    /// `concurrency` at a time.
+    async fn claims(
+        &self,
+        store: &BlobCheckpointStore,
+        group: &str,
+        n: usize,
+        concurrency: usize,
+    ) -> (f64, f64) {
+        let input = claims(&format!("{group}-s"), n, "o");
+        let s = measure(async { store.claim_ownership(&input).await.unwrap().len() })
+            .await
+            .secs;
+        let prefix = format!("{NS}/{EH}/{group}-c/ownership/");
+        let c = measure(async {
+            self.ceiling.put_new_all(&prefix, n, concurrency).await;
+            n
+        })
+        .await
+        .secs;
+        (s, c)
+    }
+}
+
+/// A TCP proxy to `upstream` that forwards each chunk a client sends `delay` after it arrived
+/// (responses go back at once), one upstream connection per client connection, so keep-alive
+/// and pooling behave as they do against Azure: each request is delayed by `delay`.
+async fn latency_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                // Read and forward separately, so a request sent in several writes is delayed
+                // once (each chunk leaves `delay` after it arrived), not once per write.
+                let (chunks, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+                let read = async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        let due = tokio::time::Instant::now() + delay;
+                        if chunks.send((due, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                };
+                let requests = async move {
+                    while let Some((due, chunk)) = arrived.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if server_write.write_all(&chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown().await;
+                };
+                let responses = async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    let _ = client_write.shutdown().await;
+                };
+                tokio::join!(read, requests, responses);
+            });
+        }
+    });
+    addr
 }
 
 /// Untimed: both sides open their pools of connections before anything is measured.
@@ -499,41 +906,43 @@ async fn checkpoint_updates(bench: &Bench, partitions: usize, updates: usize) ->
         .compare(
             &format!("{partitions} partitions x {updates} checkpoint updates"),
             partitions * updates,
-            |_| async move {
-                join_all((0..partitions).map(|p| async move {
-                    for seq in 0..updates {
-                        let checkpoint = Checkpoint::new(
-                            NS,
-                            EH,
-                            "upd-s",
-                            p.to_string(),
-                            Some(seq.to_string()),
-                            Some(seq as i64),
-                        );
-                        bench.store.update_checkpoint(&checkpoint).await.unwrap();
-                    }
-                }))
-                .await;
-            },
-            |_| async move {
-                join_all((0..partitions).map(|p| async move {
-                    let name = format!("{NS}/{EH}/upd-c/checkpoint/{p}");
-                    for seq in 0..updates {
-                        let seq = seq.to_string();
-                        bench
-                            .ceiling
-                            .set_metadata(
-                                &name,
-                                &[("offset", &seq), ("sequencenumber", &seq)],
-                                None,
-                            )
-                            .await;
-                    }
-                }))
-                .await;
-            },
+            |_| store_updates(&bench.store, partitions, updates),
+            |_| ceiling_updates(&bench.ceiling, partitions, updates),
         )
         .await
+}
+
+/// `updates` checkpoint updates of each of `partitions` partitions (group `upd-s`), the partitions
+/// concurrently, as a consumer makes them.
+async fn store_updates(store: &BlobCheckpointStore, partitions: usize, updates: usize) {
+    join_all((0..partitions).map(|p| async move {
+        for seq in 0..updates {
+            let checkpoint = Checkpoint::new(
+                NS,
+                EH,
+                "upd-s",
+                p.to_string(),
+                Some(seq.to_string()),
+                Some(seq as i64),
+            );
+            store.update_checkpoint(&checkpoint).await.unwrap();
+        }
+    }))
+    .await;
+}
+
+/// The ceiling's `store_updates` (group `upd-c`).
+async fn ceiling_updates(ceiling: &Ceiling, partitions: usize, updates: usize) {
+    join_all((0..partitions).map(|p| async move {
+        let name = format!("{NS}/{EH}/upd-c/checkpoint/{p}");
+        for seq in 0..updates {
+            let seq = seq.to_string();
+            ceiling
+                .set_metadata(&name, &[("offset", &seq), ("sequencenumber", &seq)], None)
+                .await;
+        }
+    }))
+    .await;
 }
 
 /// Claim throughput by `claim_concurrency`, to choose its default.
@@ -561,16 +970,19 @@ async fn concurrency_sweep(bench: &Bench, n: usize) {
 }
 
 fn print_table(rows: &[Row]) {
-    println!("\n| workload | store ops/s | ceiling ops/s | store/ceiling | store req/op | ceiling req/op | store peak heap | ceiling peak heap |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("\n| workload | store ops/s | ceiling ops/s | store/ceiling | CPU µs/op store | CPU µs/op ceiling | CPU store/ceiling | store req/op | ceiling req/op | store peak heap | ceiling peak heap |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let ops = row.ops as f64;
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} |",
             row.workload,
             ops / row.store.secs,
             ops / row.ceiling.secs,
             row.ceiling.secs / row.store.secs,
+            row.store.cpu_secs * 1e6 / ops,
+            row.ceiling.cpu_secs * 1e6 / ops,
+            row.store.cpu_secs / row.ceiling.cpu_secs,
             row.store.requests as f64 / ops,
             row.ceiling.requests as f64 / ops,
             kib(row.store.peak_bytes),

@@ -64,6 +64,7 @@ mod connection_string;
 pub mod copy;
 mod credential;
 mod error;
+mod headers;
 mod memory;
 mod model;
 mod record;

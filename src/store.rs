@@ -5,7 +5,7 @@ use crate::model::{Checkpoint, Ownership};
 use async_trait::async_trait;
 use azure_core::{
     http::headers::Headers,
-    time::{parse_rfc7231, Duration, OffsetDateTime},
+    time::{Duration, OffsetDateTime},
 };
 use std::time::Instant;
 
@@ -40,10 +40,12 @@ impl ServiceTime {
     /// whole seconds and is stamped before the response travels back: the half second added
     /// centres its truncation, so the error is within ±0.5 s plus half the round trip.
     pub(crate) fn from_headers(headers: &Headers) -> Option<Self> {
-        let date = headers
-            .get_optional_str(&azure_core::http::headers::HeaderName::from_static("date"))?;
+        let date = crate::headers::get(
+            headers,
+            &azure_core::http::headers::HeaderName::from_static("date"),
+        )?;
         Some(Self::new(
-            parse_rfc7231(date).ok()? + Duration::milliseconds(500),
+            crate::headers::http_date(date)? + Duration::milliseconds(500),
         ))
     }
 

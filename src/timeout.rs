@@ -96,9 +96,7 @@ impl Policy for RecordFailures {
             Err(err) => Some(redact(&error_chain(err))),
             // What the retry policy retries; any other answer ends the try's request at once.
             Ok(response) if is_retried(u16::from(response.status())) => {
-                let code = response
-                    .headers()
-                    .get_optional_str(&ERROR_CODE)
+                let code = crate::headers::get(response.headers(), &ERROR_CODE)
                     .map(|c| format!(" ({c})"))
                     .unwrap_or_default();
                 Some(format!(

@@ -92,7 +92,7 @@ fn string_to_sign(
     out.push_str(method.as_ref());
     out.push('\n');
     for name in SIGNED_HEADERS {
-        let value = headers.get_optional_str(&HeaderName::from_static(name));
+        let value = crate::headers::get(headers, &HeaderName::from_static(name));
         match name {
             // The transport sends Content-Length from the body when no header is set; either way a
             // zero length is signed as empty.
@@ -143,8 +143,7 @@ fn string_to_sign(
 /// and the resource with only its `comp` parameter.
 fn table_string_to_sign(account: &str, method: &Method, url: &Url, headers: &Headers) -> String {
     let header = |name: &'static str| {
-        headers
-            .get_optional_str(&HeaderName::from_static(name))
+        crate::headers::get(headers, &HeaderName::from_static(name))
             .unwrap_or_default()
             .trim()
     };

@@ -1,32 +1,39 @@
-//! The thin layer between the store and the official blob crate: each function is one Blob
-//! service operation on one container, in the store's terms, with errors mapped to ours.
+//! The thin layer between the store and the Blob service: each function is one Blob REST
+//! operation on one container, in the store's terms, sent through one shared `azure_core`
+//! pipeline (retries, transport, authorization), with errors mapped to ours.
+//!
+//! The store's three requests (List Blobs, Put Blob of an empty blob, Set Blob Metadata) are built
+//! here rather than through the official blob crate's clients: those are built per blob, each
+//! with a pipeline of its own, and their request and response handling cost about as much client
+//! CPU as the request itself (measured in `benches/README.md`). The official container client is
+//! still built once, for [`client`](Container::client) and [`blob`](Container::blob).
 
 use super::listing::{self, ListedBlob};
 use crate::error::{Error, Result};
+use crate::record::Fields;
 use crate::shell::Version;
 use crate::store::ServiceTime;
 use azure_core::{
     error::CheckSuccessOptions,
     http::{
-        headers::{HeaderName, Headers},
-        ClientOptions, Context, Etag, Method, Pipeline, PipelineSendOptions, Request,
-        RequestContent, Url,
+        headers::{HeaderName, HeaderValue, Headers},
+        ClientOptions, Context, Etag, Method, Pipeline, PipelineSendOptions, RawResponse, Request,
+        Url,
     },
-    time::parse_rfc7231,
 };
 use azure_storage_blob::{
-    models::{BlobClientSetMetadataOptions, BlockBlobClientUploadOptions},
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
-use std::{collections::HashMap, num::NonZeroUsize};
 
 /// One container, reached through one shared pipeline configuration.
 pub(crate) struct Container {
     client: BlobContainerClient,
     pipeline: Pipeline,
     url: Url,
-    /// Also carries the service version, for List Blobs as for the blob clients.
+    /// Also carries the service version, for the blob clients handed out.
     blob_options: BlobClientOptions,
+    /// The service version, as sent on every request.
+    version: HeaderValue,
 }
 
 impl Container {
@@ -53,6 +60,7 @@ impl Container {
             client,
             pipeline,
             url,
+            version: HeaderValue::from(version.clone()),
             blob_options: BlobClientOptions {
                 client_options,
                 version,
@@ -107,19 +115,9 @@ impl Container {
                     query.append_pair("marker", marker);
                 }
             }
-            let mut request = Request::new(url, Method::Get);
+            let mut request = self.request(url, Method::Get);
             request.insert_header("accept", "application/xml");
-            request.insert_header("x-ms-version", self.blob_options.version.clone());
-            let options = PipelineSendOptions {
-                check_success: CheckSuccessOptions {
-                    success_codes: &[200],
-                },
-                ..Default::default()
-            };
-            let response = self
-                .pipeline
-                .send(&Context::new(), &mut request, Some(options))
-                .await?;
+            let response = self.send(&mut request, &[200]).await?;
             match listing::parse_page(response.body(), &mut on_blob)? {
                 Some(next) => marker = Some(next),
                 None => return Ok(ServiceTime::from_headers(response.headers())),
@@ -131,28 +129,18 @@ impl Container {
     pub(crate) async fn put_empty(
         &self,
         name: &str,
-        metadata: HashMap<String, String>,
+        metadata: &Fields,
         only_if_absent: bool,
     ) -> Result<Version> {
-        let options = BlockBlobClientUploadOptions {
-            metadata: Some(metadata),
-            if_none_match: only_if_absent.then(|| Etag::from("*")),
-            // An empty body is one Put Blob whatever this says; left unset, the blob crate asks
-            // the OS for the CPU count (cgroup files) on every upload, which profiled at ~13% of
-            // the client's CPU while claiming.
-            parallel: Some(NonZeroUsize::MIN),
-            ..Default::default()
-        };
-        let result = self
-            .blob(name)?
-            .upload(RequestContent::from(Vec::new()), Some(options))
-            .await?;
-        Ok(Version {
-            etag: result
-                .etag
-                .and_then(|e| super::etag::from_service(e.as_ref())),
-            last_modified: result.last_modified,
-        })
+        let mut request = self.request(self.blob_url(name)?, Method::Put);
+        request.insert_header("x-ms-blob-type", "BlockBlob");
+        request.insert_header("content-length", "0");
+        if only_if_absent {
+            request.insert_header("if-none-match", "*");
+        }
+        insert_metadata(&mut request, metadata);
+        let response = self.send(&mut request, &[201]).await?;
+        Ok(version_of(response.headers()))
     }
 
     /// Set Blob Metadata, replacing all metadata; with `if_match` only if the blob is still at that
@@ -160,41 +148,84 @@ impl Container {
     pub(crate) async fn set_metadata(
         &self,
         name: &str,
-        metadata: &HashMap<String, String>,
-        if_match: Option<Etag>,
+        metadata: &Fields,
+        if_match: Option<&Etag>,
     ) -> Result<Version> {
-        let options = BlobClientSetMetadataOptions {
-            if_match,
-            ..Default::default()
-        };
-        let response = self
-            .blob(name)?
-            .set_metadata(metadata, Some(options))
-            .await?;
-        Ok(written_from_headers(response.headers()))
+        let mut url = self.blob_url(name)?;
+        url.set_query(Some("comp=metadata"));
+        let mut request = self.request(url, Method::Put);
+        request.insert_header("content-length", "0");
+        if let Some(etag) = if_match {
+            request.insert_header("if-match", etag.to_string());
+        }
+        insert_metadata(&mut request, metadata);
+        let response = self.send(&mut request, &[200]).await?;
+        Ok(version_of(response.headers()))
     }
 
-    /// A client for one blob, with `/` kept literal in the URL path as the other SDKs send it (the
-    /// official `blob_client()` encodes it as `%2F`, which Azurite does not decode).
-    pub(crate) fn blob(&self, name: &str) -> Result<BlobClient> {
+    /// A request to `url` with the service version.
+    fn request(&self, url: Url, method: Method) -> Request {
+        let mut request = Request::new(url, method);
+        request.insert_header("x-ms-version", self.version.clone());
+        request
+    }
+
+    /// Sends `request` through the pipeline; a status outside `success` is an error.
+    async fn send(&self, request: &mut Request, success: &'static [u16]) -> Result<RawResponse> {
+        let options = PipelineSendOptions {
+            check_success: CheckSuccessOptions {
+                success_codes: success,
+            },
+            ..Default::default()
+        };
+        Ok(self
+            .pipeline
+            .send(&Context::new(), request, Some(options))
+            .await?)
+    }
+
+    /// The URL of one blob, with `/` kept literal in the path as the other SDKs send it.
+    fn blob_url(&self, name: &str) -> Result<Url> {
         let mut url = self.url.clone();
         url.path_segments_mut()
             .map_err(|()| Error::invalid_input("the container URL cannot have a path"))?
             .pop_if_empty()
             .extend(name.split('/'));
-        Ok(BlobClient::new(url, None, Some(self.blob_options.clone()))?)
+        Ok(url)
+    }
+
+    /// A client for one blob, with `/` kept literal in the URL path as the other SDKs send it (the
+    /// official `blob_client()` encodes it as `%2F`).
+    pub(crate) fn blob(&self, name: &str) -> Result<BlobClient> {
+        Ok(BlobClient::new(
+            self.blob_url(name)?,
+            None,
+            Some(self.blob_options.clone()),
+        )?)
     }
 }
 
-fn written_from_headers(headers: &Headers) -> Version {
+/// `x-ms-meta-{key}` for each field. The keys are the record's (`record::OWNER_ID`, …): static
+/// header names, no allocation per request.
+fn insert_metadata(request: &mut Request, metadata: &Fields) {
+    for (key, value) in metadata {
+        let name = match *key {
+            crate::record::OWNER_ID => HeaderName::from_static("x-ms-meta-ownerid"),
+            crate::record::OFFSET => HeaderName::from_static("x-ms-meta-offset"),
+            crate::record::SEQUENCE_NUMBER => HeaderName::from_static("x-ms-meta-sequencenumber"),
+            other => HeaderName::from(format!("x-ms-meta-{other}")),
+        };
+        request.insert_header(name, value.clone());
+    }
+}
+
+/// The new version a write's response reports.
+fn version_of(headers: &Headers) -> Version {
     const ETAG: HeaderName = HeaderName::from_static("etag");
     const LAST_MODIFIED: HeaderName = HeaderName::from_static("last-modified");
     Version {
-        etag: headers
-            .get_optional_str(&ETAG)
-            .and_then(super::etag::from_service),
-        last_modified: headers
-            .get_optional_str(&LAST_MODIFIED)
-            .and_then(|v| parse_rfc7231(v).ok()),
+        etag: crate::headers::get(headers, &ETAG).and_then(super::etag::from_service),
+        last_modified: crate::headers::get(headers, &LAST_MODIFIED)
+            .and_then(crate::headers::http_date),
     }
 }

@@ -6,10 +6,7 @@
 //! which was most of the store's overhead over plain HTTP when listing.
 
 use crate::error::{Error, Result};
-use azure_core::{
-    http::Etag,
-    time::{parse_rfc7231, OffsetDateTime},
-};
+use azure_core::{http::Etag, time::OffsetDateTime};
 use quick_xml::{
     escape::resolve_predefined_entity,
     events::{BytesRef, BytesStart, Event},
@@ -120,7 +117,9 @@ pub(crate) fn parse_page(
                         }
                         Field::Name => blob.name = value,
                         Field::Etag => blob.etag = super::etag::from_service(&value),
-                        Field::LastModified => blob.last_modified = parse_rfc7231(&value).ok(),
+                        Field::LastModified => {
+                            blob.last_modified = crate::headers::http_date(&value)
+                        }
                         Field::MetadataValue => {
                             blob.metadata
                                 .insert(std::mem::take(&mut metadata_key), value);
@@ -257,7 +256,8 @@ mod tests {
                 ListedBlob {
                     name: "ns/eh/cg/ownership/0".into(),
                     etag: Some(Etag::from("\"0x8DABC\"")),
-                    last_modified: parse_rfc7231("Sat, 21 Nov 2026 10:00:00 GMT").ok(),
+                    last_modified: azure_core::time::parse_rfc7231("Sat, 21 Nov 2026 10:00:00 GMT")
+                        .ok(),
                     metadata: HashMap::from([
                         ("ownerid".into(), "owner-1".into()),
                         ("OwnerNote".into(), "a & b A<c>".into()),

@@ -8,24 +8,22 @@ use crate::Checkpoint;
 use std::{borrow::Cow, collections::HashMap};
 
 /// Metadata of a claim; no owner (or `""`) writes `ownerid=""`, which every peer reads as released.
-pub(crate) fn for_ownership(owner_id: Option<&str>) -> Result<HashMap<String, String>> {
-    to_metadata(record::ownership_fields(owner_id))
+pub(crate) fn for_ownership(owner_id: Option<&str>) -> Result<Fields> {
+    checked(record::ownership_fields(owner_id))
 }
 
 /// Metadata of a checkpoint: only the fields present, at least one.
-pub(crate) fn for_checkpoint(checkpoint: &Checkpoint) -> Result<HashMap<String, String>> {
-    to_metadata(record::checkpoint_fields(checkpoint)?)
+pub(crate) fn for_checkpoint(checkpoint: &Checkpoint) -> Result<Fields> {
+    checked(record::checkpoint_fields(checkpoint)?)
 }
 
-fn to_metadata(fields: Fields) -> Result<HashMap<String, String>> {
-    fields
-        .into_iter()
-        .map(|(key, value)| {
-            let field = if key == OWNER_ID { "owner_id" } else { key };
-            check_value(field, &value)?;
-            Ok((key.to_owned(), value))
-        })
-        .collect()
+/// `fields`, once every value is one that travels unchanged as a header.
+fn checked(fields: Fields) -> Result<Fields> {
+    for (key, value) in &fields {
+        let field = if *key == OWNER_ID { "owner_id" } else { key };
+        check_value(field, value)?;
+    }
+    Ok(fields)
 }
 
 impl StoredFields for HashMap<String, String> {
@@ -82,8 +80,11 @@ mod tests {
 
     #[test]
     fn writing_is_strict() {
-        assert_eq!(for_ownership(None).unwrap()["ownerid"], "");
-        assert_eq!(for_ownership(Some("")).unwrap()["ownerid"], "");
+        assert_eq!(for_ownership(None).unwrap(), [(OWNER_ID, String::new())]);
+        assert_eq!(
+            for_ownership(Some("")).unwrap(),
+            [(OWNER_ID, String::new())]
+        );
         assert!(for_ownership(Some("ünï")).is_err());
         assert!(for_ownership(Some("a\r\nx-ms-meta-evil: 1")).is_err());
         let err = for_ownership(Some(" a")).unwrap_err();
@@ -93,12 +94,15 @@ mod tests {
         cp.sequence_number = Some(-1);
         assert_eq!(
             for_checkpoint(&cp).unwrap(),
-            meta(&[("sequencenumber", "-1")])
+            [(record::SEQUENCE_NUMBER, "-1".to_owned())]
         );
         cp.offset = Some("12".into());
         assert_eq!(
             for_checkpoint(&cp).unwrap(),
-            meta(&[("sequencenumber", "-1"), ("offset", "12")])
+            [
+                (record::OFFSET, "12".to_owned()),
+                (record::SEQUENCE_NUMBER, "-1".to_owned())
+            ]
         );
         cp.offset = Some("1 2\u{7f}".into());
         assert!(for_checkpoint(&cp).is_err());

@@ -16,7 +16,7 @@ use crate::connection_string::ConnectionString;
 use crate::credential::StorageCredential;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
-use crate::record::{Listed, Record, Scope};
+use crate::record::{Fields, Listed, Record, Scope};
 use crate::shell::{Backend, OnRecord, Shell, Version};
 use crate::store::ServiceTime;
 use async_trait::async_trait;
@@ -24,7 +24,7 @@ use azure_core::http::{Etag, Url};
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use container::Container;
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     fmt,
     sync::{Arc, Mutex},
 };
@@ -187,7 +187,7 @@ impl BlobCheckpointStore {
 /// One claim, checked and ready to send.
 struct Claim {
     name: String,
-    metadata: HashMap<String, String>,
+    metadata: Fields,
     etag: Option<Etag>,
 }
 
@@ -223,7 +223,7 @@ impl Backend for BlobBackend {
     }
 
     async fn claim(&self, claim: Claim) -> Result<Version> {
-        match claim.etag {
+        match &claim.etag {
             Some(etag) => {
                 self.container
                     .set_metadata(&claim.name, &claim.metadata, Some(etag))
@@ -231,7 +231,7 @@ impl Backend for BlobBackend {
             }
             None => {
                 self.container
-                    .put_empty(&claim.name, claim.metadata, true)
+                    .put_empty(&claim.name, &claim.metadata, true)
                     .await
             }
         }
@@ -248,7 +248,7 @@ impl Backend for BlobBackend {
             Err(err) if err.error_code() == Some("BlobNotFound") => {
                 // First checkpoint of this partition: create the blob. Overwriting is right if a
                 // concurrent writer created it meanwhile: checkpoints are last-writer-wins.
-                self.container.put_empty(&name, metadata, false).await?;
+                self.container.put_empty(&name, &metadata, false).await?;
                 Ok(())
             }
             Err(err) => Err(err),
@@ -258,7 +258,7 @@ impl Backend for BlobBackend {
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         let (name, metadata) = self.checkpoint_blob(checkpoint)?;
         // Put Blob replaces the blob whole, metadata included: last writer wins, as for updates.
-        self.container.put_empty(&name, metadata, false).await?;
+        self.container.put_empty(&name, &metadata, false).await?;
         Ok(())
     }
 
@@ -277,10 +277,7 @@ impl Backend for BlobBackend {
 
 impl BlobBackend {
     /// The name and metadata of a checkpoint's blob.
-    fn checkpoint_blob(
-        &self,
-        checkpoint: &Checkpoint,
-    ) -> Result<(String, HashMap<String, String>)> {
+    fn checkpoint_blob(&self, checkpoint: &Checkpoint) -> Result<(String, Fields)> {
         let name = naming::blob_name(
             self.naming,
             &checkpoint.fully_qualified_namespace,

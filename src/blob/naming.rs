@@ -88,8 +88,13 @@ impl BlobNaming {
         )
     }
 
-    fn apply(self, text: String) -> String {
+    fn apply(self, mut text: String) -> String {
         match self {
+            // The same result as `to_lowercase` for ASCII, in place: names are built per request.
+            BlobNaming::Lowercase if text.is_ascii() => {
+                text.make_ascii_lowercase();
+                text
+            }
             BlobNaming::Lowercase => text.to_lowercase(),
             BlobNaming::Verbatim => text,
         }
@@ -124,10 +129,27 @@ pub(crate) fn prefix(
     check_segment("fully_qualified_namespace", namespace)?;
     check_segment("eventhub_name", eventhub)?;
     check_segment("consumer_group", consumer_group)?;
-    Ok(naming.apply(format!(
-        "{namespace}/{eventhub}/{consumer_group}/{}/",
-        segment(record)
-    )))
+    Ok(naming.apply(joined(namespace, eventhub, consumer_group, record, "")))
+}
+
+/// `{namespace}/{eventhub}/{consumer_group}/{record}/{partition_id}`, in one allocation.
+fn joined(
+    namespace: &str,
+    eventhub: &str,
+    consumer_group: &str,
+    record: Record,
+    partition_id: &str,
+) -> String {
+    let parts = [namespace, eventhub, consumer_group, segment(record)];
+    let mut name = String::with_capacity(
+        parts.iter().map(|p| p.len() + 1).sum::<usize>() + partition_id.len(),
+    );
+    for part in parts {
+        name.push_str(part);
+        name.push('/');
+    }
+    name.push_str(partition_id);
+    name
 }
 
 /// The blob name of one partition's record.
@@ -139,9 +161,17 @@ pub(crate) fn blob_name(
     record: Record,
     partition_id: &str,
 ) -> Result<String> {
-    let prefix = prefix(naming, namespace, eventhub, consumer_group, record)?;
+    check_segment("fully_qualified_namespace", namespace)?;
+    check_segment("eventhub_name", eventhub)?;
+    check_segment("consumer_group", consumer_group)?;
     check_segment("partition_id", partition_id)?;
-    let name = prefix + &naming.partition_id(partition_id);
+    let name = naming.apply(joined(
+        namespace,
+        eventhub,
+        consumer_group,
+        record,
+        partition_id,
+    ));
     if name.chars().count() > MAX_BLOB_NAME_CHARS {
         return Err(Error::invalid_input(format!(
             "the blob name for partition '{partition_id}' would exceed Azure's {MAX_BLOB_NAME_CHARS}-character limit"

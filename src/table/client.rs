@@ -129,10 +129,11 @@ impl Table {
                 })?;
             page.value.into_iter().for_each(&mut on_entity);
             let header = |name: &'static str| {
-                response
-                    .headers()
-                    .get_optional_str(&azure_core::http::headers::HeaderName::from_static(name))
-                    .map(str::to_owned)
+                crate::headers::get(
+                    response.headers(),
+                    &azure_core::http::headers::HeaderName::from_static(name),
+                )
+                .map(str::to_owned)
             };
             match header("x-ms-continuation-nextpartitionkey") {
                 Some(partition) => next = Some((partition, header("x-ms-continuation-nextrowkey"))),
@@ -209,9 +210,7 @@ fn set_json(request: &mut Request, body: &Value) {
 }
 
 fn written_from(headers: &Headers) -> Version {
-    let etag = headers
-        .get_optional_str(&azure_core::http::headers::ETAG)
-        .map(str::to_owned);
+    let etag = crate::headers::get(headers, &azure_core::http::headers::ETAG).map(str::to_owned);
     Version {
         last_modified: etag.as_deref().and_then(entity::timestamp_of_etag),
         etag: etag.map(Etag::from),
