@@ -10,6 +10,14 @@
 //! interval, as with every Event Hubs processor. Relinquishing on shutdown hands partitions over
 //! at once, without waiting for them to expire.
 //!
+//! Expiry is judged by the service's clock. A claim's `last_modified` is stamped by the storage
+//! service, so comparing it with this host's wall clock lets a host whose clock runs minutes ahead
+//! take partitions that are still live, and one that runs behind keep waiting for dead owners
+//! (and keep its own expired claims when the store is unreachable). Stores that report the time
+//! of their listing ([`CheckpointStore::list_ownership_with_service_time`]; this crate's do) are
+//! judged by that time, carried forward on this host's monotonic clock; for other stores the
+//! balancer falls back to the wall clock ([`PartitionBalancer::with_local_clock`]).
+//!
 //! ```no_run
 //! use eventhub_checkpointstore::{
 //!     balancer::{BalancerOptions, PartitionBalancer},
@@ -31,7 +39,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{CheckpointStore, Error, Ownership, Result};
+use crate::{CheckpointStore, Error, Ownership, Result, ServiceTime};
 use futures::future::{self, Either};
 use std::{
     collections::{hash_map::RandomState, BTreeMap, BTreeSet, HashMap},
@@ -153,6 +161,10 @@ pub struct PartitionBalancer {
     /// Random but fixed per consumer, so simultaneous starters pick different partitions.
     shuffle: RandomState,
     cycles: AtomicU64,
+    /// The service's time at the last listing that reported it.
+    service_time: Mutex<Option<ServiceTime>>,
+    /// This host's wall clock, for stores that do not report the service's time.
+    local_clock: fn() -> OffsetDateTime,
 }
 
 impl PartitionBalancer {
@@ -193,7 +205,40 @@ impl PartitionBalancer {
             owned: Mutex::new(BTreeMap::new()),
             shuffle: RandomState::new(),
             cycles: AtomicU64::new(0),
+            service_time: Mutex::new(None),
+            local_clock: OffsetDateTime::now_utc,
         })
+    }
+
+    /// The same balancer with `clock` as this host's wall clock (default
+    /// [`OffsetDateTime::now_utc`]). It is read only while the store has not reported the
+    /// service's time (see the [module docs](self)); a simulation or a test can skew it.
+    ///
+    /// ```
+    /// # use eventhub_checkpointstore::{balancer::{BalancerOptions, PartitionBalancer}, InMemoryCheckpointStore};
+    /// # use std::sync::Arc;
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// fn five_minutes_ahead() -> OffsetDateTime {
+    ///     OffsetDateTime::now_utc() + Duration::minutes(5)
+    /// }
+    /// let balancer = PartitionBalancer::new(
+    ///     Arc::new(InMemoryCheckpointStore::new()), "ns", "eh", "$Default", "me", ["0"],
+    ///     BalancerOptions::default(),
+    /// )?
+    /// .with_local_clock(five_minutes_ahead);
+    /// # Ok::<(), eventhub_checkpointstore::Error>(())
+    /// ```
+    pub fn with_local_clock(mut self, clock: fn() -> OffsetDateTime) -> Self {
+        self.local_clock = clock;
+        self
+    }
+
+    /// The time claims are judged by: the service's, as of the last listing that reported it and
+    /// carried forward on the monotonic clock, or else this host's wall clock.
+    fn now(&self) -> OffsetDateTime {
+        let service = *self.service_time.lock().unwrap_or_else(|e| e.into_inner());
+        service.map_or_else(self.local_clock, |t| t.now())
     }
 
     /// This consumer's id.
@@ -227,15 +272,18 @@ impl PartitionBalancer {
     }
 
     async fn list_and_claim(&self) -> Result<BTreeSet<String>> {
-        let listed = self
+        let (listed, service_time) = self
             .store
-            .list_ownership(&self.namespace, &self.eventhub, &self.consumer_group)
+            .list_ownership_with_service_time(&self.namespace, &self.eventhub, &self.consumer_group)
             .await?;
+        if service_time.is_some() {
+            *self.service_time.lock().unwrap_or_else(|e| e.into_inner()) = service_time;
+        }
         let view = View::new(
             listed,
             &self.partitions,
             &self.owner_id,
-            OffsetDateTime::now_utc(),
+            self.now(),
             self.options.expiration,
         );
         let plan = self.plan(&view);
@@ -375,7 +423,7 @@ impl PartitionBalancer {
 
     /// Without a listing, keep only the claims that have not expired yet.
     fn drop_expired(&self) {
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         // Without a date there is no evidence the claim still holds: drop it.
         self.lock().retain(|_, o| {
             o.last_modified

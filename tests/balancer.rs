@@ -5,14 +5,19 @@ mod common;
 
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer, Strategy},
-    CheckpointStore,
+    BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, Ownership,
+    Result, ServiceTime,
 };
 use std::{
     collections::{BTreeMap, BTreeSet},
     hash::{BuildHasher, RandomState},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
     time::Duration,
 };
+use time::OffsetDateTime;
 
 const NS: &str = "balancer.servicebus.windows.net";
 const HUB: &str = "hub";
@@ -251,25 +256,198 @@ async fn run_cycles_on_its_own_and_relinquishes_on_shutdown() {
     )
     .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut cycles = 0;
+    let cycles = AtomicUsize::new(0);
     let running = async {
         a.run(async { stopped.await.unwrap() }, |result| {
             assert!(result.is_ok(), "{result:?}");
-            cycles += 1;
+            cycles.fetch_add(1, Ordering::Relaxed);
         })
         .await
     };
+    // Stops once `run` has cycled three times on its own and owns everything; the deadline is
+    // only there so a broken `run` fails instead of hanging.
     let stopper = async {
-        tokio::time::sleep(Duration::from_millis(450)).await;
-        assert_eq!(a.owned().len(), 4);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while cycles.load(Ordering::Relaxed) < 3 || a.owned().len() < 4 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run cycled {} times and owns {:?} after 20 s at a 100 ms interval",
+                cycles.load(Ordering::Relaxed),
+                a.owned()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         stop.send(()).unwrap();
     };
     let (result, ()) = tokio::join!(running, stopper);
     result.unwrap();
-    assert!(
-        cycles >= 3,
-        "ran {cycles} cycles in 450 ms at a 100 ms interval"
-    );
     assert!(a.owned().is_empty());
     assert!(recorded(&store).await.is_empty(), "all four relinquished");
+}
+
+/// A store that can be cut off: while `down`, every call goes to an endpoint nothing listens on
+/// (a real connection refusal), otherwise to Azurite.
+struct Switchable {
+    up: BlobCheckpointStore,
+    down_store: BlobCheckpointStore,
+    down: AtomicBool,
+}
+
+impl Switchable {
+    fn new(up: BlobCheckpointStore) -> Self {
+        let options = BlobCheckpointStoreOptions {
+            operation_timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let dead = format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;", common::unused_port());
+        let down_store =
+            BlobCheckpointStore::from_connection_string(&dead, "unreachable", Some(options))
+                .unwrap();
+        Self {
+            up,
+            down_store,
+            down: AtomicBool::new(false),
+        }
+    }
+
+    fn store(&self) -> &BlobCheckpointStore {
+        if self.down.load(Ordering::Relaxed) {
+            &self.down_store
+        } else {
+            &self.up
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for Switchable {
+    async fn list_ownership(&self, ns: &str, eh: &str, cg: &str) -> Result<Vec<Ownership>> {
+        self.store().list_ownership(ns, eh, cg).await
+    }
+    async fn list_ownership_with_service_time(
+        &self,
+        ns: &str,
+        eh: &str,
+        cg: &str,
+    ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
+        self.store()
+            .list_ownership_with_service_time(ns, eh, cg)
+            .await
+    }
+    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
+        self.store().claim_ownership(ownership).await
+    }
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        self.store().update_checkpoint(checkpoint).await
+    }
+    async fn list_checkpoints(&self, ns: &str, eh: &str, cg: &str) -> Result<Vec<Checkpoint>> {
+        self.store().list_checkpoints(ns, eh, cg).await
+    }
+}
+
+fn five_minutes_ahead() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::minutes(5)
+}
+
+fn five_minutes_behind() -> OffsetDateTime {
+    OffsetDateTime::now_utc() - time::Duration::minutes(5)
+}
+
+/// A balancer over the single partition "0", judging a claim expired after 3 s of silence.
+fn single(store: &Arc<dyn CheckpointStore>, name: &str) -> PartitionBalancer {
+    let options = BalancerOptions::new(Duration::from_millis(500), Duration::from_secs(3));
+    PartitionBalancer::new(store.clone(), NS, HUB, GROUP, name, ["0"], options).unwrap()
+}
+
+/// Claims are judged by the service's clock: a host whose clock runs 5 minutes ahead sees
+/// another consumer's fresh claim as fresh, not as 5 minutes old, and takes nothing.
+#[tokio::test]
+async fn a_host_whose_clock_runs_ahead_takes_no_live_partition() {
+    let store: Arc<dyn CheckpointStore> = Arc::new(common::fresh_store(None).await);
+    let owner = single(&store, "owner");
+    assert_eq!(owner.cycle().await.unwrap().len(), 1);
+    let ahead = single(&store, "ahead").with_local_clock(five_minutes_ahead);
+    for _ in 0..3 {
+        assert!(
+            ahead.cycle().await.unwrap().is_empty(),
+            "took a partition whose owner renewed it just now"
+        );
+        assert_eq!(owner.cycle().await.unwrap().len(), 1, "the owner lost it");
+    }
+    assert_eq!(recorded(&store).await["0"], "owner");
+}
+
+/// A host whose clock runs 5 minutes behind sees a dead owner's claim expire after the
+/// expiration, not 5 minutes later.
+#[tokio::test]
+async fn a_host_whose_clock_runs_behind_takes_a_dead_partition_after_expiry() {
+    let store: Arc<dyn CheckpointStore> = Arc::new(common::fresh_store(None).await);
+    let dead = single(&store, "dead");
+    assert_eq!(dead.cycle().await.unwrap().len(), 1);
+    let behind = single(&store, "behind").with_local_clock(five_minutes_behind);
+    assert!(
+        behind.cycle().await.unwrap().is_empty(),
+        "took a live partition"
+    );
+    // `dead` never cycles again: its claim expires 3 s after it was written. The deadline is
+    // generous; with the host's own clock it would come 5 minutes later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while behind.cycle().await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a claim 3 s past its expiry was not taken within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(recorded(&store).await["0"], "behind");
+}
+
+/// When the store cannot be reached, a consumer keeps only the claims that have not expired, by
+/// the service's clock as last seen: a host running behind drops its expired claim (others may
+/// have taken it), one running ahead keeps a claim it renewed a moment ago.
+#[tokio::test]
+async fn without_the_store_claims_expire_by_the_service_clock() {
+    let switch = Arc::new(Switchable::new(common::fresh_store(None).await));
+    let store: Arc<dyn CheckpointStore> = switch.clone();
+    let behind = PartitionBalancer::new(
+        store.clone(),
+        NS,
+        HUB,
+        GROUP,
+        "behind",
+        ["0"],
+        BalancerOptions::new(Duration::from_millis(500), Duration::from_secs(3)),
+    )
+    .unwrap()
+    .with_local_clock(five_minutes_behind);
+    let ahead = PartitionBalancer::new(
+        store.clone(),
+        NS,
+        HUB,
+        GROUP,
+        "ahead",
+        ["1"],
+        // Long enough for the failing cycle's retries; a host judging by its own clock would
+        // still see the claim as 5 minutes old.
+        BalancerOptions::new(Duration::from_millis(500), Duration::from_secs(60)),
+    )
+    .unwrap()
+    .with_local_clock(five_minutes_ahead);
+    assert_eq!(behind.cycle().await.unwrap().len(), 1);
+    assert_eq!(ahead.cycle().await.unwrap().len(), 1);
+
+    switch.down.store(true, Ordering::Relaxed);
+    assert!(ahead.cycle().await.is_err());
+    assert_eq!(
+        ahead.owned().len(),
+        1,
+        "dropped a claim renewed a moment ago"
+    );
+    // Past the expiration by any clock's reading of the claim's age.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(behind.cycle().await.is_err());
+    assert!(
+        behind.owned().is_empty(),
+        "kept a claim 4 s old with a 3 s expiration"
+    );
 }
