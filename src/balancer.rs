@@ -39,7 +39,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{CheckpointStore, Error, Ownership, Result, ServiceTime};
+use crate::{checkpointer::Checkpointer, CheckpointStore, Error, Ownership, Result, ServiceTime};
 use futures::future::{self, Either};
 use std::{
     collections::{hash_map::RandomState, BTreeMap, BTreeSet, HashMap},
@@ -165,6 +165,8 @@ pub struct PartitionBalancer {
     service_time: Mutex<Option<ServiceTime>>,
     /// This host's wall clock, for stores that do not report the service's time.
     local_clock: fn() -> OffsetDateTime,
+    /// Flushed for each partition this consumer loses or gives up.
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl PartitionBalancer {
@@ -207,7 +209,17 @@ impl PartitionBalancer {
             cycles: AtomicU64::new(0),
             service_time: Mutex::new(None),
             local_clock: OffsetDateTime::now_utc,
+            checkpointer: None,
         })
+    }
+
+    /// The same balancer, flushing `checkpointer`'s pending position of every partition it loses
+    /// (at the cycle that finds it lost) or relinquishes (before giving it up), so the next owner
+    /// resumes from the newest position this consumer processed rather than its last periodic
+    /// write.
+    pub fn with_checkpointer(mut self, checkpointer: Arc<Checkpointer>) -> Self {
+        self.checkpointer = Some(checkpointer);
+        self
     }
 
     /// The same balancer with `clock` as this host's wall clock (default
@@ -305,16 +317,39 @@ impl PartitionBalancer {
         }
 
         let won = self.store.claim_ownership(&claims).await?;
-        let mut owned = self.lock();
-        *owned = won
-            .into_iter()
-            .map(|o| (o.partition_id.clone(), o))
-            .collect();
-        Ok(owned.keys().cloned().collect())
+        let (now_owned, lost) = {
+            let mut owned = self.lock();
+            let before = std::mem::take(&mut *owned);
+            *owned = won
+                .into_iter()
+                .map(|o| (o.partition_id.clone(), o))
+                .collect();
+            let lost: Vec<String> = before
+                .into_keys()
+                .filter(|p| !owned.contains_key(p))
+                .collect();
+            (owned.keys().cloned().collect(), lost)
+        };
+        for partition in lost {
+            self.flush(&partition).await;
+        }
+        Ok(now_owned)
+    }
+
+    /// Writes the checkpointer's pending position of `partition`; a failure is logged (the
+    /// partition is gone either way, and the next owner resumes from the last written one).
+    async fn flush(&self, partition: &str) {
+        if let Some(checkpointer) = &self.checkpointer {
+            if let Err(err) = checkpointer.flush(partition).await {
+                tracing::warn!(owner_id = %self.owner_id, partition, error = %err, "could not write the last checkpoint of a partition this consumer no longer owns");
+            }
+        }
     }
 
     /// Gives up every owned partition (`owner_id` `""`), so others can take them at their next
-    /// cycle instead of waiting for expiry. Partitions lost to others meanwhile are skipped.
+    /// cycle instead of waiting for expiry. Partitions lost to others meanwhile are skipped. With
+    /// a [checkpointer](Self::with_checkpointer), writes each one's pending position first; a
+    /// failed write is the error (after the partitions are given up all the same).
     pub async fn relinquish(&self) -> Result<()> {
         let releases: Vec<Ownership> = {
             let mut owned = self.lock();
@@ -329,7 +364,20 @@ impl PartitionBalancer {
         if releases.is_empty() {
             return Ok(());
         }
-        self.store.claim_ownership(&releases).await.map(drop)
+        // Checkpoint first: the next owner resumes from what is written when it claims.
+        let mut flushed = Ok(());
+        if let Some(checkpointer) = &self.checkpointer {
+            for release in &releases {
+                if let Err(err) = checkpointer.flush(&release.partition_id).await {
+                    tracing::warn!(owner_id = %self.owner_id, partition = %release.partition_id, error = %err, "could not write the last checkpoint before relinquishing");
+                    if flushed.is_ok() {
+                        flushed = Err(err);
+                    }
+                }
+            }
+        }
+        self.store.claim_ownership(&releases).await?;
+        flushed
     }
 
     /// Cycles now and then `interval` after each cycle ends, until `shutdown` completes; then

@@ -1,0 +1,376 @@
+//! Checkpointing without a storage write per event: a [`Checkpointer`] remembers the newest
+//! processed position of each partition in memory and writes it every N events or T time
+//! (whichever comes first), when the partition is handed over or lost, and on shutdown.
+//!
+//! Writing every event costs one request per event; writing every 100 costs one per 100, and a
+//! consumer that takes over a partition reprocesses at most the events recorded since the last
+//! write (fewer when the old owner flushes on the way out, which [`flush`](Checkpointer::flush)
+//! and the balancer's [`with_checkpointer`](crate::balancer::PartitionBalancer::with_checkpointer)
+//! do).
+//!
+//! Writes of one partition go out one at a time, each carrying the newest position at the moment
+//! it is sent, so a slow write never overwrites a newer one. A write that fails leaves the
+//! position pending, to go out with the next write, and its error is returned to the caller that
+//! triggered it (or logged at WARN by [`run`](Checkpointer::run)); nothing is dropped silently.
+//!
+//! ```
+//! use eventhub_checkpointstore::{
+//!     checkpointer::{Checkpointer, CheckpointerOptions},
+//!     CheckpointStore, InMemoryCheckpointStore,
+//! };
+//! use std::{num::NonZeroU64, sync::Arc};
+//!
+//! # futures::executor::block_on(async {
+//! let store = Arc::new(InMemoryCheckpointStore::new());
+//! let options = CheckpointerOptions::default().with_every_events(NonZeroU64::new(100).unwrap());
+//! let checkpointer = Checkpointer::new(store.clone(), "ns", "hub", "$Default", options)?;
+//! for sequence_number in 0..250 {
+//!     // ... process the event, then:
+//!     checkpointer.record("0", Some(sequence_number.to_string()), Some(sequence_number)).await?;
+//! }
+//! checkpointer.flush_all().await?; // on shutdown
+//! assert_eq!(checkpointer.stats().writes, 3); // at 100, 200, and the flush of 249
+//! let stored = store.list_checkpoints("ns", "hub", "$Default").await?;
+//! assert_eq!(stored[0].sequence_number, Some(249));
+//! # Ok::<(), eventhub_checkpointstore::Error>(())
+//! # }).unwrap();
+//! ```
+
+use crate::{Checkpoint, CheckpointStore, Error, Result};
+use std::{
+    collections::HashMap,
+    future::Future,
+    num::NonZeroU64,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::{Duration, Instant},
+};
+
+/// When a [`Checkpointer`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointerOptions {
+    /// Write a partition's position once this many events were recorded for it since its last
+    /// write. `None`: only by time (and flushes). Default 100.
+    pub every_events: Option<NonZeroU64>,
+    /// Write a partition's position once its oldest unwritten record is this old. `None`: only by
+    /// count (and flushes). Checked when an event is recorded and by [`Checkpointer::run`].
+    /// Default 10 s.
+    pub every: Option<Duration>,
+}
+
+impl Default for CheckpointerOptions {
+    fn default() -> Self {
+        Self {
+            every_events: NonZeroU64::new(100),
+            every: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl CheckpointerOptions {
+    /// Writing every `n` events of a partition (and on flushes) only.
+    pub fn by_count(n: NonZeroU64) -> Self {
+        Self {
+            every_events: Some(n),
+            every: None,
+        }
+    }
+
+    /// Writing a partition's position once it is `interval` old (and on flushes) only.
+    pub fn by_time(interval: Duration) -> Self {
+        Self {
+            every_events: None,
+            every: Some(interval),
+        }
+    }
+
+    /// The same options writing every `n` events.
+    pub fn with_every_events(mut self, n: NonZeroU64) -> Self {
+        self.every_events = Some(n);
+        self
+    }
+
+    /// The same options writing at least every `interval`.
+    pub fn with_every(mut self, interval: Duration) -> Self {
+        self.every = Some(interval);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.every.is_some_and(|t| t.is_zero()) {
+            return Err(Error::invalid_input(
+                "the checkpoint interval must be greater than zero (None writes by count only)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a [`Checkpointer`] has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointerStats {
+    /// Positions recorded.
+    pub recorded: u64,
+    /// Checkpoints written to the store.
+    pub writes: u64,
+}
+
+/// Coalesces checkpoints of one consumer group. See the [module docs](self).
+pub struct Checkpointer {
+    store: Arc<dyn CheckpointStore>,
+    namespace: String,
+    eventhub: String,
+    consumer_group: String,
+    options: CheckpointerOptions,
+    partitions: Mutex<HashMap<String, Arc<Partition>>>,
+    recorded: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// One partition's unwritten position, and the lock that keeps its writes in order.
+#[derive(Default)]
+struct Partition {
+    pending: Mutex<Pending>,
+    writing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// The newest position recorded and not yet written: (offset, sequence number).
+    newest: Option<(Option<String>, Option<i64>)>,
+    /// Records since the last write.
+    unwritten: u64,
+    /// When the oldest of those was recorded.
+    since: Option<Instant>,
+    /// The sequence number last written: a position older than it is never written again.
+    written: Option<i64>,
+}
+
+impl Pending {
+    fn due(&self, options: &CheckpointerOptions) -> bool {
+        self.newest.is_some()
+            && (options
+                .every_events
+                .is_some_and(|n| self.unwritten >= n.get())
+                || options
+                    .every
+                    .zip(self.since)
+                    .is_some_and(|(every, since)| since.elapsed() >= every))
+    }
+}
+
+impl Checkpointer {
+    /// A checkpointer writing to `store` for one consumer group; checks the options, sends
+    /// nothing.
+    pub fn new(
+        store: Arc<dyn CheckpointStore>,
+        fully_qualified_namespace: impl Into<String>,
+        eventhub_name: impl Into<String>,
+        consumer_group: impl Into<String>,
+        options: CheckpointerOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        Ok(Self {
+            store,
+            namespace: fully_qualified_namespace.into(),
+            eventhub: eventhub_name.into(),
+            consumer_group: consumer_group.into(),
+            options,
+            partitions: Mutex::new(HashMap::new()),
+            recorded: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        })
+    }
+
+    /// Records that `partition_id` was processed up to this position, and writes it if it is
+    /// due. Returns whether it wrote. A position older (by sequence number) than one already
+    /// recorded or written is counted but never replaces it: checkpoints only move forward.
+    ///
+    /// A position with neither an offset nor a sequence number is refused
+    /// ([`Error::InvalidInput`]). Any other error is the failed write's: the position stays
+    /// pending and goes out with the next write of the partition.
+    pub async fn record(
+        &self,
+        partition_id: &str,
+        offset: Option<String>,
+        sequence_number: Option<i64>,
+    ) -> Result<bool> {
+        if partition_id.is_empty() {
+            return Err(Error::invalid_input("partition_id must not be empty"));
+        }
+        // Refused now rather than at every write of the partition from here on.
+        if offset.is_none() && sequence_number.is_none() {
+            return Err(Error::invalid_input(
+                "a checkpoint needs an offset or a sequence_number",
+            ));
+        }
+        self.recorded.fetch_add(1, Ordering::Relaxed);
+        let partition = self.partition(partition_id);
+        let due = {
+            let mut pending = lock(&partition.pending);
+            let held = pending
+                .newest
+                .as_ref()
+                .and_then(|(_, seq)| *seq)
+                .max(pending.written);
+            let newer = match (held, sequence_number) {
+                (Some(held), Some(new)) => new >= held,
+                _ => true,
+            };
+            if newer {
+                pending.newest = Some((offset, sequence_number));
+            }
+            pending.unwritten += 1;
+            pending.since.get_or_insert_with(Instant::now);
+            pending.due(&self.options)
+        };
+        if due {
+            self.write(partition_id, &partition).await
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Writes `partition_id`'s pending position now, if it has one: when the partition is handed
+    /// over or lost. Returns whether it wrote.
+    pub async fn flush(&self, partition_id: &str) -> Result<bool> {
+        let partition = lock(&self.partitions).get(partition_id).cloned();
+        match partition {
+            Some(partition) => self.write(partition_id, &partition).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Writes every pending position: on shutdown. Tries every partition; the error is the first
+    /// failure (the failed positions stay pending).
+    pub async fn flush_all(&self) -> Result<()> {
+        self.flush_where(|_| true).await
+    }
+
+    /// Writes the positions that are due by time: what [`run`](Self::run) calls.
+    pub async fn flush_due(&self) -> Result<()> {
+        self.flush_where(|pending| pending.due(&self.options)).await
+    }
+
+    /// Calls [`flush_due`](Self::flush_due) regularly (a quarter of `every`, at least every
+    /// second, or every second with no `every`) until `shutdown` completes, then
+    /// [`flush_all`](Self::flush_all), whose result it returns. Failures on the way are logged at
+    /// WARN and retried at the next tick.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime { operation: "run" });
+        }
+        let tick = self.options.every.map_or(Duration::from_secs(1), |t| {
+            (t / 4).min(Duration::from_secs(1))
+        });
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let pause = std::pin::pin!(tokio::time::sleep(tick));
+            if let futures::future::Either::Left(_) =
+                futures::future::select(shutdown.as_mut(), pause).await
+            {
+                break;
+            }
+            if let Err(err) = self.flush_due().await {
+                tracing::warn!(error = %err, consumer_group = %self.consumer_group, "checkpoint write failed; the position stays pending");
+            }
+        }
+        self.flush_all().await
+    }
+
+    /// Positions recorded and checkpoints written so far.
+    pub fn stats(&self) -> CheckpointerStats {
+        CheckpointerStats {
+            recorded: self.recorded.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Partitions with a position recorded and not yet written.
+    pub fn pending(&self) -> Vec<String> {
+        let mut pending: Vec<String> = lock(&self.partitions)
+            .iter()
+            .filter(|(_, p)| lock(&p.pending).newest.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        pending.sort();
+        pending
+    }
+
+    fn partition(&self, partition_id: &str) -> Arc<Partition> {
+        lock(&self.partitions)
+            .entry(partition_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    async fn flush_where(&self, pick: impl Fn(&Pending) -> bool) -> Result<()> {
+        let chosen: Vec<(String, Arc<Partition>)> = lock(&self.partitions)
+            .iter()
+            .filter(|(_, p)| pick(&lock(&p.pending)))
+            .map(|(id, p)| (id.clone(), p.clone()))
+            .collect();
+        let mut first_error = None;
+        for (id, partition) in chosen {
+            if let Err(err) = self.write(&id, &partition).await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Writes the newest pending position of one partition, one write at a time per partition.
+    async fn write(&self, partition_id: &str, partition: &Partition) -> Result<bool> {
+        let _in_order = partition.writing.lock().await;
+        let (position, count) = {
+            let pending = lock(&partition.pending);
+            match &pending.newest {
+                Some(position) => (position.clone(), pending.unwritten),
+                // Written by the write this one waited for.
+                None => return Ok(false),
+            }
+        };
+        let checkpoint = Checkpoint::new(
+            &self.namespace,
+            &self.eventhub,
+            &self.consumer_group,
+            partition_id,
+            position.0.clone(),
+            position.1,
+        );
+        self.store.update_checkpoint(&checkpoint).await?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut pending = lock(&partition.pending);
+        pending.unwritten = pending.unwritten.saturating_sub(count);
+        pending.written = pending.written.max(position.1);
+        if pending.newest.as_ref() == Some(&position) {
+            pending.newest = None;
+            pending.unwritten = 0;
+            pending.since = None;
+        } else {
+            // Recorded while the write was out: still pending, counted from now.
+            pending.since = Some(Instant::now());
+        }
+        Ok(true)
+    }
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer")
+            .field("consumer_group", &self.consumer_group)
+            .field("options", &self.options)
+            .field("stats", &self.stats())
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing is left half-updated under these locks: recover from a panic elsewhere.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,332 @@
+//! The coalescing checkpointer against Azurite: requests counted on the wire, positions read back
+//! from the store.
+
+mod common;
+
+use common::Recorder;
+use eventhub_checkpointstore::{
+    balancer::{BalancerOptions, PartitionBalancer},
+    checkpointer::{Checkpointer, CheckpointerOptions},
+    BlobCheckpointStore, Checkpoint, CheckpointStore, Error,
+};
+use futures::future::join_all;
+use std::{collections::BTreeMap, num::NonZeroU64, sync::Arc, time::Duration};
+
+const NS: &str = "checkpointer.servicebus.windows.net";
+const HUB: &str = "hub";
+const GROUP: &str = "$Default";
+
+/// A store on a fresh container that records its requests.
+async fn recorded_store() -> (Arc<BlobCheckpointStore>, Recorder) {
+    let recorder = Recorder::default();
+    let container = common::fresh_container().await;
+    let store = common::store_on(&container, Some(recorder.install(Default::default())));
+    (Arc::new(store), recorder)
+}
+
+/// Sequence number of each partition's checkpoint, as stored.
+async fn stored(store: &BlobCheckpointStore) -> BTreeMap<String, Option<i64>> {
+    store
+        .list_checkpoints(NS, HUB, GROUP)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.partition_id, c.sequence_number))
+        .collect()
+}
+
+fn by_count(n: u64) -> CheckpointerOptions {
+    CheckpointerOptions::by_count(NonZeroU64::new(n).unwrap())
+}
+
+/// Creates the 4 partitions' checkpoint blobs, so each write after is one Set Blob Metadata.
+async fn precreate(store: &BlobCheckpointStore, recorder: &Recorder) {
+    for p in 0..4 {
+        let checkpoint = Checkpoint::new(NS, HUB, GROUP, p.to_string(), Some("0".into()), Some(0));
+        store.update_checkpoint(&checkpoint).await.unwrap();
+    }
+    recorder.take();
+}
+
+#[tokio::test]
+async fn a_thousand_events_on_four_partitions_every_hundred_is_forty_writes() {
+    let (store, recorder) = recorded_store().await;
+    precreate(&store, &recorder).await;
+    let checkpointer = Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(100)).unwrap();
+    // The four partitions processed concurrently, 250 events each.
+    join_all((0..4).map(|p| {
+        let checkpointer = &checkpointer;
+        async move {
+            for seq in 0..250i64 {
+                checkpointer
+                    .record(&p.to_string(), Some(seq.to_string()), Some(seq))
+                    .await
+                    .unwrap();
+            }
+        }
+    }))
+    .await;
+    // 2 writes per partition by count (at 100 and 200), then the shutdown flush of 249.
+    assert_eq!(checkpointer.stats().writes, 8);
+    checkpointer.flush_all().await.unwrap();
+    let stats = checkpointer.stats();
+    assert_eq!((stats.recorded, stats.writes), (1000, 12));
+    assert_eq!(recorder.take().len(), 12, "one request per write");
+    assert!(checkpointer.pending().is_empty());
+    let expected: BTreeMap<String, Option<i64>> =
+        (0..4).map(|p| (p.to_string(), Some(249))).collect();
+    assert_eq!(stored(&store).await, expected);
+
+    // 1,000 events on each of 4 partitions with N = 100: 40 writes, not 4,000.
+    let (store, recorder) = recorded_store().await;
+    precreate(&store, &recorder).await;
+    let checkpointer = Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(100)).unwrap();
+    for p in 0..4 {
+        for seq in 0..1000i64 {
+            checkpointer
+                .record(&p.to_string(), Some(seq.to_string()), Some(seq))
+                .await
+                .unwrap();
+        }
+    }
+    checkpointer.flush_all().await.unwrap();
+    assert_eq!(checkpointer.stats().writes, 40);
+    assert_eq!(recorder.take().len(), 40);
+    let expected: BTreeMap<String, Option<i64>> =
+        (0..4).map(|p| (p.to_string(), Some(999))).collect();
+    assert_eq!(stored(&store).await, expected);
+}
+
+#[tokio::test]
+async fn a_quiet_partition_is_written_after_the_interval_by_run() {
+    let (store, recorder) = recorded_store().await;
+    let options = CheckpointerOptions::by_time(Duration::from_millis(300));
+    let checkpointer = Checkpointer::new(store.clone(), NS, HUB, GROUP, options).unwrap();
+    for seq in 0..3i64 {
+        assert!(!checkpointer
+            .record("7", Some(seq.to_string()), Some(seq))
+            .await
+            .unwrap());
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = checkpointer.run(async { stopped.await.unwrap() });
+    let watcher = async {
+        // No more events: the interval alone must get position 2 written.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while stored(&store).await.get("7") != Some(&Some(2)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "position 2 not written 20 s after a 300 ms interval"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(()).unwrap();
+    };
+    let (result, ()) = tokio::join!(running, watcher);
+    result.unwrap();
+    assert_eq!(checkpointer.stats().writes, 1);
+    assert!(checkpointer.pending().is_empty());
+    let writes = recorder
+        .take()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .count();
+    assert_eq!(
+        writes, 2,
+        "one checkpoint: Set Blob Metadata (404), then Put Blob"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_write_is_reported_and_the_position_kept() {
+    // A container that does not exist yet: every write fails with 404 ContainerNotFound.
+    let container = common::unique_container();
+    let store = Arc::new(common::store_on(&container, None));
+    let checkpointer = Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(2)).unwrap();
+    assert!(!checkpointer
+        .record("0", Some("0".into()), Some(0))
+        .await
+        .unwrap());
+    let err = checkpointer
+        .record("0", Some("1".into()), Some(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Service { status: 404, .. }),
+        "{err:?}"
+    );
+    assert_eq!(checkpointer.pending(), ["0"]);
+    assert!(checkpointer.flush_all().await.is_err());
+    assert_eq!(
+        checkpointer.pending(),
+        ["0"],
+        "still pending after a failed flush"
+    );
+
+    store.create_container_if_missing().await.unwrap();
+    checkpointer.flush_all().await.unwrap();
+    assert!(checkpointer.pending().is_empty());
+    assert_eq!(stored(&store).await["0"], Some(1));
+}
+
+/// Azurite behind a network that holds each checkpoint write longer the older its position is
+/// (up to 50 ms), so writes that overlap reach the service newest first.
+/// Keeps the positions in the order their writes completed.
+struct Jittery(Arc<BlobCheckpointStore>, std::sync::Mutex<Vec<i64>>);
+
+#[async_trait::async_trait]
+impl CheckpointStore for Jittery {
+    async fn list_ownership(
+        &self,
+        ns: &str,
+        eh: &str,
+        cg: &str,
+    ) -> eventhub_checkpointstore::Result<Vec<eventhub_checkpointstore::Ownership>> {
+        self.0.list_ownership(ns, eh, cg).await
+    }
+    async fn claim_ownership(
+        &self,
+        ownership: &[eventhub_checkpointstore::Ownership],
+    ) -> eventhub_checkpointstore::Result<Vec<eventhub_checkpointstore::Ownership>> {
+        self.0.claim_ownership(ownership).await
+    }
+    async fn update_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> eventhub_checkpointstore::Result<()> {
+        let hold = (500 - checkpoint.sequence_number.unwrap_or(0)).clamp(0, 500) as u64 / 10;
+        tokio::time::sleep(Duration::from_millis(hold)).await;
+        self.0.update_checkpoint(checkpoint).await?;
+        self.1
+            .lock()
+            .unwrap()
+            .push(checkpoint.sequence_number.unwrap());
+        Ok(())
+    }
+    async fn list_checkpoints(
+        &self,
+        ns: &str,
+        eh: &str,
+        cg: &str,
+    ) -> eventhub_checkpointstore::Result<Vec<Checkpoint>> {
+        self.0.list_checkpoints(ns, eh, cg).await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_records_leave_the_newest_position_written() {
+    let (store, _) = recorded_store().await;
+    let jittery = Arc::new(Jittery(store.clone(), Default::default()));
+    let checkpointer = Checkpointer::new(jittery.clone(), NS, HUB, GROUP, by_count(5)).unwrap();
+    // 16 tasks record interleaved positions of one partition, and each records its next only
+    // after its write (when one was due) returned: writes overlap and are held different times,
+    // yet none may overwrite a newer position with an older one.
+    join_all((0..16i64).map(|task| {
+        let checkpointer = &checkpointer;
+        async move {
+            for i in 0..30 {
+                let seq = i * 16 + task;
+                checkpointer
+                    .record("0", Some(seq.to_string()), Some(seq))
+                    .await
+                    .unwrap();
+            }
+        }
+    }))
+    .await;
+    checkpointer.flush_all().await.unwrap();
+    assert!(checkpointer.pending().is_empty());
+    assert_eq!(stored(&store).await["0"], Some(479));
+    let completed = jittery.1.lock().unwrap().clone();
+    assert!(completed.len() > 10, "{completed:?}");
+    assert!(
+        completed.windows(2).all(|w| w[0] < w[1]),
+        "a write completed after a newer one: {completed:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_balancer_flushes_what_it_relinquishes() {
+    let (store, _) = recorded_store().await;
+    let checkpointer =
+        Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+    let balancer = PartitionBalancer::new(
+        store.clone(),
+        NS,
+        HUB,
+        GROUP,
+        "a",
+        ["0", "1"],
+        BalancerOptions::default()
+            .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy),
+    )
+    .unwrap()
+    .with_checkpointer(checkpointer.clone());
+    assert_eq!(balancer.cycle().await.unwrap().len(), 2);
+    for seq in 0..10i64 {
+        for p in ["0", "1"] {
+            checkpointer
+                .record(p, Some(seq.to_string()), Some(seq))
+                .await
+                .unwrap();
+        }
+    }
+    assert!(stored(&store).await.is_empty(), "nothing due yet");
+    balancer.relinquish().await.unwrap();
+    let expected: BTreeMap<String, Option<i64>> =
+        ["0", "1"].map(|p| (p.to_owned(), Some(9))).into();
+    assert_eq!(stored(&store).await, expected);
+    assert!(checkpointer.pending().is_empty());
+}
+
+#[tokio::test]
+async fn the_balancer_flushes_a_partition_it_lost() {
+    let (store, _) = recorded_store().await;
+    let checkpointer =
+        Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+    let options = BalancerOptions::default()
+        .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy);
+    let a = PartitionBalancer::new(
+        store.clone(),
+        NS,
+        HUB,
+        GROUP,
+        "a",
+        ["0", "1"],
+        options.clone(),
+    )
+    .unwrap()
+    .with_checkpointer(checkpointer.clone());
+    let b =
+        PartitionBalancer::new(store.clone(), NS, HUB, GROUP, "b", ["0", "1"], options).unwrap();
+    assert_eq!(a.cycle().await.unwrap().len(), 2);
+    for p in ["0", "1"] {
+        checkpointer
+            .record(p, Some("5".into()), Some(5))
+            .await
+            .unwrap();
+    }
+    // `b` steals one; `a` learns it at its next cycle and writes that partition's position.
+    let stolen = b.cycle().await.unwrap();
+    assert_eq!(stolen.len(), 1);
+    let stolen = stolen.into_iter().next().unwrap();
+    assert_eq!(a.cycle().await.unwrap().len(), 1);
+    let stored = stored(&store).await;
+    assert_eq!(stored.get(&stolen), Some(&Some(5)), "{stored:?}");
+    assert_eq!(
+        stored.len(),
+        1,
+        "only the lost partition is written: {stored:?}"
+    );
+    assert_eq!(checkpointer.pending().len(), 1);
+}
+
+#[test]
+fn a_zero_interval_is_refused() {
+    let store = Arc::new(eventhub_checkpointstore::InMemoryCheckpointStore::new());
+    let options = CheckpointerOptions::by_time(Duration::ZERO);
+    assert!(matches!(
+        Checkpointer::new(store, NS, HUB, GROUP, options),
+        Err(Error::InvalidInput { .. })
+    ));
+}
