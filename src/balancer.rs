@@ -165,7 +165,7 @@ pub struct PartitionBalancer {
     service_time: Mutex<Option<ServiceTime>>,
     /// This host's wall clock, for stores that do not report the service's time.
     local_clock: fn() -> OffsetDateTime,
-    /// Flushed for each partition this consumer loses or gives up.
+    /// Flushed for each partition this consumer gives up, discarded for each it loses.
     checkpointer: Option<Arc<Checkpointer>>,
 }
 
@@ -213,10 +213,11 @@ impl PartitionBalancer {
         })
     }
 
-    /// The same balancer, flushing `checkpointer`'s pending position of every partition it loses
-    /// (at the cycle that finds it lost) or relinquishes (before giving it up), so the next owner
-    /// resumes from the newest position this consumer processed rather than its last periodic
-    /// write.
+    /// The same balancer, flushing `checkpointer`'s pending position of every partition it
+    /// relinquishes (before giving it up), so the next owner resumes from the newest position this
+    /// consumer processed rather than its last periodic write; and discarding the pending position
+    /// of every partition it finds taken by another consumer, which resumed from the stored
+    /// checkpoint already (a late write could only move that consumer's checkpoint back).
     pub fn with_checkpointer(mut self, checkpointer: Arc<Checkpointer>) -> Self {
         self.checkpointer = Some(checkpointer);
         self
@@ -317,7 +318,7 @@ impl PartitionBalancer {
         }
 
         let won = self.store.claim_ownership(&claims).await?;
-        let (now_owned, lost) = {
+        let (now_owned, lost): (BTreeSet<String>, Vec<String>) = {
             let mut owned = self.lock();
             let before = std::mem::take(&mut *owned);
             *owned = won
@@ -330,20 +331,14 @@ impl PartitionBalancer {
                 .collect();
             (owned.keys().cloned().collect(), lost)
         };
-        for partition in lost {
-            self.flush(&partition).await;
-        }
-        Ok(now_owned)
-    }
-
-    /// Writes the checkpointer's pending position of `partition`; a failure is logged (the
-    /// partition is gone either way, and the next owner resumes from the last written one).
-    async fn flush(&self, partition: &str) {
         if let Some(checkpointer) = &self.checkpointer {
-            if let Err(err) = checkpointer.flush(partition).await {
-                tracing::warn!(owner_id = %self.owner_id, partition, error = %err, "could not write the last checkpoint of a partition this consumer no longer owns");
+            for partition in &lost {
+                if checkpointer.discard(partition) {
+                    tracing::debug!(owner_id = %self.owner_id, partition, "partition taken by another consumer: its unwritten position is dropped");
+                }
             }
         }
+        Ok(now_owned)
     }
 
     /// Gives up every owned partition (`owner_id` `""`), so others can take them at their next

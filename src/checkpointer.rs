@@ -1,12 +1,17 @@
 //! Checkpointing without a storage write per event: a [`Checkpointer`] remembers the newest
 //! processed position of each partition in memory and writes it every N events or T time
-//! (whichever comes first), when the partition is handed over or lost, and on shutdown.
+//! (whichever comes first), when the partition is given up, and on shutdown.
 //!
 //! Writing every event costs one request per event; writing every 100 costs one per 100, and a
 //! consumer that takes over a partition reprocesses at most the events recorded since the last
-//! write (fewer when the old owner flushes on the way out, which [`flush`](Checkpointer::flush)
-//! and the balancer's [`with_checkpointer`](crate::balancer::PartitionBalancer::with_checkpointer)
-//! do).
+//! write (none when the old owner flushes before it gives the partition up, which
+//! [`flush`](Checkpointer::flush) and the balancer's
+//! [`with_checkpointer`](crate::balancer::PartitionBalancer::with_checkpointer) do).
+//!
+//! A partition that was *taken* (stolen, or expired and claimed) is different: its new owner has
+//! already read the checkpoint and resumed from it, so a late write cannot help it and may move
+//! its checkpoint backwards once it has written its own. Such positions are
+//! [discarded](Checkpointer::discard), not written.
 //!
 //! Writes of one partition go out one at a time, each carrying the newest position at the moment
 //! it is sent, so a slow write never overwrites a newer one. A write that fails leaves the
@@ -235,14 +240,30 @@ impl Checkpointer {
         }
     }
 
-    /// Writes `partition_id`'s pending position now, if it has one: when the partition is handed
-    /// over or lost. Returns whether it wrote.
+    /// Writes `partition_id`'s pending position now, if it has one: before the partition is given
+    /// up. Returns whether it wrote.
     pub async fn flush(&self, partition_id: &str) -> Result<bool> {
         let partition = lock(&self.partitions).get(partition_id).cloned();
         match partition {
             Some(partition) => self.write(partition_id, &partition).await,
             None => Ok(false),
         }
+    }
+
+    /// Forgets `partition_id`'s pending position without writing it: when the partition was
+    /// taken by another consumer, which resumed from the stored checkpoint already (see the
+    /// [module docs](self)). Returns whether a position was pending. Writes already under way
+    /// finish.
+    pub fn discard(&self, partition_id: &str) -> bool {
+        let partition = lock(&self.partitions).get(partition_id).cloned();
+        partition.is_some_and(|partition| {
+            let mut pending = lock(&partition.pending);
+            let had = pending.newest.is_some();
+            pending.newest = None;
+            pending.unwritten = 0;
+            pending.since = None;
+            had
+        })
     }
 
     /// Writes every pending position: on shutdown. Tries every partition; the error is the first

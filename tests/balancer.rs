@@ -3,13 +3,14 @@
 
 mod common;
 
+use common::wins::{check_chains, Recording};
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer, Strategy},
     BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, Ownership,
     Result, ServiceTime,
 };
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     hash::{BuildHasher, RandomState},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -184,7 +185,10 @@ const MAX_CONCURRENT_ROUNDS: usize = 30;
 
 #[tokio::test]
 async fn consumers_cycling_at_the_same_time_never_double_win_and_converge() {
-    let store: Arc<dyn CheckpointStore> = Arc::new(common::fresh_store(None).await);
+    // Every claim the store reports won, by any consumer: the check below does not rely on what
+    // the consumers believe.
+    let recording = Arc::new(Recording::new(common::fresh_store(None).await));
+    let store: Arc<dyn CheckpointStore> = recording.clone();
     let fleet: Vec<PartitionBalancer> = (0..4)
         .map(|i| consumer(&store, &format!("c{i}"), Strategy::Greedy))
         .collect();
@@ -238,6 +242,21 @@ async fn consumers_cycling_at_the_same_time_never_double_win_and_converge() {
         all.extend(c.owned());
     }
     assert_eq!(all.len(), PARTITIONS);
+    // No version of any partition was won twice, and the wins chain up to what the store holds.
+    let last: HashMap<String, Ownership> = store
+        .list_ownership(NS, HUB, GROUP)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.partition_id.clone(), o))
+        .collect();
+    let wins = recording.wins.lock().unwrap().clone();
+    check_chains(&wins, &last);
+    assert!(
+        wins.len() > PARTITIONS,
+        "steals happened: {} wins",
+        wins.len()
+    );
 }
 
 #[tokio::test]
@@ -450,4 +469,31 @@ async fn without_the_store_claims_expire_by_the_service_clock() {
         behind.owned().is_empty(),
         "kept a claim 4 s old with a 3 s expiration"
     );
+}
+
+/// The chain check fails on two wins of one version, and on a win the store does not show.
+#[test]
+fn the_win_checks_can_fail() {
+    let win = |p: &str, on: &str, new: &str, owner: &str| common::wins::Win {
+        partition: p.into(),
+        conditioned_on: on.into(),
+        new_etag: new.into(),
+        owner: owner.into(),
+    };
+    let twice = [win("0", "none", "e1", "a"), win("0", "none", "e2", "b")];
+    assert_eq!(common::wins::double_wins(&twice).len(), 1);
+    let listed = |etag: &str, owner: &str| {
+        let mut o = Ownership::new(NS, HUB, GROUP, "0", owner);
+        o.etag = Some(etag.into());
+        HashMap::from([("0".to_owned(), o)])
+    };
+    let chain = [win("0", "none", "e1", "a"), win("0", "e1", "e2", "b")];
+    check_chains(&chain, &listed("e2", "b"));
+    for broken in [
+        std::panic::catch_unwind(|| check_chains(&twice, &listed("e2", "b"))),
+        std::panic::catch_unwind(|| check_chains(&chain, &listed("e3", "b"))),
+        std::panic::catch_unwind(|| check_chains(&chain[1..], &listed("e2", "b"))),
+    ] {
+        assert!(broken.is_err());
+    }
 }

@@ -280,7 +280,7 @@ async fn the_balancer_flushes_what_it_relinquishes() {
 }
 
 #[tokio::test]
-async fn the_balancer_flushes_a_partition_it_lost() {
+async fn the_balancer_does_not_write_a_partition_taken_from_it() {
     let (store, _) = recorded_store().await;
     let checkpointer =
         Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
@@ -306,19 +306,24 @@ async fn the_balancer_flushes_a_partition_it_lost() {
             .await
             .unwrap();
     }
-    // `b` steals one; `a` learns it at its next cycle and writes that partition's position.
+    // `b` steals one and resumes from the stored checkpoint (none); then writes its own.
     let stolen = b.cycle().await.unwrap();
     assert_eq!(stolen.len(), 1);
     let stolen = stolen.into_iter().next().unwrap();
+    let kept = if stolen == "0" { "1" } else { "0" };
+    let b_checkpoint = Checkpoint::new(NS, HUB, GROUP, &stolen, Some("3".into()), Some(3));
+    store.update_checkpoint(&b_checkpoint).await.unwrap();
+    // `a` learns of the steal at its next cycle and drops the stolen partition's position.
     assert_eq!(a.cycle().await.unwrap().len(), 1);
+    assert_eq!(checkpointer.pending(), [kept]);
+    checkpointer.flush_all().await.unwrap();
     let stored = stored(&store).await;
-    assert_eq!(stored.get(&stolen), Some(&Some(5)), "{stored:?}");
     assert_eq!(
-        stored.len(),
-        1,
-        "only the lost partition is written: {stored:?}"
+        stored[&stolen],
+        Some(3),
+        "b's checkpoint moved back: {stored:?}"
     );
-    assert_eq!(checkpointer.pending().len(), 1);
+    assert_eq!(stored[kept], Some(2));
 }
 
 #[test]

@@ -18,10 +18,13 @@
 
 mod common;
 
-use common::{connection_string, unique_container};
+use common::{
+    connection_string, unique_container,
+    wins::{check_chains, Win},
+};
 use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Ownership};
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     io::Write,
     process::{Command, Stdio},
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -34,15 +37,6 @@ const NS: &str = "races.servicebus.windows.net";
 const HUB: &str = "hub";
 const GROUP: &str = "$Default";
 const TEST_NAME: &str = "eight_processes_never_win_the_same_version_twice";
-
-/// One won claim, as a claimant logged it.
-#[derive(Debug, Clone)]
-struct Win {
-    partition: String,
-    conditioned_on: String,
-    new_etag: String,
-    owner: String,
-}
 
 #[test]
 fn eight_processes_never_win_the_same_version_twice() {
@@ -92,13 +86,9 @@ fn eight_processes_never_win_the_same_version_twice() {
                     lost += l.parse::<usize>().unwrap();
                 }
                 ["failure", what] => failures.push(format!("claimant {i}: {what}")),
-                [partition, conditioned_on, new_etag, owner] => wins.push(Win {
-                    partition: partition.to_string(),
-                    conditioned_on: conditioned_on.to_string(),
-                    new_etag: new_etag.to_string(),
-                    owner: owner.to_string(),
-                }),
-                _ => panic!("claimant {i} logged {line:?}"),
+                _ => wins.push(
+                    Win::parse(line).unwrap_or_else(|| panic!("claimant {i} logged {line:?}")),
+                ),
             }
         }
     }
@@ -134,62 +124,6 @@ fn eight_processes_never_win_the_same_version_twice() {
          partition",
         wins.len()
     );
-}
-
-/// No two wins of a partition conditioned on the same version; wins form one chain from
-/// "none" to the version listed at the end, held by the chain's last owner.
-fn check_chains(wins: &[Win], last: &HashMap<String, Ownership>) {
-    let mut by_partition: HashMap<&str, Vec<&Win>> = HashMap::new();
-    for win in wins {
-        by_partition.entry(&win.partition).or_default().push(win);
-    }
-    assert!(
-        by_partition.keys().all(|p| last.contains_key(*p)),
-        "a claim was won on a partition the container does not hold"
-    );
-    for (partition, listed) in last {
-        let wins = by_partition.remove(partition.as_str()).unwrap_or_default();
-        let mut next: HashMap<&str, &Win> = HashMap::new();
-        for win in &wins {
-            if let Some(other) = next.insert(&win.conditioned_on, win) {
-                panic!(
-                    "partition {partition}: two claims won on version {}: {other:?} and {win:?}",
-                    win.conditioned_on
-                );
-            }
-        }
-        let new_etags: HashSet<&str> = wins.iter().map(|w| w.new_etag.as_str()).collect();
-        assert_eq!(
-            new_etags.len(),
-            wins.len(),
-            "partition {partition}: a version reported twice"
-        );
-
-        let mut at = "none";
-        let mut chain: Vec<&Win> = Vec::new();
-        while let Some(win) = next.get(at) {
-            chain.push(*win);
-            at = &win.new_etag;
-        }
-        assert_eq!(
-            chain.len(),
-            wins.len(),
-            "partition {partition}: wins do not form one chain from \"none\" (chain {chain:?}, all {wins:?})"
-        );
-        assert_eq!(
-            listed
-                .etag
-                .as_ref()
-                .map(|e| unquoted(e.as_ref()))
-                .as_deref(),
-            Some(at),
-            "partition {partition}: the container holds a version no claimant reported"
-        );
-        assert_eq!(
-            listed.owner_id.as_deref(),
-            chain.last().map(|w| w.owner.as_str())
-        );
-    }
 }
 
 /// One claimant process: list → claim all partitions, until the deadline.
@@ -266,24 +200,8 @@ fn claimant(id: &str) {
                 failed += 1;
             }
             won_total += won.len();
-            for win in won {
-                let requested = &claims[win.partition_id.parse::<usize>().unwrap()];
-                let conditioned_on = requested
-                    .etag
-                    .as_ref()
-                    .map_or("none".to_owned(), |e| unquoted(e.as_ref()));
-                let new_etag = unquoted(
-                    win.etag
-                        .as_ref()
-                        .expect("a won claim has its new etag")
-                        .as_ref(),
-                );
-                writeln!(
-                    log,
-                    "{}\t{conditioned_on}\t{new_etag}\t{id}",
-                    win.partition_id
-                )
-                .unwrap();
+            for win in Win::of(&claims, &won) {
+                writeln!(log, "{}", win.line()).unwrap();
             }
         }
     });
@@ -294,11 +212,6 @@ fn claimant(id: &str) {
     )
     .unwrap();
     log.flush().unwrap();
-}
-
-/// Listings give etags unquoted, response headers quoted.
-fn unquoted(etag: &str) -> String {
-    etag.trim_matches('"').to_owned()
 }
 
 fn unix_millis() -> u64 {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod entra;
+pub mod wins;
 
 use async_trait::async_trait;
 use eventhub_checkpointstore::azure_core::http::RequestContent;
