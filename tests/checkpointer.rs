@@ -302,7 +302,7 @@ async fn the_balancer_does_not_write_a_partition_taken_from_it() {
     assert_eq!(a.cycle().await.unwrap().len(), 2);
     for p in ["0", "1"] {
         checkpointer
-            .record(p, Some("5".into()), Some(5))
+            .record(p, Some("2".into()), Some(2))
             .await
             .unwrap();
     }
