@@ -13,9 +13,15 @@
 //! they report on stdout, and watches the store. The event hub is simulated: partition `p` has
 //! event `n` available `n / RATE` seconds after the start, until `EVENTS_PER_PARTITION`.
 
+// The recording store wrapper and the "no version won twice" check, shared with the tests.
+#[path = "../tests/common/wins.rs"]
+#[allow(dead_code)] // the chain check needs every claimant's wins; a killed one cannot report all
+mod wins;
+
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer, Strategy},
-    BlobCheckpointStore, Checkpoint, CheckpointStore, Ownership,
+    checkpointer::{Checkpointer, CheckpointerOptions},
+    BlobCheckpointStore, CheckpointStore, Ownership,
 };
 use std::{
     collections::{BTreeMap, HashMap},
@@ -30,6 +36,7 @@ use tokio::{
     process::{Child, Command},
     sync::mpsc,
 };
+use wins::{Recording, Win};
 
 const NAMESPACE: &str = "demo.servicebus.windows.net";
 const EVENT_HUB: &str = "telemetry";
@@ -43,8 +50,9 @@ const INTERVAL: Duration = Duration::from_millis(500);
 /// intervals leaves room for that rounding.
 const EXPIRATION: Duration = Duration::from_secs(3);
 const PROCESS_EVERY: Duration = Duration::from_millis(100);
-/// Checkpoint every fifth batch, so a killed consumer leaves events past its last checkpoint.
-const CHECKPOINT_EVERY: u32 = 5;
+/// Each partition's position is written every this many events (about 1 s of them), through a
+/// coalescing `Checkpointer`, so a killed consumer leaves events past its last checkpoint.
+const CHECKPOINT_EVERY_EVENTS: u64 = 25;
 /// (consumer, when it starts); the second one is killed at `KILL_AT`.
 const FLEET: [(char, Duration); 4] = [
     ('A', Duration::from_secs(0)),
@@ -53,7 +61,7 @@ const FLEET: [(char, Duration); 4] = [
     ('D', Duration::from_secs(8)),
 ];
 const VICTIM: usize = 1;
-// Between two of its checkpoints (they are 500 ms apart from its start), so it dies with events
+// Between two of its checkpoints (each partition is written every second or so), so it dies with events
 // processed but not yet checkpointed.
 const KILL_AT: Duration = Duration::from_millis(13_300);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(50);
@@ -113,15 +121,38 @@ async fn consumer(
     group: String,
     start: u64,
 ) -> AnyResult<()> {
-    let balancer = Arc::new(PartitionBalancer::new(
+    // Every claim this consumer wins is reported, so the conductor can check that no version of
+    // a partition was won twice across the fleet.
+    let recording = Arc::new(Recording::new((*store).clone()));
+    let checkpointer = Arc::new(Checkpointer::new(
         store.clone(),
         NAMESPACE,
         EVENT_HUB,
         &group,
-        &name,
-        partition_ids(),
-        BalancerOptions::new(INTERVAL, EXPIRATION).with_strategy(Strategy::Greedy),
+        CheckpointerOptions::by_count(
+            std::num::NonZeroU64::new(CHECKPOINT_EVERY_EVENTS).ok_or("zero")?,
+        ),
     )?);
+    let balancer = Arc::new(
+        PartitionBalancer::new(
+            recording.clone(),
+            NAMESPACE,
+            EVENT_HUB,
+            &group,
+            &name,
+            partition_ids(),
+            BalancerOptions::new(INTERVAL, EXPIRATION).with_strategy(Strategy::Greedy),
+        )?
+        .with_checkpointer(checkpointer.clone()),
+    );
+    let report_wins = {
+        let wins = recording.wins.clone();
+        move || {
+            for win in std::mem::take(&mut *wins.lock().unwrap_or_else(|e| e.into_inner())) {
+                report(format_args!("won\t{}", win.line()));
+            }
+        }
+    };
 
     // The conductor stops a consumer gracefully by closing its stdin.
     let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
@@ -133,6 +164,7 @@ async fn consumer(
     let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
     let balancing = {
         let balancer = balancer.clone();
+        let report_wins = report_wins.clone();
         tokio::spawn(async move {
             let stopped = async {
                 let _ = done.await;
@@ -140,6 +172,7 @@ async fn consumer(
             balancer
                 .run(stopped, |result| match result {
                     Ok(_) => {
+                        report_wins();
                         let claims: Vec<String> = balancer
                             .claims()
                             .iter()
@@ -159,11 +192,9 @@ async fn consumer(
         })
     };
 
-    // Next event to process, per owned partition; last checkpointed sequence number.
+    // Next event to process, per owned partition.
     let mut next: BTreeMap<String, u64> = BTreeMap::new();
-    let mut checkpointed: HashMap<String, u64> = HashMap::new();
     let mut tick = tokio::time::interval(PROCESS_EVERY);
-    let mut batches = 0u32;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -171,7 +202,6 @@ async fn consumer(
         }
         let owned = balancer.owned();
         next.retain(|p, _| owned.contains(p));
-        checkpointed.retain(|p, _| owned.contains(p));
         if owned.iter().any(|p| !next.contains_key(p)) {
             // Newly owned partitions resume from the store's checkpoint, whoever wrote it.
             let checkpoints = store.list_checkpoints(NAMESPACE, EVENT_HUB, &group).await?;
@@ -190,56 +220,29 @@ async fn consumer(
         for (p, from) in next.iter_mut() {
             if *from < upto {
                 report(format_args!("processed {p} {} {}", *from, upto - 1));
+                // Each processed event is recorded; the checkpointer writes every
+                // CHECKPOINT_EVERY_EVENTS of a partition and says when it did.
+                for seq in *from..upto {
+                    match checkpointer
+                        .record(p, Some((seq * 100).to_string()), Some(seq as i64))
+                        .await
+                    {
+                        Ok(true) => report(format_args!("checkpointed {p} {seq}")),
+                        Ok(false) => {}
+                        Err(err) => eprintln!("checkpoint of partition {p} failed: {err}"),
+                    }
+                }
                 *from = upto;
             }
         }
-        batches += 1;
-        if batches.is_multiple_of(CHECKPOINT_EVERY) {
-            checkpoint(&store, &group, &next, &mut checkpointed).await;
-        }
     }
-    // Graceful stop: checkpoint what was processed, then relinquish (inside `run`).
-    checkpoint(&store, &group, &next, &mut checkpointed).await;
+    // Graceful stop: `run` relinquishes, writing each partition's last position first.
     let _ = done_tx.send(());
     balancing.await??;
+    report_wins();
+    let stats = checkpointer.stats();
+    report(format_args!("stats {} {}", stats.recorded, stats.writes));
     Ok(())
-}
-
-async fn checkpoint(
-    store: &BlobCheckpointStore,
-    group: &str,
-    next: &BTreeMap<String, u64>,
-    checkpointed: &mut HashMap<String, u64>,
-) {
-    let due: Vec<Checkpoint> = next
-        .iter()
-        .filter(|(p, n)| **n > 0 && checkpointed.get(*p) != Some(&(**n - 1)))
-        .map(|(p, n)| {
-            let seq = n - 1;
-            // Reported before the write: a kill can land while the request is in flight.
-            report(format_args!("checkpoint {p} {seq}"));
-            Checkpoint::new(
-                NAMESPACE,
-                EVENT_HUB,
-                group,
-                p,
-                Some((seq * 100).to_string()),
-                Some(seq as i64),
-            )
-        })
-        .collect();
-    let results = futures::future::join_all(due.iter().map(|c| store.update_checkpoint(c))).await;
-    for (c, result) in due.iter().zip(results) {
-        match result {
-            Ok(()) => {
-                checkpointed.insert(
-                    c.partition_id.clone(),
-                    c.sequence_number.unwrap_or(0) as u64,
-                );
-            }
-            Err(err) => eprintln!("checkpoint of partition {} failed: {err}", c.partition_id),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -252,7 +255,10 @@ struct Member {
     /// Its claims after its last cycle: partition -> etag.
     claims: HashMap<usize, String>,
     processed: u64,
+    /// Checkpoint writes acknowledged.
     checkpoints: u64,
+    /// What its checkpointer reported at a graceful stop: (positions recorded, writes).
+    stats: Option<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -263,8 +269,11 @@ struct Tally {
     reprocessed: u64,
     /// The last event the victim processed, per partition.
     victim_last: Vec<Option<u64>>,
-    /// Every checkpoint attempted, per partition, in the order the consumers reported them.
-    attempts: Vec<Vec<u64>>,
+    /// Every checkpoint write acknowledged, per partition, in the order the consumers reported
+    /// them, with the consumer that wrote it.
+    acked: Vec<Vec<(usize, u64)>>,
+    /// Every claim won, by any consumer (relinquishes included).
+    wins: Vec<Win>,
     /// Resume points of the victim's partitions after the kill: (partition, resumed at, ok).
     takeovers: BTreeMap<usize, (u64, bool)>,
     /// How long after the kill the last of the victim's partitions was resumed by a survivor.
@@ -286,11 +295,10 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
     );
     println!(
         "{PARTITIONS} partitions x {EVENTS_PER_PARTITION} synthetic events ({RATE}/s for {}s); \
-         balancer: greedy, interval {:?}, expiration {:?}; checkpoint every {:?}\n",
+         balancer: greedy, interval {:?}, expiration {:?}; checkpoint every {CHECKPOINT_EVERY_EVENTS} events of a partition\n",
         PRODUCE_FOR.as_secs(),
         INTERVAL,
         EXPIRATION,
-        PROCESS_EVERY * CHECKPOINT_EVERY
     );
     println!(
         "one letter per partition: its owner in the store (. none, lower case: a killed consumer)"
@@ -307,7 +315,7 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
     let mut fleet: Vec<Member> = Vec::new();
     let mut tally = Tally {
         seen: vec![vec![(0, None); EVENTS_PER_PARTITION as usize]; PARTITIONS],
-        attempts: vec![Vec::new(); PARTITIONS],
+        acked: vec![Vec::new(); PARTITIONS],
         victim_last: vec![None; PARTITIONS],
         ..Tally::default()
     };
@@ -342,6 +350,7 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
                 claims: HashMap::new(),
                 processed: 0,
                 checkpoints: 0,
+                stats: None,
             });
             println!(
                 "{:>5.1}s  + consumer {letter} starts",
@@ -400,11 +409,7 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
             .seen
             .iter()
             .all(|events| events.iter().all(|(n, _)| *n > 0));
-        let all_checkpointed = tally
-            .attempts
-            .iter()
-            .all(|a| a.contains(&(EVENTS_PER_PARTITION - 1)));
-        if all_done && all_checkpointed && fleet.len() == FLEET.len() {
+        if all_done && fleet.len() == FLEET.len() {
             break Ok(());
         }
         if began.elapsed() > GIVE_UP_AFTER {
@@ -436,6 +441,13 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
     }
     let left = store.list_ownership(NAMESPACE, EVENT_HUB, &group).await?;
     let still_owned = left.iter().filter(|o| o.owner_id.is_some()).count();
+    // Every partition's last event, written by whoever processed it last.
+    let final_checkpoints = store
+        .list_checkpoints(NAMESPACE, EVENT_HUB, &group)
+        .await?
+        .iter()
+        .filter(|c| c.sequence_number == Some(EVENTS_PER_PARTITION as i64 - 1))
+        .count();
     println!(
         "{:>5.1}s  the survivors stop gracefully: they checkpoint and relinquish\n",
         began.elapsed().as_secs_f64()
@@ -447,6 +459,7 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
         killed_at.is_some(),
         &victim_holdings,
         still_owned,
+        final_checkpoints,
     )
 }
 
@@ -459,6 +472,10 @@ fn absorb(
     killed_at: Option<Instant>,
     victim_holdings: &[usize],
 ) {
+    if let Some(win) = line.strip_prefix("won\t").and_then(Win::parse) {
+        tally.wins.push(win);
+        return;
+    }
     let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
     let nums: Vec<u64> = rest.split(' ').filter_map(|w| w.parse().ok()).collect();
     match (kind, nums.as_slice()) {
@@ -485,10 +502,12 @@ fn absorb(
             }
             fleet[index].processed += to - from + 1;
         }
-        ("checkpoint", &[p, seq]) => {
+        ("checkpointed", &[p, seq]) => {
             fleet[index].checkpoints += 1;
-            tally.attempts[p as usize].push(seq);
+            tally.acked[p as usize].push((index, seq));
         }
+        ("stats", &[recorded, writes]) => fleet[index].stats = Some((recorded, writes)),
+
         ("resume", &[p, from]) => {
             let p = p as usize;
             if tally.seen[p][0].1.is_some() {
@@ -499,10 +518,20 @@ fn absorb(
                 && victim_holdings.contains(&p)
                 && !tally.takeovers.contains_key(&p)
             {
-                // The partition's last checkpoint, or the one before if the kill hit that write.
-                let tried = &tally.attempts[p];
-                let expected: Vec<u64> = tried.iter().rev().take(2).map(|s| s + 1).collect();
-                let ok = expected.contains(&from) || (tried.is_empty() && from == 0);
+                // At least the victim's last acknowledged checkpoint of the partition (a write
+                // the kill interrupted may have landed too), at most what it processed.
+                let acked = tally.acked[p]
+                    .iter()
+                    .rev()
+                    .find(|(by, _)| *by == VICTIM)
+                    .map_or(0, |(_, seq)| seq + 1);
+                let processed = tally.victim_last[p].map_or(0, |last| last + 1);
+                let any_acked = tally.acked[p]
+                    .iter()
+                    .map(|(_, seq)| seq + 1)
+                    .max()
+                    .unwrap_or(0);
+                let ok = from >= acked && from <= processed.max(any_acked);
                 tally.takeovers.insert(p, (from, ok));
                 if tally.takeovers.len() == victim_holdings.len() {
                     tally.takeover_time = killed_at.map(|k| k.elapsed());
@@ -586,6 +615,7 @@ fn summarize(
     killed: bool,
     victim_holdings: &[usize],
     still_owned: usize,
+    final_checkpoints: usize,
 ) -> AnyResult<()> {
     let total = PARTITIONS as u64 * EVENTS_PER_PARTITION;
     let once = tally.seen.iter().flatten().filter(|(n, _)| *n > 0).count() as u64;
@@ -617,8 +647,8 @@ fn summarize(
     );
     for (p, (from, ok)) in tally.takeovers.iter().filter(|(_, (_, ok))| !ok) {
         println!(
-            "      partition {p} resumed at {from} (ok: {ok}), checkpoints tried: {:?}",
-            tally.attempts[*p]
+            "      partition {p} resumed at {from} (ok: {ok}), checkpoints acknowledged: {:?}",
+            tally.acked[*p]
         );
     }
     // After the kill, the survivors reprocess exactly what the victim had processed past the
@@ -643,11 +673,23 @@ fn summarize(
         ),
     );
     note(format!(
-        "reprocessed at {} other handovers: {} events (the old owner of a stolen partition \
-         learns at its next cycle)",
+        "handover reprocessing: {} events at {} moves between live consumers (a partition is \
+         stolen; its old owner learns at its next cycle)",
+        tally.reprocessed.saturating_sub(after_kill),
         tally.handovers.saturating_sub(tally.takeovers.len() as u64),
-        tally.reprocessed.saturating_sub(after_kill)
     ));
+    let doubles = wins::double_wins(&tally.wins);
+    check(
+        doubles.is_empty(),
+        format!(
+            "no version of a partition won twice: {} won claims of the fleet checked, {} won twice",
+            tally.wins.len(),
+            doubles.len()
+        ),
+    );
+    for double in &doubles {
+        println!("      {double}");
+    }
     check(
         tally.double_owner.is_empty(),
         format!(
@@ -667,6 +709,24 @@ fn summarize(
         still_owned == 0,
         format!("after the graceful stop, partitions still owned: {still_owned}"),
     );
+    check(
+        final_checkpoints == PARTITIONS,
+        format!(
+            "after the graceful stop, partitions checkpointed at their last event: {final_checkpoints} of {PARTITIONS}"
+        ),
+    );
+    let (mut recorded, mut writes) = (0, 0);
+    for m in fleet {
+        // A killed consumer reports no totals: its events and acknowledged writes stand in.
+        let (r, w) = m.stats.unwrap_or((m.processed, m.checkpoints));
+        recorded += r;
+        writes += w;
+    }
+    note(format!(
+        "checkpoint writes: {writes} for {recorded} events processed ({} saved by coalescing, one \
+         write per {CHECKPOINT_EVERY_EVENTS} events of a partition and on relinquish)",
+        recorded.saturating_sub(writes)
+    ));
     for m in fleet {
         note(format!(
             "consumer {}: {} events processed, {} checkpoints{}",
