@@ -200,7 +200,7 @@ async fn consumer(
             _ = tick.tick() => {}
             _ = stop.changed() => break,
         }
-        let owned = balancer.owned();
+        let owned = balancer.ready();
         next.retain(|p, _| owned.contains(p));
         if owned.iter().any(|p| !next.contains_key(p)) {
             // Newly owned partitions resume from the store's checkpoint, whoever wrote it.
@@ -672,12 +672,15 @@ fn summarize(
             fleet[VICTIM].letter
         ),
     );
-    note(format!(
-        "handover reprocessing: {} events at {} moves between live consumers (a partition is \
-         stolen; its old owner learns at its next cycle)",
-        tally.reprocessed.saturating_sub(after_kill),
-        tally.handovers.saturating_sub(tally.takeovers.len() as u64),
-    ));
+    let handover_reprocessing = tally.reprocessed.saturating_sub(after_kill);
+    check(
+        handover_reprocessing == 0,
+        format!(
+            "handover reprocessing: {handover_reprocessing} events at {} moves between live \
+             consumers (cooperative handover: the taker resumes where the old owner stopped)",
+            tally.handovers.saturating_sub(tally.takeovers.len() as u64),
+        ),
+    );
     let doubles = wins::double_wins(&tally.wins);
     check(
         doubles.is_empty(),

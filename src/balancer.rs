@@ -10,6 +10,40 @@
 //! interval, as with every Event Hubs processor. Relinquishing on shutdown hands partitions over
 //! at once, without waiting for them to expire.
 //!
+//! # Cooperative handover
+//!
+//! Every Event Hubs processor moves a partition between live consumers by stealing: the consumer
+//! below its share claims it, and the old owner learns at its next cycle. Both process it
+//! meanwhile, and the new owner starts from the last checkpoint, so every planned move (a deploy,
+//! a scale-out) reprocesses events. This balancer hands over instead, with no protocol beyond the
+//! ownership records every processor already shares:
+//!
+//! - **The taker holds.** A partition won from a live owner (a steal, decided exactly as above)
+//!   is owned at once, and renewed, but [`ready`](PartitionBalancer::ready) leaves it out for
+//!   `handover_intervals` intervals and a half ([`BalancerOptions::handover_intervals`]).
+//! - **The giver stops, then writes.** The old owner's next cycle finds its renewal lost and drops
+//!   the partition from `ready`; the application, which checks `ready` before each batch (at
+//!   least every quarter interval), stops processing it. A quarter interval later
+//!   [`run`](PartitionBalancer::run) writes the partition's last position through the
+//!   [checkpointer](PartitionBalancer::with_checkpointer) (with `cycle` called by hand, at the
+//!   next cycle): within about 1.4 intervals of the steal, with `run`'s ±10% jitter, well before
+//!   the taker's hold of 2.5 ends.
+//! - **The taker resumes** from that checkpoint when the hold ends: where the old owner stopped.
+//!
+//! Why nobody processes twice and nobody takes twice: a partition has one winner per version
+//! (claims are conditional), so exactly one taker holds it; the giver processes it only while its
+//! renewal keeps winning, and stops one cycle after the first loss, before it writes; the taker
+//! starts after that write. Nothing else changes hands: a consumer never gives a partition away
+//! on its own, so two consumers cannot both give up one, and relinquishing on shutdown is the
+//! same handover without the wait (the position is written first, then the partition released).
+//!
+//! The cost is a pause: a moved partition is processed by nobody for about two intervals. A
+//! partition that expired (its owner died) or was relinquished is ready at once: nobody is left
+//! to wait for. Fleets mixed with the other languages' processors still converge: they steal and
+//! start at once (their old owners reprocess as always), and they never wait for anything.
+//! `handover_intervals = 0` gives this balancer their behaviour, and then a partition taken from
+//! this consumer has its unwritten position discarded, since its taker has already resumed.
+//!
 //! Expiry is judged by the service's clock. A claim's `last_modified` is stamped by the storage
 //! service, so comparing it with this host's wall clock lets a host whose clock runs minutes ahead
 //! take partitions that are still live, and one that runs behind keep waiting for dead owners
@@ -77,6 +111,12 @@ pub struct BalancerOptions {
     pub expiration: Duration,
     /// Default [`Strategy::Balanced`].
     pub strategy: Strategy,
+    /// Cooperative handover: a partition this consumer takes from a live owner is held for this
+    /// many intervals (and half one more) before [`PartitionBalancer::ready`] lists it, so the
+    /// old owner can notice, stop, and write its last position first; the new owner then resumes
+    /// where the old one stopped instead of reprocessing. `0` processes it at once, as the other
+    /// languages' processors do. Default 2. See the [module docs](self).
+    pub handover_intervals: u32,
 }
 
 impl Default for BalancerOptions {
@@ -85,6 +125,7 @@ impl Default for BalancerOptions {
             interval: Duration::from_secs(10),
             expiration: Duration::from_secs(30),
             strategy: Strategy::Balanced,
+            handover_intervals: 2,
         }
     }
 }
@@ -92,12 +133,15 @@ impl Default for BalancerOptions {
 /// The longest balancing interval [`BalancerOptions::validate`] accepts.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The most [`BalancerOptions::handover_intervals`] [`BalancerOptions::validate`] accepts.
+pub const MAX_HANDOVER_INTERVALS: u32 = 100;
+
 /// The longest ownership expiration [`BalancerOptions::validate`] accepts.
 pub const MAX_EXPIRATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 impl BalancerOptions {
     /// Checks the options as [`PartitionBalancer::new`] does: `0 < interval <= MAX_INTERVAL`,
-    /// `interval < expiration <= MAX_EXPIRATION`. An expiration under twice the interval is
+    /// `interval < expiration <= MAX_EXPIRATION`, `handover_intervals <= MAX_HANDOVER_INTERVALS`. An expiration under twice the interval is
     /// accepted with a warning (as the .NET processor warns): one late cycle lets a live
     /// consumer's claims expire, and others take its partitions.
     ///
@@ -108,6 +152,7 @@ impl BalancerOptions {
     /// assert!(BalancerOptions::new(Duration::from_secs(10), Duration::from_secs(30)).validate().is_ok());
     /// assert!(BalancerOptions::new(Duration::from_secs(30), Duration::from_secs(10)).validate().is_err());
     /// assert!(BalancerOptions::new(Duration::MAX, Duration::MAX).validate().is_err());
+    /// assert!(BalancerOptions::default().with_handover_intervals(u32::MAX).validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<()> {
         let (interval, expiration) = (self.interval, self.expiration);
@@ -119,6 +164,12 @@ impl BalancerOptions {
         if expiration <= interval || expiration > MAX_EXPIRATION {
             return Err(Error::invalid_input(format!(
                 "the ownership expiration ({expiration:?}) must exceed the balancing interval ({interval:?}) and be at most {MAX_EXPIRATION:?}"
+            )));
+        }
+        if self.handover_intervals > MAX_HANDOVER_INTERVALS {
+            return Err(Error::invalid_input(format!(
+                "handover_intervals ({}) must be at most {MAX_HANDOVER_INTERVALS}",
+                self.handover_intervals
             )));
         }
         if expiration < interval * 2 {
@@ -145,6 +196,24 @@ impl BalancerOptions {
         self.strategy = strategy;
         self
     }
+
+    /// The same options with `handover_intervals`.
+    pub fn with_handover_intervals(mut self, intervals: u32) -> Self {
+        self.handover_intervals = intervals;
+        self
+    }
+
+    /// How long a partition taken from a live owner is held before it is ready.
+    fn handover(&self) -> Duration {
+        if self.handover_intervals == 0 {
+            Duration::ZERO
+        } else {
+            // Saturates rather than overflows: the interval is at most MAX_INTERVAL.
+            self.interval
+                .saturating_mul(self.handover_intervals)
+                .saturating_add(self.interval / 2)
+        }
+    }
 }
 
 /// One consumer's share of an event hub's partitions. See the [module docs](self).
@@ -167,6 +236,10 @@ pub struct PartitionBalancer {
     local_clock: fn() -> OffsetDateTime,
     /// Flushed for each partition this consumer gives up, discarded for each it loses.
     checkpointer: Option<Arc<Checkpointer>>,
+    /// Partitions taken from a live owner, and when they are ready (cooperative handover).
+    held: Mutex<HashMap<String, std::time::Instant>>,
+    /// Partitions lost at the last cycle, whose last positions go out at the next.
+    to_flush: Mutex<Vec<String>>,
 }
 
 impl PartitionBalancer {
@@ -210,6 +283,8 @@ impl PartitionBalancer {
             service_time: Mutex::new(None),
             local_clock: OffsetDateTime::now_utc,
             checkpointer: None,
+            held: Mutex::new(HashMap::new()),
+            to_flush: Mutex::new(Vec::new()),
         })
     }
 
@@ -259,9 +334,23 @@ impl PartitionBalancer {
         &self.owner_id
     }
 
-    /// The partitions this consumer owned after its last cycle.
+    /// The partitions this consumer owned after its last cycle (those held for a handover
+    /// included).
     pub fn owned(&self) -> BTreeSet<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    /// The owned partitions to process now: those taken from a live owner are left out until
+    /// their handover time has passed (see the [module docs](self)).
+    pub fn ready(&self) -> BTreeSet<String> {
+        let owned = self.owned();
+        let mut held = lock(&self.held);
+        let now = std::time::Instant::now();
+        held.retain(|p, until| owned.contains(p) && *until > now);
+        owned
+            .into_iter()
+            .filter(|p| !held.contains_key(p))
+            .collect()
     }
 
     /// The claims this consumer won at its last cycle, each with the version (etag) it holds:
@@ -285,6 +374,10 @@ impl PartitionBalancer {
     }
 
     async fn list_and_claim(&self) -> Result<BTreeSet<String>> {
+        // Lost at the last cycle: the application has stopped processing them since (it checks
+        // `ready` more often than once per interval), so their last positions are final now, and
+        // the consumer that took them holds them until these are written.
+        self.flush_handed_over().await;
         let (listed, service_time) = self
             .store
             .list_ownership_with_service_time(&self.namespace, &self.eventhub, &self.consumer_group)
@@ -317,7 +410,26 @@ impl PartitionBalancer {
             claim.owner_id = Some(self.owner_id.clone());
         }
 
+        // Taken from a live owner (stolen): held for the handover if won.
+        let stolen: BTreeSet<String> = claims
+            .iter()
+            .filter(|c| {
+                view.live
+                    .get(&c.partition_id)
+                    .is_some_and(|owner| owner != &self.owner_id)
+            })
+            .map(|c| c.partition_id.clone())
+            .collect();
         let won = self.store.claim_ownership(&claims).await?;
+        let handover = self.options.handover();
+        if !handover.is_zero() {
+            // Validated: at most 100.5 days, far from `Instant`'s limits.
+            let until = std::time::Instant::now() + handover;
+            let mut held = lock(&self.held);
+            for claim in won.iter().filter(|o| stolen.contains(&o.partition_id)) {
+                held.insert(claim.partition_id.clone(), until);
+            }
+        }
         let (now_owned, lost): (BTreeSet<String>, Vec<String>) = {
             let mut owned = self.lock();
             let before = std::mem::take(&mut *owned);
@@ -332,13 +444,30 @@ impl PartitionBalancer {
             (owned.keys().cloned().collect(), lost)
         };
         if let Some(checkpointer) = &self.checkpointer {
-            for partition in &lost {
-                if checkpointer.discard(partition) {
-                    tracing::debug!(owner_id = %self.owner_id, partition, "partition taken by another consumer: its unwritten position is dropped");
+            if self.options.handover_intervals > 0 {
+                lock(&self.to_flush).extend(lost);
+            } else {
+                for partition in &lost {
+                    if checkpointer.discard(partition) {
+                        tracing::debug!(owner_id = %self.owner_id, partition, "partition taken by another consumer: its unwritten position is dropped");
+                    }
                 }
             }
         }
         Ok(now_owned)
+    }
+
+    /// Writes the last positions of the partitions found taken at the last cycle (cooperative
+    /// handover); a failure is logged: the taker resumes from the last written position.
+    async fn flush_handed_over(&self) {
+        let handed_over = std::mem::take(&mut *lock(&self.to_flush));
+        if let Some(checkpointer) = &self.checkpointer {
+            for partition in handed_over {
+                if let Err(err) = checkpointer.flush(&partition).await {
+                    tracing::warn!(owner_id = %self.owner_id, partition, error = %err, "could not write the last checkpoint of a partition handed over");
+                }
+            }
+        }
     }
 
     /// Gives up every owned partition (`owner_id` `""`), so others can take them at their next
@@ -356,6 +485,9 @@ impl PartitionBalancer {
                 })
                 .collect()
         };
+        lock(&self.held).clear();
+        // Partitions handed over at the last cycle: their last positions go out now.
+        self.flush_handed_over().await;
         if releases.is_empty() {
             return Ok(());
         }
@@ -394,7 +526,19 @@ impl PartitionBalancer {
                 tracing::warn!(owner_id = %self.owner_id, error = %err, "balancing cycle failed");
             }
             on_cycle(&result);
-            let pause = std::pin::pin!(tokio::time::sleep(self.jittered_interval()));
+            let mut pause = self.jittered_interval();
+            if !lock(&self.to_flush).is_empty() {
+                // Partitions just found taken: a quarter interval for the application to see
+                // them gone from `ready` and stop, then their last positions, well before the
+                // takers' hold ends.
+                let settle = std::pin::pin!(tokio::time::sleep(pause / 4));
+                if let Either::Left(_) = future::select(shutdown.as_mut(), settle).await {
+                    break;
+                }
+                self.flush_handed_over().await;
+                pause -= pause / 4;
+            }
+            let pause = std::pin::pin!(tokio::time::sleep(pause));
             if let Either::Left(_) = future::select(shutdown.as_mut(), pause).await {
                 break;
             }
@@ -490,6 +634,11 @@ impl std::fmt::Debug for PartitionBalancer {
             .field("options", &self.options)
             .finish()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing is left half-updated under these locks: recover from a panic elsewhere.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether a claim written at `written` still holds at `now`.

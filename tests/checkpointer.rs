@@ -280,12 +280,14 @@ async fn the_balancer_flushes_what_it_relinquishes() {
 }
 
 #[tokio::test]
-async fn the_balancer_does_not_write_a_partition_taken_from_it() {
+async fn without_handover_the_balancer_does_not_write_a_partition_taken_from_it() {
     let (store, _) = recorded_store().await;
     let checkpointer =
         Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+    // As the other languages' processors: a taker processes at once.
     let options = BalancerOptions::default()
-        .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy);
+        .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy)
+        .with_handover_intervals(0);
     let a = PartitionBalancer::new(
         store.clone(),
         NS,
@@ -324,6 +326,114 @@ async fn the_balancer_does_not_write_a_partition_taken_from_it() {
         "b's checkpoint moved back: {stored:?}"
     );
     assert_eq!(stored[kept], Some(2));
+}
+
+/// Cooperative handover, cycle by cycle: the taker holds a stolen partition until the old owner
+/// has stopped and written its last position, then resumes exactly there.
+#[tokio::test]
+async fn a_stolen_partition_is_held_until_its_old_owner_wrote_its_last_position() {
+    let (store, _) = recorded_store().await;
+    // Hold: 2 intervals and a half, 1 s.
+    let options = BalancerOptions::new(Duration::from_millis(400), Duration::from_secs(10))
+        .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy);
+    assert_eq!(options.handover_intervals, 2);
+    let giver_checkpoints =
+        Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+    let giver = PartitionBalancer::new(
+        store.clone(),
+        NS,
+        HUB,
+        GROUP,
+        "giver",
+        ["0", "1"],
+        options.clone(),
+    )
+    .unwrap()
+    .with_checkpointer(giver_checkpoints.clone());
+    let taker = PartitionBalancer::new(store.clone(), NS, HUB, GROUP, "taker", ["0", "1"], options)
+        .unwrap();
+    assert_eq!(giver.cycle().await.unwrap().len(), 2);
+    assert_eq!(
+        giver.ready().len(),
+        2,
+        "partitions no one held are ready at once"
+    );
+    for seq in 0..=10i64 {
+        for p in ["0", "1"] {
+            giver_checkpoints
+                .record(p, Some(seq.to_string()), Some(seq))
+                .await
+                .unwrap();
+        }
+    }
+
+    let taken = taker.cycle().await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let stolen = taken.into_iter().next().unwrap();
+    let kept = if stolen == "0" { "1" } else { "0" };
+    let stolen_at = std::time::Instant::now();
+    assert!(taker.owned().contains(&stolen));
+    assert!(taker.ready().is_empty(), "a stolen partition is held");
+
+    // The giver learns it lost the partition and stops processing it (it leaves `ready`) ...
+    assert_eq!(giver.cycle().await.unwrap().len(), 1);
+    assert_eq!(giver.ready(), [kept.to_owned()].into());
+    assert!(
+        stored(&store).await.is_empty(),
+        "nothing written before the giver stopped"
+    );
+    // ... and writes its last position at the next cycle.
+    giver.cycle().await.unwrap();
+    assert_eq!(stored(&store).await.get(&stolen), Some(&Some(10)));
+    assert_eq!(giver_checkpoints.pending(), [kept]);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !taker.ready().contains(&stolen) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still held 20 s after the steal"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        stolen_at.elapsed() >= Duration::from_millis(900),
+        "held only {:?} of the 1 s hold",
+        stolen_at.elapsed()
+    );
+    // Where the taker resumes: the giver's last position.
+    assert_eq!(stored(&store).await[&stolen], Some(10));
+}
+
+/// Relinquishing writes first; nothing relinquished is held by its next owner.
+#[tokio::test]
+async fn a_relinquished_partition_is_ready_at_once_for_its_next_owner() {
+    let (store, _) = recorded_store().await;
+    let options = BalancerOptions::new(Duration::from_millis(400), Duration::from_secs(10))
+        .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy);
+    let checkpoints =
+        Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+    let leaving = PartitionBalancer::new(
+        store.clone(),
+        NS,
+        HUB,
+        GROUP,
+        "leaving",
+        ["0"],
+        options.clone(),
+    )
+    .unwrap()
+    .with_checkpointer(checkpoints.clone());
+    let next =
+        PartitionBalancer::new(store.clone(), NS, HUB, GROUP, "next", ["0"], options).unwrap();
+    assert_eq!(leaving.cycle().await.unwrap().len(), 1);
+    checkpoints
+        .record("0", Some("7".into()), Some(7))
+        .await
+        .unwrap();
+    leaving.relinquish().await.unwrap();
+    assert_eq!(stored(&store).await["0"], Some(7));
+    assert_eq!(next.cycle().await.unwrap().len(), 1);
+    assert_eq!(next.ready(), ["0".to_owned()].into());
 }
 
 #[test]
