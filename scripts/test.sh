@@ -2,12 +2,16 @@
 # The whole test suite, as CI runs it: formatting and lints, then unit, integration and doc tests
 # (all features) against a fresh Azurite that this script installs, starts and stops, then the
 # demo, whose summary checks exit non-zero on failure, and the Entra ID example (always against
-# their own Azurite).
+# their own Azurite). Python's Event Hubs processor is installed into a venv for the mixed-fleet
+# test.
 # Extra arguments go to `cargo test` (e.g. a test name filter) and skip the demo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/system-deps.sh
+# Python's processor and blob store, pinned, for the mixed-fleet test (tests/python_peer.rs).
+PYTHON_PEER=$(scripts/python-peer.sh)
+export PYTHON_PEER
 cargo fmt --all --check
 cargo clippy --all-targets --all-features --quiet -- -D warnings
 # The docs as docs.rs builds them (all features), with broken links and bad markup as errors.
