@@ -28,6 +28,12 @@
 //! With feature `table`, `TableCheckpointStore` keeps the same records in Azure Table storage,
 //! laid out as Python's `azure-eventhub-checkpointstoretable` does.
 //!
+//! Consumers that do not use the official processor can share partitions with a
+//! [`balancer::PartitionBalancer`] (fair shares, cooperative handover between live consumers,
+//! expiry judged by the service's clock) and checkpoint through a
+//! [`checkpointer::Checkpointer`], which writes each partition's newest position every N events
+//! or T time instead of once per event.
+//!
 //! # Authentication
 //! [`StorageCredential`]: Entra ID (any `azure_core` `TokenCredential`, e.g. from
 //! `azure_identity`; needs https), an account key ([`SharedKeyCredential`]), a SAS
