@@ -30,6 +30,9 @@
 //!   the taker's hold of 2.5 ends.
 //! - **The taker resumes** from that checkpoint when the hold ends: where the old owner stopped.
 //!
+//! Without a checkpointer, the application writes a partition's last position itself when the
+//! partition leaves `ready`; the hold gives it the same time.
+//!
 //! Why nobody processes twice and nobody takes twice: a partition has one winner per version
 //! (claims are conditional), so exactly one taker holds it; the giver processes it only while its
 //! renewal keeps winning, and stops one cycle after the first loss, before it writes; the taker
