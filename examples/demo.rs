@@ -519,19 +519,19 @@ fn absorb(
                 && !tally.takeovers.contains_key(&p)
             {
                 // At least the victim's last acknowledged checkpoint of the partition (a write
-                // the kill interrupted may have landed too), at most what it processed.
+                // the kill interrupted may have landed too), and never past an event nobody had
+                // processed (that would lose it). A partition the victim had just taken and not
+                // yet processed resumes from its previous owner's last write.
                 let acked = tally.acked[p]
                     .iter()
                     .rev()
                     .find(|(by, _)| *by == VICTIM)
                     .map_or(0, |(_, seq)| seq + 1);
-                let processed = tally.victim_last[p].map_or(0, |last| last + 1);
-                let any_acked = tally.acked[p]
+                let processed = tally.seen[p]
                     .iter()
-                    .map(|(_, seq)| seq + 1)
-                    .max()
-                    .unwrap_or(0);
-                let ok = from >= acked && from <= processed.max(any_acked);
+                    .rposition(|(count, _)| *count > 0)
+                    .map_or(0, |last| last as u64 + 1);
+                let ok = from >= acked && from <= processed;
                 tally.takeovers.insert(p, (from, ok));
                 if tally.takeovers.len() == victim_holdings.len() {
                     tally.takeover_time = killed_at.map(|k| k.elapsed());
