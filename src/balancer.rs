@@ -76,7 +76,9 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{checkpointer::Checkpointer, CheckpointStore, Error, Ownership, Result, ServiceTime};
+use crate::{
+    checkpointer::Checkpointer, sync::lock, CheckpointStore, Error, Ownership, Result, ServiceTime,
+};
 use futures::future::{self, Either};
 use std::{
     collections::{hash_map::RandomState, BTreeMap, BTreeSet, HashMap},
@@ -328,7 +330,7 @@ impl PartitionBalancer {
     /// The time claims are judged by: the service's, as of the last listing that reported it and
     /// carried forward on the monotonic clock, or else this host's wall clock.
     fn now(&self) -> OffsetDateTime {
-        let service = *self.service_time.lock().unwrap_or_else(|e| e.into_inner());
+        let service = *lock(&self.service_time);
         service.map_or_else(self.local_clock, |t| t.now())
     }
 
@@ -340,7 +342,7 @@ impl PartitionBalancer {
     /// The partitions this consumer owned after its last cycle (those held for a handover
     /// included).
     pub fn owned(&self) -> BTreeSet<String> {
-        self.lock().keys().cloned().collect()
+        lock(&self.owned).keys().cloned().collect()
     }
 
     /// The owned partitions to process now: those taken from a live owner are left out until
@@ -359,7 +361,7 @@ impl PartitionBalancer {
     /// The claims this consumer won at its last cycle, each with the version (etag) it holds:
     /// what it renews next, and what a caller can compare with a listing of the store.
     pub fn claims(&self) -> Vec<Ownership> {
-        self.lock().values().cloned().collect()
+        lock(&self.owned).values().cloned().collect()
     }
 
     /// One balancing cycle: list, renew, claim up to the fair share, steal at most one. Returns the
@@ -386,7 +388,7 @@ impl PartitionBalancer {
             .list_ownership_with_service_time(&self.namespace, &self.eventhub, &self.consumer_group)
             .await?;
         if service_time.is_some() {
-            *self.service_time.lock().unwrap_or_else(|e| e.into_inner()) = service_time;
+            *lock(&self.service_time) = service_time;
         }
         let view = View::new(
             listed,
@@ -434,7 +436,7 @@ impl PartitionBalancer {
             }
         }
         let (now_owned, lost): (BTreeSet<String>, Vec<String>) = {
-            let mut owned = self.lock();
+            let mut owned = lock(&self.owned);
             let before = std::mem::take(&mut *owned);
             *owned = won
                 .into_iter()
@@ -464,13 +466,28 @@ impl PartitionBalancer {
     /// handover); a failure is logged: the taker resumes from the last written position.
     async fn flush_handed_over(&self) {
         let handed_over = std::mem::take(&mut *lock(&self.to_flush));
-        if let Some(checkpointer) = &self.checkpointer {
-            for partition in handed_over {
-                if let Err(err) = checkpointer.flush(&partition).await {
-                    tracing::warn!(owner_id = %self.owner_id, partition, error = %err, "could not write the last checkpoint of a partition handed over");
+        // Logged inside; the taker resumes from the last written position either way.
+        let _ = self
+            .write_last(handed_over.iter().map(String::as_str))
+            .await;
+    }
+
+    /// Writes the checkpointer's pending position of each of `partitions`, logging each failure;
+    /// the first failure is the error.
+    async fn write_last<'a>(&self, partitions: impl Iterator<Item = &'a str>) -> Result<()> {
+        let Some(checkpointer) = &self.checkpointer else {
+            return Ok(());
+        };
+        let mut first_error = Ok(());
+        for partition in partitions {
+            if let Err(err) = checkpointer.flush(partition).await {
+                tracing::warn!(owner_id = %self.owner_id, partition, error = %err, "could not write the last checkpoint of a partition this consumer gives up");
+                if first_error.is_ok() {
+                    first_error = Err(err);
                 }
             }
         }
+        first_error
     }
 
     /// Gives up every owned partition (`owner_id` `""`), so others can take them at their next
@@ -479,7 +496,7 @@ impl PartitionBalancer {
     /// failed write is the error (after the partitions are given up all the same).
     pub async fn relinquish(&self) -> Result<()> {
         let releases: Vec<Ownership> = {
-            let mut owned = self.lock();
+            let mut owned = lock(&self.owned);
             std::mem::take(&mut *owned)
                 .into_values()
                 .map(|o| Ownership {
@@ -495,17 +512,9 @@ impl PartitionBalancer {
             return Ok(());
         }
         // Checkpoint first: the next owner resumes from what is written when it claims.
-        let mut flushed = Ok(());
-        if let Some(checkpointer) = &self.checkpointer {
-            for release in &releases {
-                if let Err(err) = checkpointer.flush(&release.partition_id).await {
-                    tracing::warn!(owner_id = %self.owner_id, partition = %release.partition_id, error = %err, "could not write the last checkpoint before relinquishing");
-                    if flushed.is_ok() {
-                        flushed = Err(err);
-                    }
-                }
-            }
-        }
+        let flushed = self
+            .write_last(releases.iter().map(|r| r.partition_id.as_str()))
+            .await;
         self.store.claim_ownership(&releases).await?;
         flushed
     }
@@ -615,15 +624,10 @@ impl PartitionBalancer {
     fn drop_expired(&self) {
         let now = self.now();
         // Without a date there is no evidence the claim still holds: drop it.
-        self.lock().retain(|_, o| {
+        lock(&self.owned).retain(|_, o| {
             o.last_modified
                 .is_some_and(|t| unexpired(t, now, self.options.expiration))
         });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Ownership>> {
-        // A panic while holding the lock cannot leave the map half-updated: recover it.
-        self.owned.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -637,11 +641,6 @@ impl std::fmt::Debug for PartitionBalancer {
             .field("options", &self.options)
             .finish()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing is left half-updated under these locks: recover from a panic elsewhere.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether a claim written at `written` still holds at `now`.

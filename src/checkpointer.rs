@@ -41,14 +41,14 @@
 //! # }).unwrap();
 //! ```
 
-use crate::{Checkpoint, CheckpointStore, Error, Result};
+use crate::{sync::lock, Checkpoint, CheckpointStore, Error, Result};
 use std::{
     collections::HashMap,
     future::Future,
     num::NonZeroU64,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -389,9 +389,4 @@ impl std::fmt::Debug for Checkpointer {
             .field("pending", &self.pending())
             .finish()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing is left half-updated under these locks: recover from a panic elsewhere.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -77,6 +77,7 @@ mod model;
 mod record;
 mod redact;
 mod store;
+mod sync;
 #[cfg(feature = "table")]
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]
 mod table;

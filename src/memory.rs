@@ -111,8 +111,7 @@ struct MemoryBackend {
 
 impl MemoryBackend {
     fn state(&self) -> MutexGuard<'_, State> {
-        // Nothing panics while holding it; if something did, the records are still whole.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Writes `fields` as the record's new version.

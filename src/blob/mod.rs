@@ -377,10 +377,7 @@ impl BlobBackend {
     }
 
     fn superseded(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        // A panic elsewhere while holding it leaves a set of strings, still usable.
-        self.superseded
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.superseded)
     }
 }
 
