@@ -12,17 +12,19 @@
 //! Run with `scripts/bench.sh` (starts Azurite). `BENCH_REPS` sets the repetitions (default 5);
 //! each cell is the median.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use eventhub_checkpointstore_testkit as common;
 
 use common::{account_sas, put_many};
 use eventhub_checkpointstore::azure_core::http::{
     policies::{Policy, PolicyResult},
     Context, Request,
 };
+use eventhub_checkpointstore::blob::DEFAULT_API_VERSION;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
 use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, ConnectionString,
-    Ownership, SasToken, DEFAULT_API_VERSION, DEFAULT_CLAIM_CONCURRENCY,
+    Ownership, SasToken, DEFAULT_CLAIM_CONCURRENCY,
 };
 use futures::{future::join_all, StreamExt};
 use peak_alloc::PeakAlloc;
@@ -252,10 +254,14 @@ fn sas_store(
 ) -> (BlobCheckpointStore, Counter) {
     let recorder = Counter::default();
     let mut options = BlobCheckpointStoreOptions {
-        claim_concurrency: concurrency,
+        service: ServiceOptions {
+            claim_concurrency: concurrency,
+            ..Default::default()
+        },
         ..Default::default()
     };
     options
+        .service
         .client_options
         .per_try_policies
         .push(Arc::new(recorder.clone()));
@@ -339,7 +345,7 @@ impl Bench {
 
 fn claims(group: &str, n: usize, owner: &str) -> Vec<Ownership> {
     (0..n)
-        .map(|p| Ownership::new(NS, EH, group, p.to_string(), owner))
+        .map(|p| Ownership::new((NS, EH, group), p.to_string(), owner))
         .collect()
 }
 
@@ -468,7 +474,7 @@ async fn list_small(
     for _ in 0..calls {
         let run = measure(async {
             let listed = bench_store
-                .list_checkpoints(NS, EH, "small4")
+                .list_checkpoints(&Scope::new(NS, EH, "small4"))
                 .await
                 .unwrap();
             assert_eq!(listed.len(), 4);
@@ -784,7 +790,7 @@ async fn reclaim(bench: &Bench, n: usize) -> Row {
     for _ in 0..bench.reps {
         let current = bench
             .store
-            .list_ownership(NS, EH, &format!("re{n}-s"))
+            .list_ownership(&Scope::new(NS, EH, format!("re{n}-s")))
             .await
             .unwrap();
         store_runs.push(
@@ -799,7 +805,7 @@ async fn reclaim(bench: &Bench, n: usize) -> Row {
         );
         let current = bench
             .store
-            .list_ownership(NS, EH, &format!("re{n}-c"))
+            .list_ownership(&Scope::new(NS, EH, format!("re{n}-c")))
             .await
             .unwrap();
         ceiling_runs.push(
@@ -841,7 +847,7 @@ async fn list_ownership(bench: &Bench, n: usize, times: usize) -> Row {
                     assert_eq!(
                         bench
                             .store
-                            .list_ownership(NS, EH, &format!("list{n}"))
+                            .list_ownership(&Scope::new(NS, EH, format!("list{n}")))
                             .await
                             .unwrap()
                             .len(),
@@ -872,7 +878,7 @@ async fn list_checkpoints(bench: &Bench, n: usize) -> Row {
                 assert_eq!(
                     bench
                         .store
-                        .list_checkpoints(NS, EH, &format!("cp{n}"))
+                        .list_checkpoints(&Scope::new(NS, EH, format!("cp{n}")))
                         .await
                         .unwrap()
                         .len(),
@@ -892,9 +898,7 @@ async fn checkpoint_updates(bench: &Bench, partitions: usize, updates: usize) ->
     for side in ["s", "c"] {
         for p in 0..partitions {
             let checkpoint = Checkpoint::new(
-                NS,
-                EH,
-                format!("upd-{side}"),
+                (NS, EH, format!("upd-{side}")),
                 p.to_string(),
                 Some("0".into()),
                 Some(0),
@@ -918,9 +922,7 @@ async fn store_updates(store: &BlobCheckpointStore, partitions: usize, updates: 
     join_all((0..partitions).map(|p| async move {
         for seq in 0..updates {
             let checkpoint = Checkpoint::new(
-                NS,
-                EH,
-                "upd-s",
+                (NS, EH, "upd-s"),
                 p.to_string(),
                 Some(seq.to_string()),
                 Some(seq as i64),

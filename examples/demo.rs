@@ -14,10 +14,9 @@
 //! event `n` available `n / RATE` seconds after the start, until `EVENTS_PER_PARTITION`.
 
 // The recording store wrapper and the "no version won twice" check, shared with the tests.
-#[path = "../tests/common/wins.rs"]
-#[allow(dead_code)] // the chain check needs every claimant's wins; a killed one cannot report all
-mod wins;
+use eventhub_checkpointstore_testkit::wins::{self, recording, Win};
 
+use eventhub_checkpointstore::Scope;
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer, Strategy},
     checkpointer::{Checkpointer, CheckpointerOptions},
@@ -36,7 +35,6 @@ use tokio::{
     process::{Child, Command},
     sync::mpsc,
 };
-use wins::{Recording, Win};
 
 const NAMESPACE: &str = "demo.servicebus.windows.net";
 const EVENT_HUB: &str = "telemetry";
@@ -123,32 +121,34 @@ async fn consumer(
 ) -> AnyResult<()> {
     // Every claim this consumer wins is reported, so the conductor can check that no version of
     // a partition was won twice across the fleet.
-    let recording = Arc::new(Recording::new((*store).clone()));
+    let recording = Arc::new(recording((*store).clone()));
     let checkpointer = Arc::new(Checkpointer::new(
         store.clone(),
-        NAMESPACE,
-        EVENT_HUB,
-        &group,
-        CheckpointerOptions::by_count(
-            std::num::NonZeroU64::new(CHECKPOINT_EVERY_EVENTS).ok_or("zero")?,
-        ),
+        (NAMESPACE, EVENT_HUB, &group),
+        CheckpointerOptions {
+            every_events: Some(std::num::NonZeroU64::new(CHECKPOINT_EVERY_EVENTS).ok_or("zero")?),
+            every: None,
+        },
     )?);
     let balancer = Arc::new(
         PartitionBalancer::new(
             recording.clone(),
-            NAMESPACE,
-            EVENT_HUB,
-            &group,
+            (NAMESPACE, EVENT_HUB, &group),
             &name,
             partition_ids(),
-            BalancerOptions::new(INTERVAL, EXPIRATION).with_strategy(Strategy::Greedy),
+            BalancerOptions {
+                interval: INTERVAL,
+                expiration: EXPIRATION,
+                strategy: Strategy::Greedy,
+                ..Default::default()
+            },
         )?
         .with_checkpointer(checkpointer.clone()),
     );
     let report_wins = {
-        let wins = recording.wins.clone();
+        let wins = recording.hooks.clone();
         move || {
-            for win in std::mem::take(&mut *wins.lock().unwrap_or_else(|e| e.into_inner())) {
+            for win in wins.take() {
                 report(format_args!("won\t{}", win.line()));
             }
         }
@@ -204,7 +204,9 @@ async fn consumer(
         next.retain(|p, _| owned.contains(p));
         if owned.iter().any(|p| !next.contains_key(p)) {
             // Newly owned partitions resume from the store's checkpoint, whoever wrote it.
-            let checkpoints = store.list_checkpoints(NAMESPACE, EVENT_HUB, &group).await?;
+            let checkpoints = store
+                .list_checkpoints(&Scope::new(NAMESPACE, EVENT_HUB, &group))
+                .await?;
             let new: Vec<&String> = owned.iter().filter(|p| !next.contains_key(*p)).collect();
             for p in new {
                 let from = checkpoints
@@ -367,7 +369,7 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
             killed_at = Some(Instant::now());
             // What the store says it held, now that it can no longer change anything.
             victim_holdings = store
-                .list_ownership(NAMESPACE, EVENT_HUB, &group)
+                .list_ownership(&Scope::new(NAMESPACE, EVENT_HUB, &group))
                 .await?
                 .iter()
                 .filter(|o| o.owner_id.as_deref() == Some(&victim.letter.to_string()))
@@ -390,7 +392,9 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
         }
 
         // Every 250 ms: a snapshot of the store, checked against what the live consumers hold.
-        let listed = store.list_ownership(NAMESPACE, EVENT_HUB, &group).await?;
+        let listed = store
+            .list_ownership(&Scope::new(NAMESPACE, EVENT_HUB, &group))
+            .await?;
         owners = vec![None; PARTITIONS];
         for o in listed {
             if let Ok(p) = o.partition_id.parse::<usize>() {
@@ -439,11 +443,13 @@ async fn conductor(store: Arc<BlobCheckpointStore>) -> AnyResult<()> {
             &victim_holdings,
         );
     }
-    let left = store.list_ownership(NAMESPACE, EVENT_HUB, &group).await?;
+    let left = store
+        .list_ownership(&Scope::new(NAMESPACE, EVENT_HUB, &group))
+        .await?;
     let still_owned = left.iter().filter(|o| o.owner_id.is_some()).count();
     // Every partition's last event, written by whoever processed it last.
     let final_checkpoints = store
-        .list_checkpoints(NAMESPACE, EVENT_HUB, &group)
+        .list_checkpoints(&Scope::new(NAMESPACE, EVENT_HUB, &group))
         .await?
         .iter()
         .filter(|c| c.sequence_number == Some(EVENTS_PER_PARTITION as i64 - 1))

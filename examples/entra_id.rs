@@ -12,9 +12,10 @@
 //! against it the example mints its own tokens and trusts the throwaway CA the script made for the
 //! run; against Azure it uses `azure_identity::DeveloperToolsCredential`, and nothing else changes.
 
-#[path = "../tests/common/entra.rs"]
-mod azurite_token;
+use eventhub_checkpointstore_testkit::entra as azurite_token;
 
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
 use eventhub_checkpointstore::{
     azure_core::credentials::TokenCredential, BlobCheckpointStore, BlobCheckpointStoreOptions,
     Checkpoint, CheckpointStore, Ownership, StorageCredential,
@@ -33,7 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => {
                 let (blob_url, _, ca) = azurite_token::https_azurite();
                 let options = BlobCheckpointStoreOptions {
-                    client_options: azurite_token::trusting(&ca),
+                    service: ServiceOptions {
+                        client_options: azurite_token::trusting(&ca),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 };
                 (
@@ -55,21 +59,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (ns, hub, group) = ("example.servicebus.windows.net", "telemetry", "$Default");
     let won = store
-        .claim_ownership(&[Ownership::new(ns, hub, group, "0", "entra-example")])
+        .claim_ownership(&[Ownership::new((ns, hub, group), "0", "entra-example")])
         .await?;
     println!("claimed {} partition(s) with a bearer token", won.len());
     store
         .update_checkpoint(&Checkpoint::new(
-            ns,
-            hub,
-            group,
+            (ns, hub, group),
             "0",
             Some("4096".into()),
             Some(42),
         ))
         .await?;
-    let owners = store.list_ownership(ns, hub, group).await?;
-    let checkpoints = store.list_checkpoints(ns, hub, group).await?;
+    let owners = store.list_ownership(&Scope::new(ns, hub, group)).await?;
+    let checkpoints = store.list_checkpoints(&Scope::new(ns, hub, group)).await?;
     println!(
         "listed {} ownership record(s) and {} checkpoint(s): partition 0 at sequence number {:?}",
         owners.len(),

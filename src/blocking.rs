@@ -3,13 +3,13 @@
 //! owns, the way `reqwest::blocking` works.
 //!
 //! ```no_run
-//! use eventhub_checkpointstore::{blocking::BlobCheckpointStore, Checkpoint};
+//! use eventhub_checkpointstore::{blocking::BlobCheckpointStore, Scope};
 //!
 //! let store = BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
 //! store.create_container_if_missing()?;
-//! let ns = "myns.servicebus.windows.net";
-//! store.update_checkpoint(&Checkpoint::new(ns, "telemetry", "$Default", "0", Some("1024".into()), Some(17)))?;
-//! for checkpoint in store.list_checkpoints(ns, "telemetry", "$Default")? {
+//! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
+//! store.update_checkpoint(&scope.checkpoint("0", Some("1024".into()), Some(17)))?;
+//! for checkpoint in store.list_checkpoints(&scope)? {
 //!     println!("{}: {:?}", checkpoint.partition_id, checkpoint.sequence_number);
 //! }
 //! # Ok::<(), eventhub_checkpointstore::Error>(())
@@ -19,10 +19,12 @@
 //! block that runtime's thread; it returns [`Error::BlockingInAsyncContext`] instead. Use the async
 //! [`crate::BlobCheckpointStore`] there, or `tokio::task::spawn_blocking`.
 
-use crate::{
-    BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, Error, Ownership, Result,
-    StorageCredential,
-};
+use crate::blob::BlobCheckpointStoreOptions;
+use crate::client::credential::StorageCredential;
+use crate::error::{Error, Result};
+use crate::model::{Checkpoint, Ownership};
+use crate::scope::Scope;
+use crate::store::CheckpointStore;
 use std::{fmt, future::Future, sync::Arc};
 use tokio::runtime::{Builder, Handle, Runtime};
 
@@ -89,17 +91,8 @@ impl BlobCheckpointStore {
     }
 
     /// See [`CheckpointStore::list_ownership`].
-    pub fn list_ownership(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Ownership>> {
-        self.block_on(self.store.list_ownership(
-            fully_qualified_namespace,
-            eventhub_name,
-            consumer_group,
-        ))?
+    pub fn list_ownership(&self, scope: &Scope) -> Result<Vec<Ownership>> {
+        self.block_on(self.store.list_ownership(scope))?
     }
 
     /// See [`CheckpointStore::claim_ownership`]: the claims won, in input order; lost races are
@@ -114,17 +107,8 @@ impl BlobCheckpointStore {
     }
 
     /// See [`CheckpointStore::list_checkpoints`].
-    pub fn list_checkpoints(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Checkpoint>> {
-        self.block_on(self.store.list_checkpoints(
-            fully_qualified_namespace,
-            eventhub_name,
-            consumer_group,
-        ))?
+    pub fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
+        self.block_on(self.store.list_checkpoints(scope))?
     }
 
     fn block_on<F: Future>(&self, work: F) -> Result<F::Output> {

@@ -21,27 +21,31 @@
 //! ```
 //! use eventhub_checkpointstore::{
 //!     checkpointer::{Checkpointer, CheckpointerOptions},
-//!     CheckpointStore, InMemoryCheckpointStore,
+//!     CheckpointStore, InMemoryCheckpointStore, Scope,
 //! };
 //! use std::{num::NonZeroU64, sync::Arc};
 //!
 //! # futures::executor::block_on(async {
 //! let store = Arc::new(InMemoryCheckpointStore::new());
-//! let options = CheckpointerOptions::default().with_every_events(NonZeroU64::new(100).unwrap());
-//! let checkpointer = Checkpointer::new(store.clone(), "ns", "hub", "$Default", options)?;
+//! let scope = Scope::new("ns", "hub", "$Default");
+//! let options = CheckpointerOptions { every_events: NonZeroU64::new(100), ..Default::default() };
+//! let checkpointer = Checkpointer::new(store.clone(), scope.clone(), options)?;
 //! for sequence_number in 0..250 {
 //!     // ... process the event, then:
 //!     checkpointer.record("0", Some(sequence_number.to_string()), Some(sequence_number)).await?;
 //! }
 //! checkpointer.flush_all().await?; // on shutdown
 //! assert_eq!(checkpointer.stats().writes, 3); // at 100, 200, and the flush of 249
-//! let stored = store.list_checkpoints("ns", "hub", "$Default").await?;
+//! let stored = store.list_checkpoints(&scope).await?;
 //! assert_eq!(stored[0].sequence_number, Some(249));
 //! # Ok::<(), eventhub_checkpointstore::Error>(())
 //! # }).unwrap();
 //! ```
 
-use crate::{sync::lock, Checkpoint, CheckpointStore, Error, Result};
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+use crate::store::CheckpointStore;
+use crate::sync::lock;
 use std::{
     collections::HashMap,
     future::Future,
@@ -54,8 +58,20 @@ use std::{
 };
 
 /// When a [`Checkpointer`] writes.
+///
+/// ```
+/// use eventhub_checkpointstore::checkpointer::CheckpointerOptions;
+/// use std::{num::NonZeroU64, time::Duration};
+///
+/// // Every 500 events of a partition, and at least every 30 s.
+/// let options = CheckpointerOptions {
+///     every_events: NonZeroU64::new(500),
+///     every: Some(Duration::from_secs(30)),
+/// };
+/// // Only by count (and on flushes).
+/// let by_count = CheckpointerOptions { every: None, ..Default::default() };
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct CheckpointerOptions {
     /// Write a partition's position once this many events were recorded for it since its last
     /// write. `None`: only by time (and flushes). Default 100.
@@ -76,34 +92,6 @@ impl Default for CheckpointerOptions {
 }
 
 impl CheckpointerOptions {
-    /// Writing every `n` events of a partition (and on flushes) only.
-    pub fn by_count(n: NonZeroU64) -> Self {
-        Self {
-            every_events: Some(n),
-            every: None,
-        }
-    }
-
-    /// Writing a partition's position once it is `interval` old (and on flushes) only.
-    pub fn by_time(interval: Duration) -> Self {
-        Self {
-            every_events: None,
-            every: Some(interval),
-        }
-    }
-
-    /// The same options writing every `n` events.
-    pub fn with_every_events(mut self, n: NonZeroU64) -> Self {
-        self.every_events = Some(n);
-        self
-    }
-
-    /// The same options writing at least every `interval`.
-    pub fn with_every(mut self, interval: Duration) -> Self {
-        self.every = Some(interval);
-        self
-    }
-
     fn validate(&self) -> Result<()> {
         if self.every.is_some_and(|t| t.is_zero()) {
             return Err(Error::invalid_input(
@@ -116,7 +104,6 @@ impl CheckpointerOptions {
 
 /// What a [`Checkpointer`] has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct CheckpointerStats {
     /// Positions recorded.
     pub recorded: u64,
@@ -127,9 +114,7 @@ pub struct CheckpointerStats {
 /// Coalesces checkpoints of one consumer group. See the [module docs](self).
 pub struct Checkpointer {
     store: Arc<dyn CheckpointStore>,
-    namespace: String,
-    eventhub: String,
-    consumer_group: String,
+    scope: Scope,
     options: CheckpointerOptions,
     partitions: Mutex<HashMap<String, Arc<Partition>>>,
     recorded: AtomicU64,
@@ -173,17 +158,13 @@ impl Checkpointer {
     /// nothing.
     pub fn new(
         store: Arc<dyn CheckpointStore>,
-        fully_qualified_namespace: impl Into<String>,
-        eventhub_name: impl Into<String>,
-        consumer_group: impl Into<String>,
+        scope: impl Into<Scope>,
         options: CheckpointerOptions,
     ) -> Result<Self> {
         options.validate()?;
         Ok(Self {
             store,
-            namespace: fully_qualified_namespace.into(),
-            eventhub: eventhub_name.into(),
-            consumer_group: consumer_group.into(),
+            scope: scope.into(),
             options,
             partitions: Mutex::new(HashMap::new()),
             recorded: AtomicU64::new(0),
@@ -297,7 +278,7 @@ impl Checkpointer {
                 break;
             }
             if let Err(err) = self.flush_due().await {
-                tracing::warn!(error = %err, consumer_group = %self.consumer_group, "checkpoint write failed; the position stays pending");
+                tracing::warn!(error = %err, scope = %self.scope, "checkpoint write failed; the position stays pending");
             }
         }
         self.flush_all().await
@@ -355,14 +336,9 @@ impl Checkpointer {
                 None => return Ok(false),
             }
         };
-        let checkpoint = Checkpoint::new(
-            &self.namespace,
-            &self.eventhub,
-            &self.consumer_group,
-            partition_id,
-            position.0.clone(),
-            position.1,
-        );
+        let checkpoint = self
+            .scope
+            .checkpoint(partition_id, position.0.clone(), position.1);
         self.store.update_checkpoint(&checkpoint).await?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut pending = lock(&partition.pending);
@@ -383,7 +359,7 @@ impl Checkpointer {
 impl std::fmt::Debug for Checkpointer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpointer")
-            .field("consumer_group", &self.consumer_group)
+            .field("scope", &self.scope)
             .field("options", &self.options)
             .field("stats", &self.stats())
             .field("pending", &self.pending())

@@ -6,14 +6,14 @@
 //! Ported from Python's `azure-eventhub-checkpointstoreblob-aio` tests and the .NET
 //! `BlobCheckpointStore` live tests, plus our own (races, relinquish, bad input).
 //!
-//! A backend provides a [`Backend`]: isolated storage (a new container, table, …) and any number
+//! A backend provides a [`Fixture`]: isolated storage (a new container, table, …) and any number
 //! of independent clients on it. [`conformance_suite!`](crate::conformance_suite) then expands to
 //! one `#[tokio::test]` per case (the test crate needs `tokio` with its `macros` and
 //! `rt-multi-thread` features, and `async-trait`):
 //!
 //! ```no_run
 //! use async_trait::async_trait;
-//! use eventhub_checkpointstore::conformance::Backend;
+//! use eventhub_checkpointstore::conformance::Fixture;
 //! use eventhub_checkpointstore::{CheckpointStore, InMemoryCheckpointStore};
 //! use std::sync::Arc;
 //!
@@ -21,7 +21,7 @@
 //! struct Memory(InMemoryCheckpointStore);
 //!
 //! #[async_trait]
-//! impl Backend for Memory {
+//! impl Fixture for Memory {
 //!     async fn client(&self) -> Arc<dyn CheckpointStore> {
 //!         Arc::new(self.0.clone())
 //!     }
@@ -33,21 +33,21 @@
 //! Each case panics (fails its test) with a message naming what broke.
 
 use crate::azure_core::http::Etag;
-use crate::{Checkpoint, CheckpointStore, Error, Ownership};
+use crate::{Checkpoint, CheckpointStore, Error, Ownership, Scope};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Isolated storage for one test, and clients on it.
 #[async_trait]
-pub trait Backend: Send + Sync {
+pub trait Fixture: Send + Sync {
     /// A new, independent client on this test's storage: two clients behave like two processes.
     async fn client(&self) -> Arc<dyn CheckpointStore>;
 
     /// The scope the cases use; a backend whose names keep their case runs them with mixed-case
     /// names too.
     fn scope(&self) -> Scope {
-        Scope::default()
+        default_scope()
     }
 
     /// A well-formed version of this backend's records that no record has: what a claim made
@@ -63,40 +63,21 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// The namespace, event hub and consumer group a case works in.
-#[derive(Clone, Debug)]
-pub struct Scope {
-    /// The fully qualified namespace.
-    pub ns: String,
-    /// The event hub.
-    pub eh: String,
-    /// The consumer group.
-    pub cg: String,
-}
-
-impl Default for Scope {
-    fn default() -> Self {
-        Self {
-            ns: "conformance.servicebus.windows.net".into(),
-            eh: "telemetry".into(),
-            cg: "$default".into(),
-        }
-    }
+/// The scope the cases use by default.
+fn default_scope() -> Scope {
+    Scope::new(
+        "conformance.servicebus.windows.net",
+        "telemetry",
+        "$default",
+    )
 }
 
 fn ownership(s: &Scope, partition: &str, owner: &str) -> Ownership {
-    Ownership::new(&s.ns, &s.eh, &s.cg, partition, owner)
+    s.ownership(partition, owner)
 }
 
 fn checkpoint(s: &Scope, partition: &str, offset: &str, sequence_number: i64) -> Checkpoint {
-    Checkpoint::new(
-        &s.ns,
-        &s.eh,
-        &s.cg,
-        partition,
-        Some(offset.to_owned()),
-        Some(sequence_number),
-    )
+    s.checkpoint(partition, Some(offset.to_owned()), Some(sequence_number))
 }
 
 fn by_partition(list: Vec<Ownership>) -> BTreeMap<String, Ownership> {
@@ -106,25 +87,17 @@ fn by_partition(list: Vec<Ownership>) -> BTreeMap<String, Ownership> {
 }
 
 /// Ours: a new backend lists no records.
-pub async fn list_is_empty_at_first(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
-    assert!(store
-        .list_ownership(&s.ns, &s.eh, &s.cg)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .list_checkpoints(&s.ns, &s.eh, &s.cg)
-        .await
-        .unwrap()
-        .is_empty());
+pub async fn list_is_empty_at_first(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
+    assert!(store.list_ownership(&s).await.unwrap().is_empty());
+    assert!(store.list_checkpoints(&s).await.unwrap().is_empty());
 }
 
 /// Python: claim 8 partitions, list returns 8; the input is not mutated.
-pub async fn claim_eight_then_list_returns_eight(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn claim_eight_then_list_returns_eight(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let input: Vec<Ownership> = (0..8)
         .map(|p| ownership(&s, &p.to_string(), "owner-1"))
         .collect();
@@ -132,7 +105,7 @@ pub async fn claim_eight_then_list_returns_eight(backend: &dyn Backend) {
     let won = store.claim_ownership(&input).await.unwrap();
     assert_eq!(input, before, "claim_ownership must not modify its input");
     assert_eq!(won.len(), 8);
-    let listed = by_partition(store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap());
+    let listed = by_partition(store.list_ownership(&s).await.unwrap());
     assert_eq!(listed.len(), 8);
     for (partition, listed) in &listed {
         assert_eq!(
@@ -141,12 +114,8 @@ pub async fn claim_eight_then_list_returns_eight(backend: &dyn Backend) {
             "partition {partition}"
         );
         assert_eq!(
-            (
-                listed.fully_qualified_namespace.as_str(),
-                listed.eventhub_name.as_str(),
-                listed.consumer_group.as_str()
-            ),
-            (s.ns.as_str(), s.eh.as_str(), s.cg.as_str())
+            listed.scope, s,
+            "a listed record carries the scope as given"
         );
         assert!(listed.etag.is_some() && listed.last_modified.is_some());
     }
@@ -164,9 +133,9 @@ pub async fn claim_eight_then_list_returns_eight(backend: &dyn Backend) {
 }
 
 /// Python: 8 checkpoint updates, list returns offsets as strings and sequence numbers as i64.
-pub async fn eight_checkpoints_then_list(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn eight_checkpoints_then_list(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     for p in 0..8i64 {
         store
             .update_checkpoint(&checkpoint(
@@ -179,7 +148,7 @@ pub async fn eight_checkpoints_then_list(backend: &dyn Backend) {
             .unwrap();
     }
     let listed: BTreeMap<String, Checkpoint> = store
-        .list_checkpoints(&s.ns, &s.eh, &s.cg)
+        .list_checkpoints(&s)
         .await
         .unwrap()
         .into_iter()
@@ -190,21 +159,14 @@ pub async fn eight_checkpoints_then_list(backend: &dyn Backend) {
         let c = &listed[&p.to_string()];
         assert_eq!(c.offset.as_deref(), Some(format!("{}", p * 1000).as_str()));
         assert_eq!(c.sequence_number, Some(10 + p));
-        assert_eq!(
-            (
-                c.fully_qualified_namespace.as_str(),
-                c.eventhub_name.as_str(),
-                c.consumer_group.as_str()
-            ),
-            (s.ns.as_str(), s.eh.as_str(), s.cg.as_str())
-        );
+        assert_eq!(c.scope, s, "a listed record carries the scope as given");
     }
 }
 
 /// .NET: the first claim succeeds and sets last-modified and etag.
-pub async fn first_claim_sets_etag_and_last_modified(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn first_claim_sets_etag_and_last_modified(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let started = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
     let won = store
         .claim_ownership(&[ownership(&s, "0", "owner-1")])
@@ -219,9 +181,9 @@ pub async fn first_claim_sets_etag_and_last_modified(backend: &dyn Backend) {
 }
 
 /// .NET: a claim conditioned on a stale or invented etag is not won.
-pub async fn claim_with_stale_or_invented_etag_is_not_won(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn claim_with_stale_or_invented_etag_is_not_won(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let first = store
         .claim_ownership(&[ownership(&s, "0", "owner-1")])
         .await
@@ -239,11 +201,11 @@ pub async fn claim_with_stale_or_invented_etag_is_not_won(backend: &dyn Backend)
     };
     assert!(store.claim_ownership(&[stale]).await.unwrap().is_empty());
     let invented = Ownership {
-        etag: Some(backend.invented_etag()),
+        etag: Some(fixture.invented_etag()),
         ..stale_owner2(&first)
     };
     assert!(store.claim_ownership(&[invented]).await.unwrap().is_empty());
-    let listed = store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap();
+    let listed = store.list_ownership(&s).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
         listed[0].owner_id.as_deref(),
@@ -261,30 +223,26 @@ fn stale_owner2(o: &Ownership) -> Ownership {
 }
 
 /// .NET: a claim with an etag for a partition that has no record is not won (and creates none).
-pub async fn claim_with_etag_for_missing_record_is_not_won(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn claim_with_etag_for_missing_record_is_not_won(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let claim = Ownership {
-        etag: Some(backend.invented_etag()),
+        etag: Some(fixture.invented_etag()),
         ..ownership(&s, "5", "owner-1")
     };
     assert!(store.claim_ownership(&[claim]).await.unwrap().is_empty());
-    assert!(store
-        .list_ownership(&s.ns, &s.eh, &s.cg)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.list_ownership(&s).await.unwrap().is_empty());
 }
 
 /// .NET: a claim with the current etag is won, and changes the etag.
-pub async fn claim_with_current_etag_is_won(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn claim_with_current_etag_is_won(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     store
         .claim_ownership(&[ownership(&s, "0", "owner-1")])
         .await
         .unwrap();
-    let listed = store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap();
+    let listed = store.list_ownership(&s).await.unwrap();
     let takeover = Ownership {
         owner_id: Some("owner-2".into()),
         ..listed[0].clone()
@@ -293,15 +251,15 @@ pub async fn claim_with_current_etag_is_won(backend: &dyn Backend) {
     assert_eq!(won.len(), 1);
     assert_eq!(won[0].owner_id.as_deref(), Some("owner-2"));
     assert_ne!(won[0].etag, listed[0].etag, "a won claim has a new etag");
-    let relisted = store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap();
+    let relisted = store.list_ownership(&s).await.unwrap();
     assert_eq!(relisted[0].owner_id.as_deref(), Some("owner-2"));
     assert_eq!(relisted[0].etag, won[0].etag);
 }
 
 /// .NET: with valid and stale etags mixed, exactly the valid claims are returned.
-pub async fn claim_returns_only_the_won_claims(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn claim_returns_only_the_won_claims(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let first: Vec<Ownership> = (0..6)
         .map(|p| ownership(&s, &p.to_string(), "owner-1"))
         .collect();
@@ -328,19 +286,28 @@ pub async fn claim_returns_only_the_won_claims(backend: &dyn Backend) {
 
 /// .NET: claims and checkpoints of different namespaces, event hubs, consumer groups and
 /// partitions do not interfere.
-pub async fn scopes_do_not_interfere(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn scopes_do_not_interfere(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let scopes = [
-        (s.ns.as_str(), s.eh.as_str(), s.cg.as_str()),
-        ("other.servicebus.windows.net", s.eh.as_str(), s.cg.as_str()),
-        (s.ns.as_str(), "other-hub", s.cg.as_str()),
-        (s.ns.as_str(), s.eh.as_str(), "other-group"),
+        s.clone(),
+        Scope {
+            fully_qualified_namespace: "other.servicebus.windows.net".into(),
+            ..s.clone()
+        },
+        Scope {
+            eventhub_name: "other-hub".into(),
+            ..s.clone()
+        },
+        Scope {
+            consumer_group: "other-group".into(),
+            ..s.clone()
+        },
     ];
-    for (i, (ns, eh, cg)) in scopes.iter().enumerate() {
+    for (i, scope) in scopes.iter().enumerate() {
         let owner = format!("owner-{i}");
         let won = store
-            .claim_ownership(&[Ownership::new(*ns, *eh, *cg, "0", owner.as_str())])
+            .claim_ownership(&[scope.ownership("0", owner.as_str())])
             .await
             .unwrap();
         assert_eq!(
@@ -350,14 +317,7 @@ pub async fn scopes_do_not_interfere(backend: &dyn Backend) {
         );
         let seq = i64::try_from(i).unwrap();
         store
-            .update_checkpoint(&Checkpoint::new(
-                *ns,
-                *eh,
-                *cg,
-                "0",
-                Some(format!("off-{i}")),
-                Some(seq),
-            ))
+            .update_checkpoint(&scope.checkpoint("0", Some(format!("off-{i}")), Some(seq)))
             .await
             .unwrap();
     }
@@ -365,15 +325,15 @@ pub async fn scopes_do_not_interfere(backend: &dyn Backend) {
         .claim_ownership(&[ownership(&s, "1", "owner-other-partition")])
         .await
         .unwrap();
-    for (i, (ns, eh, cg)) in scopes.iter().enumerate() {
-        let owners = by_partition(store.list_ownership(ns, eh, cg).await.unwrap());
+    for (i, scope) in scopes.iter().enumerate() {
+        let owners = by_partition(store.list_ownership(scope).await.unwrap());
         let expected_partitions = if i == 0 { 2 } else { 1 };
         assert_eq!(owners.len(), expected_partitions, "scope {i}");
         assert_eq!(
             owners["0"].owner_id.as_deref(),
             Some(format!("owner-{i}").as_str())
         );
-        let checkpoints = store.list_checkpoints(ns, eh, cg).await.unwrap();
+        let checkpoints = store.list_checkpoints(scope).await.unwrap();
         assert_eq!(checkpoints.len(), 1, "scope {i}");
         assert_eq!(
             checkpoints[0].offset.as_deref(),
@@ -387,57 +347,43 @@ pub async fn scopes_do_not_interfere(backend: &dyn Backend) {
 }
 
 /// .NET: the first update creates the record, a second one updates it in place.
-pub async fn checkpoint_update_creates_then_replaces(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn checkpoint_update_creates_then_replaces(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     store
         .update_checkpoint(&checkpoint(&s, "3", "100", 1))
         .await
         .unwrap();
-    let first = store.list_checkpoints(&s.ns, &s.eh, &s.cg).await.unwrap();
+    let first = store.list_checkpoints(&s).await.unwrap();
     assert_eq!(first.len(), 1);
     store
         .update_checkpoint(&checkpoint(&s, "3", "200", 2))
         .await
         .unwrap();
-    let second = store.list_checkpoints(&s.ns, &s.eh, &s.cg).await.unwrap();
+    let second = store.list_checkpoints(&s).await.unwrap();
     assert_eq!(second.len(), 1, "one record per partition");
     assert_eq!(second[0].offset.as_deref(), Some("200"));
     assert_eq!(second[0].sequence_number, Some(2));
 }
 
 /// Checkpoints with only one of the two positions round-trip as given.
-pub async fn checkpoint_with_one_position(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn checkpoint_with_one_position(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     store
-        .update_checkpoint(&Checkpoint::new(
-            &s.ns,
-            &s.eh,
-            &s.cg,
-            "0",
-            Some("geo:7:1:42".into()),
-            None,
-        ))
+        .update_checkpoint(&s.checkpoint("0", Some("geo:7:1:42".into()), None))
         .await
         .unwrap();
     store
-        .update_checkpoint(&Checkpoint::new(
-            &s.ns,
-            &s.eh,
-            &s.cg,
-            "1",
-            None,
-            Some(i64::MAX),
-        ))
+        .update_checkpoint(&s.checkpoint("1", None, Some(i64::MAX)))
         .await
         .unwrap();
     store
-        .update_checkpoint(&Checkpoint::new(&s.ns, &s.eh, &s.cg, "2", None, Some(-1)))
+        .update_checkpoint(&s.checkpoint("2", None, Some(-1)))
         .await
         .unwrap();
     let listed: BTreeMap<String, Checkpoint> = store
-        .list_checkpoints(&s.ns, &s.eh, &s.cg)
+        .list_checkpoints(&s)
         .await
         .unwrap()
         .into_iter()
@@ -456,9 +402,9 @@ pub async fn checkpoint_with_one_position(backend: &dyn Backend) {
 
 /// Ours: two clients race for the same new partition 50 times; exactly one wins each time. Then
 /// both renew from the same listed etag 50 times; again exactly one wins.
-pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
-    let s = backend.scope();
-    let (a, b) = (backend.client().await, backend.client().await);
+pub async fn racing_clients_never_both_win(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let (a, b) = (fixture.client().await, fixture.client().await);
     for round in 0..50 {
         let partition = round.to_string();
         let (for_a, for_b) = (
@@ -473,7 +419,7 @@ pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
             "round {round}: new-partition claims won by {total} clients"
         );
     }
-    let listed = by_partition(a.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap());
+    let listed = by_partition(a.list_ownership(&s).await.unwrap());
     assert_eq!(listed.len(), 50);
     for (partition, current) in &listed {
         let for_a = [Ownership {
@@ -496,9 +442,9 @@ pub async fn racing_clients_never_both_win(backend: &dyn Backend) {
 
 /// Ours: a claim with no owner (or "") relinquishes; the partition lists as unowned, and another
 /// owner can take it with the etag the listing shows.
-pub async fn relinquish_lists_as_unowned(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn relinquish_lists_as_unowned(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let won = store
         .claim_ownership(&[ownership(&s, "0", "owner-1"), ownership(&s, "1", "owner-1")])
         .await
@@ -514,7 +460,7 @@ pub async fn relinquish_lists_as_unowned(backend: &dyn Backend) {
     let released = store.claim_ownership(&released).await.unwrap();
     assert_eq!(released.len(), 2);
     assert!(released.iter().all(|o| o.owner_id.is_none()));
-    let listed = by_partition(store.list_ownership(&s.ns, &s.eh, &s.cg).await.unwrap());
+    let listed = by_partition(store.list_ownership(&s).await.unwrap());
     assert!(listed.values().all(|o| o.owner_id.is_none()), "{listed:?}");
     let taken = Ownership {
         owner_id: Some("owner-2".into()),
@@ -525,9 +471,9 @@ pub async fn relinquish_lists_as_unowned(backend: &dyn Backend) {
 
 /// Ours: many claims in one call are all made (concurrently, with a bound) and all returned, in
 /// the order given.
-pub async fn many_claims_in_one_call(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn many_claims_in_one_call(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let input: Vec<Ownership> = (0..200)
         .map(|p| ownership(&s, &p.to_string(), "owner-1"))
         .collect();
@@ -536,21 +482,14 @@ pub async fn many_claims_in_one_call(backend: &dyn Backend) {
     let order: Vec<&str> = won.iter().map(|o| o.partition_id.as_str()).collect();
     let expected: Vec<String> = (0..200).map(|p| p.to_string()).collect();
     assert_eq!(order, expected, "won claims come back in the order given");
-    assert_eq!(
-        store
-            .list_ownership(&s.ns, &s.eh, &s.cg)
-            .await
-            .unwrap()
-            .len(),
-        200
-    );
+    assert_eq!(store.list_ownership(&s).await.unwrap().len(), 200);
 }
 
 /// Ours: `put_checkpoint` creates and replaces a checkpoint like `update_checkpoint`, and the two
 /// see each other's writes.
-pub async fn put_checkpoint_creates_then_replaces(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn put_checkpoint_creates_then_replaces(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     store
         .put_checkpoint(&checkpoint(&s, "0", "100", 1))
         .await
@@ -567,24 +506,22 @@ pub async fn put_checkpoint_creates_then_replaces(backend: &dyn Backend) {
         .put_checkpoint(&checkpoint(&s, "1", "400", 4))
         .await
         .unwrap();
-    let mut listed = store.list_checkpoints(&s.ns, &s.eh, &s.cg).await.unwrap();
+    let mut listed = store.list_checkpoints(&s).await.unwrap();
     listed.sort_by(|a, b| a.partition_id.cmp(&b.partition_id));
     assert_eq!(
         listed,
         [checkpoint(&s, "0", "200", 2), checkpoint(&s, "1", "400", 4)]
     );
     assert!(matches!(
-        store
-            .put_checkpoint(&Checkpoint::new(&s.ns, &s.eh, &s.cg, "2", None, None))
-            .await,
+        store.put_checkpoint(&s.checkpoint("2", None, None)).await,
         Err(Error::InvalidInput { .. })
     ));
 }
 
 /// Ours: losing every claim is a normal, empty result, not an error.
-pub async fn losing_every_claim_is_not_an_error(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn losing_every_claim_is_not_an_error(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     let batch: Vec<Ownership> = (0..4)
         .map(|p| ownership(&s, &p.to_string(), "owner-1"))
         .collect();
@@ -596,37 +533,47 @@ pub async fn losing_every_claim_is_not_an_error(backend: &dyn Backend) {
 }
 
 /// Ours: bad input is a typed error and nothing is written.
-pub async fn invalid_input_is_rejected_before_any_write(backend: &dyn Backend) {
-    let s = backend.scope();
-    let store = backend.client().await;
+pub async fn invalid_input_is_rejected_before_any_write(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
     fn invalid<T>(result: Result<T, Error>) -> bool {
         matches!(result, Err(Error::InvalidInput { .. }))
     }
-    assert!(invalid(store.list_ownership("", &s.eh, &s.cg).await));
-    assert!(invalid(store.list_ownership(&s.ns, "", &s.cg).await));
-    assert!(invalid(store.list_checkpoints(&s.ns, &s.eh, "").await));
+    let with = |change: fn(&mut Scope)| {
+        let mut scope = s.clone();
+        change(&mut scope);
+        scope
+    };
     assert!(invalid(
         store
-            .update_checkpoint(&Checkpoint::new(&s.ns, &s.eh, &s.cg, "0", None, None))
+            .list_ownership(&with(|s| s.fully_qualified_namespace.clear()))
             .await
     ));
     assert!(invalid(
         store
-            .update_checkpoint(&Checkpoint::new(
-                &s.ns,
-                &s.eh,
-                &s.cg,
-                "",
-                Some("1".into()),
-                None
-            ))
+            .list_ownership(&with(|s| s.eventhub_name.clear()))
+            .await
+    ));
+    assert!(invalid(
+        store
+            .list_checkpoints(&with(|s| s.consumer_group.clear()))
+            .await
+    ));
+    assert!(invalid(
+        store
+            .update_checkpoint(&s.checkpoint("0", None, None))
+            .await
+    ));
+    assert!(invalid(
+        store
+            .update_checkpoint(&s.checkpoint("", Some("1".into()), None))
             .await
     ));
     // One bad claim fails the whole batch before any request: the good one is not made either.
     let batch = [ownership(&s, "0", "owner-1"), ownership(&s, "", "owner-1")];
     assert!(invalid(store.claim_ownership(&batch).await));
     // An unconditional claim is never made: `*` (or an empty etag) is refused, not sent.
-    for etag in backend.invalid_etags() {
+    for etag in fixture.invalid_etags() {
         let batch = [
             ownership(&s, "0", "owner-1"),
             Ownership {
@@ -639,21 +586,13 @@ pub async fn invalid_input_is_rejected_before_any_write(backend: &dyn Backend) {
             "etag {etag:?} was not refused"
         );
     }
-    assert!(store
-        .list_ownership(&s.ns, &s.eh, &s.cg)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .list_checkpoints(&s.ns, &s.eh, &s.cg)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.list_ownership(&s).await.unwrap().is_empty());
+    assert!(store.list_checkpoints(&s).await.unwrap().is_empty());
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each on a fresh backend from `$make`
 /// (an expression evaluating to a future of a type implementing
-/// [`conformance::Backend`](crate::conformance::Backend)); feature `conformance`. See the
+/// [`conformance::Fixture`](crate::conformance::Fixture)); feature `conformance`. See the
 /// [`conformance`](crate::conformance) module.
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 #[macro_export]
@@ -683,8 +622,8 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let backend = $make.await;
-                $crate::conformance::$case(&backend).await;
+                let fixture = $make.await;
+                $crate::conformance::$case(&fixture).await;
             }
         )*
     };

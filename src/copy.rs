@@ -4,8 +4,8 @@
 //! stop it, copy, restart it on the new store.
 //!
 //! ```no_run
-//! use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions, Scope};
-//! use eventhub_checkpointstore::{BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming};
+//! use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions};
+//! use eventhub_checkpointstore::{BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, Scope};
 //!
 //! # async fn run() -> eventhub_checkpointstore::Result<()> {
 //! let conn = std::env::var("AZURE_STORAGE_CONNECTION_STRING").unwrap();
@@ -17,7 +17,8 @@
 //! let lowercase = BlobCheckpointStore::from_connection_string(&conn, "checkpoints", None)?;
 //! let scope = Scope::new("MyNs.servicebus.windows.net", "Telemetry", "$Default");
 //!
-//! let plan = copy_checkpoints(&verbatim, &scope, &lowercase, &scope, &CopyOptions::dry_run(), |_| {}).await?;
+//! let dry_run = CopyOptions { dry_run: true, ..Default::default() };
+//! let plan = copy_checkpoints(&verbatim, &scope, &lowercase, &scope, &dry_run, |_| {}).await?;
 //! println!("would write {} checkpoints", plan.checkpoints.len());
 //! let done = copy_checkpoints(&verbatim, &scope, &lowercase, &scope, &CopyOptions::default(), |p| {
 //!     println!("{}/{} partition {}", p.done, p.total, p.checkpoint.partition_id)
@@ -26,39 +27,15 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{Checkpoint, CheckpointStore, Ownership, Result};
+use crate::error::Result;
+use crate::model::{Checkpoint, Ownership};
+use crate::scope::Scope;
+use crate::store::CheckpointStore;
 use futures::StreamExt;
 use std::num::NonZeroUsize;
 
-/// One consumer group of one event hub.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Scope {
-    /// The Event Hubs namespace, e.g. `myns.servicebus.windows.net`.
-    pub fully_qualified_namespace: String,
-    /// The event hub's name.
-    pub eventhub_name: String,
-    /// The consumer group, e.g. `$Default`.
-    pub consumer_group: String,
-}
-
-impl Scope {
-    /// The scope of `consumer_group` of `eventhub_name` in `fully_qualified_namespace`.
-    pub fn new(
-        fully_qualified_namespace: impl Into<String>,
-        eventhub_name: impl Into<String>,
-        consumer_group: impl Into<String>,
-    ) -> Self {
-        Self {
-            fully_qualified_namespace: fully_qualified_namespace.into(),
-            eventhub_name: eventhub_name.into(),
-            consumer_group: consumer_group.into(),
-        }
-    }
-}
-
 /// How [`copy_checkpoints`] copies.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct CopyOptions {
     /// Report what would be written, and write nothing. Default `false`.
     pub dry_run: bool,
@@ -77,34 +54,6 @@ impl Default for CopyOptions {
             ownership: false,
             concurrency: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
         }
-    }
-}
-
-impl CopyOptions {
-    /// The default options with `dry_run` set.
-    pub fn dry_run() -> Self {
-        Self {
-            dry_run: true,
-            ..Self::default()
-        }
-    }
-
-    /// These options with `dry_run` set to `dry_run`.
-    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
-        self
-    }
-
-    /// These options with `ownership` set to `copy`.
-    pub fn with_ownership(mut self, copy: bool) -> Self {
-        self.ownership = copy;
-        self
-    }
-
-    /// These options with at most `concurrency` writes in flight.
-    pub fn with_concurrency(mut self, concurrency: NonZeroUsize) -> Self {
-        self.concurrency = concurrency;
-        self
     }
 }
 
@@ -151,11 +100,7 @@ pub async fn copy_checkpoints(
     mut progress: impl FnMut(CopyProgress<'_>),
 ) -> Result<CopyReport> {
     let mut checkpoints: Vec<Checkpoint> = source
-        .list_checkpoints(
-            &from.fully_qualified_namespace,
-            &from.eventhub_name,
-            &from.consumer_group,
-        )
+        .list_checkpoints(from)
         .await?
         .into_iter()
         .filter(|c| {
@@ -169,9 +114,7 @@ pub async fn copy_checkpoints(
             usable
         })
         .map(|c| Checkpoint {
-            fully_qualified_namespace: to.fully_qualified_namespace.clone(),
-            eventhub_name: to.eventhub_name.clone(),
-            consumer_group: to.consumer_group.clone(),
+            scope: to.clone(),
             ..c
         })
         .collect();
@@ -229,20 +172,8 @@ async fn copy_ownership(
     to: &Scope,
     dry_run: bool,
 ) -> Result<(Vec<Ownership>, usize)> {
-    let owned = source
-        .list_ownership(
-            &from.fully_qualified_namespace,
-            &from.eventhub_name,
-            &from.consumer_group,
-        )
-        .await?;
-    let current = destination
-        .list_ownership(
-            &to.fully_qualified_namespace,
-            &to.eventhub_name,
-            &to.consumer_group,
-        )
-        .await?;
+    let owned = source.list_ownership(from).await?;
+    let current = destination.list_ownership(to).await?;
     let claims: Vec<Ownership> = owned
         .into_iter()
         .filter(|o| o.owner_id.is_some())
@@ -252,13 +183,7 @@ async fn copy_ownership(
                 .find(|c| c.partition_id == o.partition_id)
                 .and_then(|c| c.etag.clone()),
             last_modified: None,
-            ..Ownership::new(
-                &to.fully_qualified_namespace,
-                &to.eventhub_name,
-                &to.consumer_group,
-                o.partition_id,
-                o.owner_id.unwrap_or_default(),
-            )
+            ..Ownership::new(to.clone(), o.partition_id, o.owner_id.unwrap_or_default())
         })
         .collect();
     if dry_run {

@@ -1,6 +1,6 @@
 //! The plug-in for the official Rust processor (feature `eventhubs`): every store of this crate
-//! ([`BlobCheckpointStore`](crate::BlobCheckpointStore), `TableCheckpointStore`,
-//! [`InMemoryCheckpointStore`](crate::InMemoryCheckpointStore)) implements
+//! ([`BlobCheckpointStore`], [`TableCheckpointStore`](crate::TableCheckpointStore),
+//! [`InMemoryCheckpointStore`]) implements
 //! [`azure_messaging_eventhubs::CheckpointStore`], so an
 //! [`EventProcessor`](azure_messaging_eventhubs::EventProcessor) keeps its ownership and
 //! checkpoints in the same blobs, under the same names, as every other language's processor.
@@ -16,6 +16,29 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Both traits in one file
+//!
+//! The processor's trait and this crate's [`CheckpointStore`] share a name and three method names.
+//! Importing both makes calls such as `store.claim_ownership(..)` ambiguous; import the one you
+//! call under another name (or as `_` when you only need its impls):
+//!
+//! ```no_run
+//! use azure_messaging_eventhubs::CheckpointStore as ProcessorCheckpointStore;
+//! use eventhub_checkpointstore::{CheckpointStore, InMemoryCheckpointStore, Scope};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = InMemoryCheckpointStore::new();
+//! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
+//! // This crate's trait: listings take a Scope.
+//! let ours = CheckpointStore::list_checkpoints(&store, &scope).await?;
+//! // The processor's: three strings, its own record types.
+//! let theirs = ProcessorCheckpointStore::list_checkpoints(
+//!     &store, "myns.servicebus.windows.net", "telemetry", "$Default",
+//! ).await?;
+//! assert_eq!(ours.len(), theirs.len());
+//! # Ok(()) }
+//! ```
+//!
 //! Supported: `azure_messaging_eventhubs` 0.15. It is the newest release whose `azure_core`
 //! requirement (1.x) resolves together with `azure_storage_blob` 1.1; 0.16 requires
 //! `azure_core` 1.2.0-beta.1.
@@ -24,56 +47,114 @@
 //! `x-ms-error-code` (see [`Error`](crate::Error)); a lost ownership race is, as everywhere in
 //! this crate, a partition left out of the result, which is what the processor expects.
 
-use crate::{Checkpoint, CheckpointStore, Ownership};
-use azure_messaging_eventhubs::models;
+use crate::blob::BlobCheckpointStore;
+use crate::memory::InMemoryCheckpointStore;
+use crate::model::{Checkpoint, Ownership};
+use crate::scope::Scope;
+use crate::store::CheckpointStore;
+use async_trait::async_trait;
+use azure_messaging_eventhubs::{models, CheckpointStore as ProcessorStore};
 
-/// Implements the processor's trait for one of this crate's stores (used by `checkpoint_store!`):
-/// four one-liners over the functions below.
-macro_rules! processor_store {
-    ($store:ty) => {
-        #[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
-        #[async_trait::async_trait]
-        impl azure_messaging_eventhubs::CheckpointStore for $store {
-            async fn claim_ownership(
-                &self,
-                ownerships: &[azure_messaging_eventhubs::models::Ownership],
-            ) -> azure_core::Result<Vec<azure_messaging_eventhubs::models::Ownership>> {
-                $crate::eventhubs::claim_ownership(self, ownerships).await
-            }
+#[async_trait]
+impl ProcessorStore for BlobCheckpointStore {
+    async fn claim_ownership(
+        &self,
+        ownerships: &[models::Ownership],
+    ) -> azure_core::Result<Vec<models::Ownership>> {
+        claim_ownership(self, ownerships).await
+    }
 
-            async fn list_checkpoints(
-                &self,
-                namespace: &str,
-                event_hub_name: &str,
-                consumer_group: &str,
-            ) -> azure_core::Result<Vec<azure_messaging_eventhubs::models::Checkpoint>> {
-                $crate::eventhubs::list_checkpoints(self, namespace, event_hub_name, consumer_group)
-                    .await
-            }
+    async fn list_checkpoints(
+        &self,
+        namespace: &str,
+        event_hub_name: &str,
+        consumer_group: &str,
+    ) -> azure_core::Result<Vec<models::Checkpoint>> {
+        list_checkpoints(self, Scope::new(namespace, event_hub_name, consumer_group)).await
+    }
 
-            async fn list_ownerships(
-                &self,
-                namespace: &str,
-                event_hub_name: &str,
-                consumer_group: &str,
-            ) -> azure_core::Result<Vec<azure_messaging_eventhubs::models::Ownership>> {
-                $crate::eventhubs::list_ownerships(self, namespace, event_hub_name, consumer_group)
-                    .await
-            }
+    async fn list_ownerships(
+        &self,
+        namespace: &str,
+        event_hub_name: &str,
+        consumer_group: &str,
+    ) -> azure_core::Result<Vec<models::Ownership>> {
+        list_ownerships(self, Scope::new(namespace, event_hub_name, consumer_group)).await
+    }
 
-            async fn update_checkpoint(
-                &self,
-                checkpoint: azure_messaging_eventhubs::models::Checkpoint,
-            ) -> azure_core::Result<()> {
-                $crate::eventhubs::update_checkpoint(self, checkpoint).await
-            }
-        }
-    };
+    async fn update_checkpoint(&self, checkpoint: models::Checkpoint) -> azure_core::Result<()> {
+        update_checkpoint(self, checkpoint).await
+    }
 }
 
-// The processor's trait, over any of this crate's stores: each backend's impl is four one-liners.
+#[cfg(feature = "table")]
+#[async_trait]
+impl ProcessorStore for crate::TableCheckpointStore {
+    async fn claim_ownership(
+        &self,
+        ownerships: &[models::Ownership],
+    ) -> azure_core::Result<Vec<models::Ownership>> {
+        claim_ownership(self, ownerships).await
+    }
 
-pub(crate) async fn claim_ownership(
+    async fn list_checkpoints(
+        &self,
+        namespace: &str,
+        event_hub_name: &str,
+        consumer_group: &str,
+    ) -> azure_core::Result<Vec<models::Checkpoint>> {
+        list_checkpoints(self, Scope::new(namespace, event_hub_name, consumer_group)).await
+    }
+
+    async fn list_ownerships(
+        &self,
+        namespace: &str,
+        event_hub_name: &str,
+        consumer_group: &str,
+    ) -> azure_core::Result<Vec<models::Ownership>> {
+        list_ownerships(self, Scope::new(namespace, event_hub_name, consumer_group)).await
+    }
+
+    async fn update_checkpoint(&self, checkpoint: models::Checkpoint) -> azure_core::Result<()> {
+        update_checkpoint(self, checkpoint).await
+    }
+}
+
+#[async_trait]
+impl ProcessorStore for InMemoryCheckpointStore {
+    async fn claim_ownership(
+        &self,
+        ownerships: &[models::Ownership],
+    ) -> azure_core::Result<Vec<models::Ownership>> {
+        claim_ownership(self, ownerships).await
+    }
+
+    async fn list_checkpoints(
+        &self,
+        namespace: &str,
+        event_hub_name: &str,
+        consumer_group: &str,
+    ) -> azure_core::Result<Vec<models::Checkpoint>> {
+        list_checkpoints(self, Scope::new(namespace, event_hub_name, consumer_group)).await
+    }
+
+    async fn list_ownerships(
+        &self,
+        namespace: &str,
+        event_hub_name: &str,
+        consumer_group: &str,
+    ) -> azure_core::Result<Vec<models::Ownership>> {
+        list_ownerships(self, Scope::new(namespace, event_hub_name, consumer_group)).await
+    }
+
+    async fn update_checkpoint(&self, checkpoint: models::Checkpoint) -> azure_core::Result<()> {
+        update_checkpoint(self, checkpoint).await
+    }
+}
+
+// The processor's four calls over any of this crate's stores.
+
+async fn claim_ownership(
     store: &dyn CheckpointStore,
     ownerships: &[models::Ownership],
 ) -> azure_core::Result<Vec<models::Ownership>> {
@@ -82,34 +163,26 @@ pub(crate) async fn claim_ownership(
     Ok(won.into_iter().map(models::Ownership::from).collect())
 }
 
-pub(crate) async fn list_checkpoints(
+async fn list_checkpoints(
     store: &dyn CheckpointStore,
-    namespace: &str,
-    event_hub_name: &str,
-    consumer_group: &str,
+    scope: Scope,
 ) -> azure_core::Result<Vec<models::Checkpoint>> {
-    let checkpoints = store
-        .list_checkpoints(namespace, event_hub_name, consumer_group)
-        .await?;
+    let checkpoints = store.list_checkpoints(&scope).await?;
     Ok(checkpoints
         .into_iter()
         .map(models::Checkpoint::from)
         .collect())
 }
 
-pub(crate) async fn list_ownerships(
+async fn list_ownerships(
     store: &dyn CheckpointStore,
-    namespace: &str,
-    event_hub_name: &str,
-    consumer_group: &str,
+    scope: Scope,
 ) -> azure_core::Result<Vec<models::Ownership>> {
-    let ownership = store
-        .list_ownership(namespace, event_hub_name, consumer_group)
-        .await?;
+    let ownership = store.list_ownership(&scope).await?;
     Ok(ownership.into_iter().map(models::Ownership::from).collect())
 }
 
-pub(crate) async fn update_checkpoint(
+async fn update_checkpoint(
     store: &dyn CheckpointStore,
     checkpoint: models::Checkpoint,
 ) -> azure_core::Result<()> {
@@ -119,9 +192,11 @@ pub(crate) async fn update_checkpoint(
 impl From<models::Ownership> for Ownership {
     fn from(o: models::Ownership) -> Self {
         Self {
-            fully_qualified_namespace: o.fully_qualified_namespace,
-            eventhub_name: o.event_hub_name,
-            consumer_group: o.consumer_group,
+            scope: Scope::new(
+                o.fully_qualified_namespace,
+                o.event_hub_name,
+                o.consumer_group,
+            ),
             partition_id: o.partition_id,
             owner_id: o.owner_id,
             etag: o.etag,
@@ -133,9 +208,9 @@ impl From<models::Ownership> for Ownership {
 impl From<Ownership> for models::Ownership {
     fn from(o: Ownership) -> Self {
         Self {
-            fully_qualified_namespace: o.fully_qualified_namespace,
-            event_hub_name: o.eventhub_name,
-            consumer_group: o.consumer_group,
+            fully_qualified_namespace: o.scope.fully_qualified_namespace,
+            event_hub_name: o.scope.eventhub_name,
+            consumer_group: o.scope.consumer_group,
             partition_id: o.partition_id,
             owner_id: o.owner_id,
             etag: o.etag,
@@ -147,9 +222,11 @@ impl From<Ownership> for models::Ownership {
 impl From<models::Checkpoint> for Checkpoint {
     fn from(c: models::Checkpoint) -> Self {
         Self {
-            fully_qualified_namespace: c.fully_qualified_namespace,
-            eventhub_name: c.event_hub_name,
-            consumer_group: c.consumer_group,
+            scope: Scope::new(
+                c.fully_qualified_namespace,
+                c.event_hub_name,
+                c.consumer_group,
+            ),
             partition_id: c.partition_id,
             offset: c.offset,
             sequence_number: c.sequence_number,
@@ -160,9 +237,9 @@ impl From<models::Checkpoint> for Checkpoint {
 impl From<Checkpoint> for models::Checkpoint {
     fn from(c: Checkpoint) -> Self {
         Self {
-            fully_qualified_namespace: c.fully_qualified_namespace,
-            event_hub_name: c.eventhub_name,
-            consumer_group: c.consumer_group,
+            fully_qualified_namespace: c.scope.fully_qualified_namespace,
+            event_hub_name: c.scope.eventhub_name,
+            consumer_group: c.scope.consumer_group,
             partition_id: c.partition_id,
             offset: c.offset,
             sequence_number: c.sequence_number,

@@ -7,21 +7,21 @@
 //! stores do, so a fleet written in several languages can share one container.
 //!
 //! ```no_run
-//! use eventhub_checkpointstore::{BlobCheckpointStore, Checkpoint, CheckpointStore, Ownership};
+//! use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Scope};
 //!
 //! # async fn demo() -> eventhub_checkpointstore::Result<()> {
 //! let store = BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
 //! store.create_container_if_missing().await?;
 //!
-//! let (ns, hub, group) = ("myns.servicebus.windows.net", "telemetry", "$Default");
+//! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
 //! // Claim partition 0: conditional on nobody having claimed it yet.
-//! let won = store.claim_ownership(&[Ownership::new(ns, hub, group, "0", "processor-a")]).await?;
+//! let won = store.claim_ownership(&[scope.ownership("0", "processor-a")]).await?;
 //! if let Some(mine) = won.first() {
 //!     // Record progress, then renew the claim with the etag it returned.
-//!     store.update_checkpoint(&Checkpoint::new(ns, hub, group, "0", Some("4096".into()), Some(42))).await?;
+//!     store.update_checkpoint(&scope.checkpoint("0", Some("4096".into()), Some(42))).await?;
 //!     store.claim_ownership(std::slice::from_ref(mine)).await?;
 //! }
-//! let checkpoints = store.list_checkpoints(ns, hub, group).await?;
+//! let checkpoints = store.list_checkpoints(&scope).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -47,57 +47,47 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-// The store shell and the processor plug-in define the macros the stores use: declared first.
-#[macro_use]
-mod shell;
-#[cfg(feature = "eventhubs")]
-#[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
-#[macro_use]
-pub mod eventhubs;
-
-mod account;
-mod auth;
 pub mod balancer;
-mod blob;
+pub mod blob;
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 pub mod checkpointer;
-mod claim;
+mod client;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
-mod connection_string;
 pub mod copy;
-mod credential;
 mod error;
-mod headers;
+#[cfg(feature = "eventhubs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
+pub mod eventhubs;
 mod memory;
 mod model;
-mod record;
+mod options;
 mod redact;
+mod scope;
+mod shell;
 mod store;
 mod sync;
 #[cfg(feature = "table")]
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]
-mod table;
-mod timeout;
+pub mod table;
 
-pub use blob::{
-    BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, DEFAULT_API_VERSION,
-    MIN_API_VERSION,
+pub use blob::{BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming};
+pub use client::connection_string::{
+    ConnectionString, DEVELOPMENT_ACCOUNT_KEY, DEVELOPMENT_ACCOUNT_NAME,
 };
-pub use connection_string::{ConnectionString, DEVELOPMENT_ACCOUNT_KEY, DEVELOPMENT_ACCOUNT_NAME};
-pub use credential::{SasToken, SharedKeyCredential, StorageCredential};
+pub use client::credential::{SasToken, SharedKeyCredential, StorageCredential};
 pub use error::{Error, Result};
 pub use memory::InMemoryCheckpointStore;
 pub use model::{Checkpoint, Ownership};
-pub use shell::DEFAULT_CLAIM_CONCURRENCY;
+pub use options::{ServiceOptions, DEFAULT_CLAIM_CONCURRENCY, DEFAULT_OPERATION_TIMEOUT};
+pub use scope::Scope;
 pub use store::{CheckpointStore, ServiceTime};
 #[cfg(feature = "table")]
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]
-pub use table::{TableCheckpointStore, TableCheckpointStoreOptions, DEFAULT_TABLE_API_VERSION};
-pub use timeout::DEFAULT_OPERATION_TIMEOUT;
+pub use table::{TableCheckpointStore, TableCheckpointStoreOptions};
 
 // README's Rust snippets are compiled and run as doc tests; they show every feature, so with all
 // of them on (as scripts/test.sh runs).
@@ -110,7 +100,7 @@ pub use timeout::DEFAULT_OPERATION_TIMEOUT;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-/// The `azure_core` this crate is built on, for [`BlobCheckpointStoreOptions::client_options`],
+/// The `azure_core` this crate is built on, for [`ServiceOptions::client_options`],
 /// [`Ownership::etag`] and token credentials of the same version.
 pub use azure_core;
 /// The official blob crate this store is built on, for

@@ -1,5 +1,6 @@
 //! The records a checkpoint store keeps: who owns a partition, and how far it has been processed.
 
+use crate::scope::Scope;
 use azure_core::http::Etag;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -7,16 +8,17 @@ use time::OffsetDateTime;
 /// Ownership of one partition of one consumer group by one processor.
 ///
 /// To claim a partition, pass the ownership you last listed (with its `etag`) or a new one
-/// (`etag: None`) to [`CheckpointStore::claim_ownership`](crate::CheckpointStore::claim_ownership);
-/// an `owner_id` of `None` or `""` relinquishes it.
+/// (`etag: None`, e.g. from [`Scope::ownership`]) to
+/// [`CheckpointStore::claim_ownership`](crate::CheckpointStore::claim_ownership); an `owner_id`
+/// of `None` or `""` relinquishes it.
+///
+/// Serialized (serde) flat, with the scope's three fields beside the others, as the Event Hubs
+/// SDKs name them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ownership {
-    /// The Event Hubs namespace, e.g. `myns.servicebus.windows.net`.
-    pub fully_qualified_namespace: String,
-    /// The event hub's name.
-    pub eventhub_name: String,
-    /// The consumer group, e.g. `$Default`.
-    pub consumer_group: String,
+    /// The consumer group the partition belongs to.
+    #[serde(flatten)]
+    pub scope: Scope,
     /// The partition id, e.g. `"0"`.
     pub partition_id: String,
     /// The owning processor; `None` when nobody owns it (never claimed, or relinquished).
@@ -32,16 +34,12 @@ pub struct Ownership {
 impl Ownership {
     /// A fresh ownership of `partition_id` for `owner_id`, with no etag (a first claim).
     pub fn new(
-        fully_qualified_namespace: impl Into<String>,
-        eventhub_name: impl Into<String>,
-        consumer_group: impl Into<String>,
+        scope: impl Into<Scope>,
         partition_id: impl Into<String>,
         owner_id: impl Into<String>,
     ) -> Self {
         Self {
-            fully_qualified_namespace: fully_qualified_namespace.into(),
-            eventhub_name: eventhub_name.into(),
-            consumer_group: consumer_group.into(),
+            scope: scope.into(),
             partition_id: partition_id.into(),
             owner_id: Some(owner_id.into()),
             etag: None,
@@ -51,14 +49,13 @@ impl Ownership {
 }
 
 /// How far one partition of one consumer group has been processed.
+///
+/// Serialized (serde) flat, as [`Ownership`] is: the JSON lines of `eh-checkpoints export`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
-    /// The Event Hubs namespace, e.g. `myns.servicebus.windows.net`.
-    pub fully_qualified_namespace: String,
-    /// The event hub's name.
-    pub eventhub_name: String,
-    /// The consumer group, e.g. `$Default`.
-    pub consumer_group: String,
+    /// The consumer group the partition belongs to.
+    #[serde(flatten)]
+    pub scope: Scope,
     /// The partition id, e.g. `"0"`.
     pub partition_id: String,
     /// The offset of the last processed event: an opaque string (geo-replicated namespaces use
@@ -69,19 +66,15 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// A checkpoint at `offset` / `sequence_number`.
+    /// A checkpoint of `partition_id` at `offset` / `sequence_number`.
     pub fn new(
-        fully_qualified_namespace: impl Into<String>,
-        eventhub_name: impl Into<String>,
-        consumer_group: impl Into<String>,
+        scope: impl Into<Scope>,
         partition_id: impl Into<String>,
         offset: Option<String>,
         sequence_number: Option<i64>,
     ) -> Self {
         Self {
-            fully_qualified_namespace: fully_qualified_namespace.into(),
-            eventhub_name: eventhub_name.into(),
-            consumer_group: consumer_group.into(),
+            scope: scope.into(),
             partition_id: partition_id.into(),
             offset,
             sequence_number,
@@ -104,7 +97,7 @@ mod tests {
                 )
                 .unwrap(),
             ),
-            ..Ownership::new("ns", "eh", "$Default", "0", "owner-1")
+            ..Ownership::new(("ns", "eh", "$Default"), "0", "owner-1")
         };
         let json = serde_json::to_value(&owned).unwrap();
         assert_eq!(
@@ -123,15 +116,15 @@ mod tests {
 
         let unowned = Ownership {
             owner_id: None,
-            ..Ownership::new("ns", "eh", "$Default", "1", "")
+            ..Ownership::new(("ns", "eh", "$Default"), "1", "")
         };
         let text = serde_json::to_string(&unowned).unwrap();
         assert_eq!(serde_json::from_str::<Ownership>(&text).unwrap(), unowned);
 
         for checkpoint in [
-            Checkpoint::new("ns", "eh", "cg", "0", Some("4096".into()), Some(i64::MIN)),
-            Checkpoint::new("ns", "eh", "cg", "1", None, Some(i64::MAX)),
-            Checkpoint::new("ns", "eh", "cg", "2", Some("geo:1:2".into()), None),
+            Checkpoint::new(("ns", "eh", "cg"), "0", Some("4096".into()), Some(i64::MIN)),
+            Checkpoint::new(("ns", "eh", "cg"), "1", None, Some(i64::MAX)),
+            Checkpoint::new(("ns", "eh", "cg"), "2", Some("geo:1:2".into()), None),
         ] {
             let text = serde_json::to_string(&checkpoint).unwrap();
             assert_eq!(

@@ -2,6 +2,7 @@
 
 use crate::error::Result;
 use crate::model::{Checkpoint, Ownership};
+use crate::scope::Scope;
 use async_trait::async_trait;
 use azure_core::{
     http::headers::Headers,
@@ -40,12 +41,13 @@ impl ServiceTime {
     /// whole seconds and is stamped before the response travels back: the half second added
     /// centres its truncation, so the error is within ±0.5 s plus half the round trip.
     pub(crate) fn from_headers(headers: &Headers) -> Option<Self> {
-        let date = crate::headers::get(
+        use crate::client::headers;
+        let date = headers::get(
             headers,
             &azure_core::http::headers::HeaderName::from_static("date"),
         )?;
         Some(Self::new(
-            crate::headers::http_date(date)? + Duration::milliseconds(500),
+            headers::http_date(date)? + Duration::milliseconds(500),
         ))
     }
 
@@ -63,11 +65,12 @@ impl ServiceTime {
 
 /// A durable, shared record of partition ownership and checkpoints for Event Hubs consumers.
 ///
-/// Method names follow Python's `azure-eventhub` `CheckpointStore`. The trait is object safe:
-/// a consumer can hold an `Arc<dyn CheckpointStore>`.
+/// Method names follow Python's `azure-eventhub` `CheckpointStore`; listings take the consumer
+/// group's [`Scope`]. The trait is object safe: a consumer can hold an
+/// `Arc<dyn CheckpointStore>`.
 ///
 /// ```no_run
-/// use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Ownership};
+/// use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Scope};
 /// use std::sync::Arc;
 ///
 /// # async fn demo() -> eventhub_checkpointstore::Result<()> {
@@ -76,22 +79,19 @@ impl ServiceTime {
 ///     "checkpoints",
 ///     None,
 /// )?);
-/// let ns = "myns.servicebus.windows.net";
-/// let won = store
-///     .claim_ownership(&[Ownership::new(ns, "telemetry", "$Default", "0", "processor-a")])
-///     .await?;
+/// let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
+/// let won = store.claim_ownership(&[scope.ownership("0", "processor-a")]).await?;
 /// println!("claimed {} partition(s)", won.len());
 /// # Ok(()) }
 /// ```
+///
+/// The official processor (`azure_messaging_eventhubs`) has a trait of the same name, which this
+/// crate's stores implement too (feature `eventhubs`). With both in scope, method calls are
+/// ambiguous: import one of them under another name or as `_` (see [`crate::eventhubs`]).
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
     /// Every ownership record of the consumer group, owned or not.
-    async fn list_ownership(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Ownership>>;
+    async fn list_ownership(&self, scope: &Scope) -> Result<Vec<Ownership>>;
 
     /// Tries to claim each ownership, conditionally on its `etag`, and returns exactly the ones
     /// won, in the order given, with their new `etag` and `last_modified`.
@@ -130,21 +130,11 @@ pub trait CheckpointStore: Send + Sync {
     /// of the listing's response (the in-memory store, its own clock's).
     async fn list_ownership_with_service_time(
         &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
+        scope: &Scope,
     ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
-        let ownership = self
-            .list_ownership(fully_qualified_namespace, eventhub_name, consumer_group)
-            .await?;
-        Ok((ownership, None))
+        Ok((self.list_ownership(scope).await?, None))
     }
 
     /// Every checkpoint of the consumer group.
-    async fn list_checkpoints(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Checkpoint>>;
+    async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>>;
 }

@@ -4,7 +4,7 @@
 //! error before any request, or works (what was written reads back the same); a refusal never
 //! echoes an account key.
 
-mod common;
+use eventhub_checkpointstore_testkit as common;
 
 use common::Recorder;
 use eventhub_checkpointstore::{
@@ -162,7 +162,7 @@ async fn table_subject() -> Subject {
     use eventhub_checkpointstore::{TableCheckpointStore, TableCheckpointStoreOptions};
     let sent = Recorder::default();
     let mut options = TableCheckpointStoreOptions::default();
-    sent.install_in(&mut options.client_options);
+    sent.install_in(&mut options.service.client_options);
     let store = TableCheckpointStore::from_connection_string(
         &common::connection_string(),
         &common::unique_container(),
@@ -212,15 +212,13 @@ fn records_round_trip_or_are_refused<F: std::future::Future<Output = Subject>>(s
                     // lower-cased.
                     let subject = subject().await;
                     subject.sent.take();
-                    let claim = Ownership::new(&namespace, &hub, &group, &partition, &owner);
+                    let claim = Ownership::new((&namespace, &hub, &group), &partition, &owner);
                     let result = round_trip_ownership(&subject, &claim, &etag).await;
                     count(&result);
                     result?;
 
                     let checkpoint = Checkpoint::new(
-                        &namespace,
-                        &hub,
-                        &group,
+                        (&namespace, &hub, &group),
                         &partition,
                         Some(offset),
                         Some(sequence_number),
@@ -267,14 +265,7 @@ async fn round_trip_ownership(
         Ok(won) => won,
     };
     prop_assert_eq!(won.len(), 1, "a new record is won");
-    let listed = store
-        .list_ownership(
-            &claim.fully_qualified_namespace,
-            &claim.eventhub_name,
-            &claim.consumer_group,
-        )
-        .await
-        .unwrap();
+    let listed = store.list_ownership(&claim.scope).await.unwrap();
     let partition = (subject.listed_as)(&claim.partition_id);
     let mine = listed.iter().find(|o| o.partition_id == partition);
     let mine = mine.expect("the claimed record is listed");
@@ -307,14 +298,7 @@ async fn round_trip_checkpoint(
         prop_assert!(subject.refused_before_any_request(&err), "{err:?}");
         return Ok(false);
     }
-    let listed = store
-        .list_checkpoints(
-            &checkpoint.fully_qualified_namespace,
-            &checkpoint.eventhub_name,
-            &checkpoint.consumer_group,
-        )
-        .await
-        .unwrap();
+    let listed = store.list_checkpoints(&checkpoint.scope).await.unwrap();
     let partition = (subject.listed_as)(&checkpoint.partition_id);
     let mine = listed.iter().find(|c| c.partition_id == partition);
     let mine = mine.expect("the checkpoint is listed");

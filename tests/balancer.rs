@@ -1,13 +1,14 @@
 //! The partition balancer against Azurite: consumers driven cycle by cycle, so every step can be
 //! checked against what the store records.
 
-mod common;
+use eventhub_checkpointstore::{Scope, ServiceOptions};
+use eventhub_checkpointstore_testkit as common;
 
-use common::wins::{check_chains, Recording};
+use common::hooked::{Call, Hooked, Hooks};
+use common::wins::{check_chains, recording};
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer, Strategy},
-    BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, Ownership,
-    Result, ServiceTime,
+    BlobCheckpointStore, BlobCheckpointStoreOptions, CheckpointStore, Ownership, Result,
 };
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -27,15 +28,18 @@ const PARTITIONS: usize = 32;
 
 fn options(strategy: Strategy) -> BalancerOptions {
     // `interval` only matters to `run`; these tests call `cycle` themselves.
-    BalancerOptions::new(Duration::from_millis(500), Duration::from_secs(4)).with_strategy(strategy)
+    BalancerOptions {
+        interval: Duration::from_millis(500),
+        expiration: Duration::from_secs(4),
+        strategy,
+        ..Default::default()
+    }
 }
 
 fn consumer(store: &Arc<dyn CheckpointStore>, name: &str, strategy: Strategy) -> PartitionBalancer {
     PartitionBalancer::new(
         store.clone(),
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         name,
         (0..PARTITIONS).map(|p| p.to_string()),
         options(strategy),
@@ -46,7 +50,7 @@ fn consumer(store: &Arc<dyn CheckpointStore>, name: &str, strategy: Strategy) ->
 /// Owner of each partition as the store records it (relinquished ones left out).
 async fn recorded(store: &Arc<dyn CheckpointStore>) -> BTreeMap<String, String> {
     store
-        .list_ownership(NS, HUB, GROUP)
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
         .await
         .unwrap()
         .into_iter()
@@ -187,7 +191,7 @@ const MAX_CONCURRENT_ROUNDS: usize = 30;
 async fn consumers_cycling_at_the_same_time_never_double_win_and_converge() {
     // Every claim the store reports won, by any consumer: the check below does not rely on what
     // the consumers believe.
-    let recording = Arc::new(Recording::new(common::fresh_store(None).await));
+    let recording = Arc::new(recording(common::fresh_store(None).await));
     let store: Arc<dyn CheckpointStore> = recording.clone();
     let fleet: Vec<PartitionBalancer> = (0..4)
         .map(|i| consumer(&store, &format!("c{i}"), Strategy::Greedy))
@@ -244,13 +248,13 @@ async fn consumers_cycling_at_the_same_time_never_double_win_and_converge() {
     assert_eq!(all.len(), PARTITIONS);
     // No version of any partition was won twice, and the wins chain up to what the store holds.
     let last: HashMap<String, Ownership> = store
-        .list_ownership(NS, HUB, GROUP)
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
         .await
         .unwrap()
         .into_iter()
         .map(|o| (o.partition_id.clone(), o))
         .collect();
-    let wins = recording.wins.lock().unwrap().clone();
+    let wins = recording.hooks.take();
     check_chains(&wins, &last);
     assert!(
         wins.len() > PARTITIONS,
@@ -262,13 +266,15 @@ async fn consumers_cycling_at_the_same_time_never_double_win_and_converge() {
 #[tokio::test]
 async fn run_cycles_on_its_own_and_relinquishes_on_shutdown() {
     let store: Arc<dyn CheckpointStore> = Arc::new(common::fresh_store(None).await);
-    let options = BalancerOptions::new(Duration::from_millis(100), Duration::from_secs(5))
-        .with_strategy(Strategy::Greedy);
+    let options = BalancerOptions {
+        interval: Duration::from_millis(100),
+        expiration: Duration::from_secs(5),
+        strategy: Strategy::Greedy,
+        ..Default::default()
+    };
     let a = PartitionBalancer::new(
         store.clone(),
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         "a",
         ["0", "1", "2", "3"],
         options,
@@ -304,63 +310,45 @@ async fn run_cycles_on_its_own_and_relinquishes_on_shutdown() {
     assert!(recorded(&store).await.is_empty(), "all four relinquished");
 }
 
-/// A store that can be cut off: while `down`, every call goes to an endpoint nothing listens on
-/// (a real connection refusal), otherwise to Azurite.
-struct Switchable {
-    up: BlobCheckpointStore,
-    down_store: BlobCheckpointStore,
+/// A store that can be taken down: while down, every call goes to an endpoint nothing listens
+/// on, and fails as a real unreachable store fails (refused, retried, timed out).
+struct Down {
+    dead: BlobCheckpointStore,
     down: AtomicBool,
 }
 
-impl Switchable {
-    fn new(up: BlobCheckpointStore) -> Self {
+impl Down {
+    fn new() -> Self {
         let options = BlobCheckpointStoreOptions {
-            operation_timeout: Some(Duration::from_secs(5)),
+            service: ServiceOptions {
+                operation_timeout: Some(Duration::from_secs(5)),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let dead = format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;", common::unused_port());
-        let down_store =
-            BlobCheckpointStore::from_connection_string(&dead, "unreachable", Some(options))
-                .unwrap();
         Self {
-            up,
-            down_store,
+            dead: BlobCheckpointStore::from_connection_string(&dead, "unreachable", Some(options))
+                .unwrap(),
             down: AtomicBool::new(false),
-        }
-    }
-
-    fn store(&self) -> &BlobCheckpointStore {
-        if self.down.load(Ordering::Relaxed) {
-            &self.down_store
-        } else {
-            &self.up
         }
     }
 }
 
 #[async_trait::async_trait]
-impl CheckpointStore for Switchable {
-    async fn list_ownership(&self, ns: &str, eh: &str, cg: &str) -> Result<Vec<Ownership>> {
-        self.store().list_ownership(ns, eh, cg).await
-    }
-    async fn list_ownership_with_service_time(
-        &self,
-        ns: &str,
-        eh: &str,
-        cg: &str,
-    ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
-        self.store()
-            .list_ownership_with_service_time(ns, eh, cg)
-            .await
-    }
-    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        self.store().claim_ownership(ownership).await
-    }
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        self.store().update_checkpoint(checkpoint).await
-    }
-    async fn list_checkpoints(&self, ns: &str, eh: &str, cg: &str) -> Result<Vec<Checkpoint>> {
-        self.store().list_checkpoints(ns, eh, cg).await
+impl Hooks for Down {
+    async fn before(&self, call: Call<'_>) -> Result<()> {
+        if !self.down.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let dead = &self.dead;
+        let failed = match call {
+            Call::ListOwnership(scope) => dead.list_ownership(scope).await.map(drop),
+            Call::ClaimOwnership(claims) => dead.claim_ownership(claims).await.map(drop),
+            Call::UpdateCheckpoint(c) | Call::PutCheckpoint(c) => dead.update_checkpoint(c).await,
+            Call::ListCheckpoints(scope) => dead.list_checkpoints(scope).await.map(drop),
+        };
+        Err(failed.expect_err("nothing listens on the dead store's port"))
     }
 }
 
@@ -374,8 +362,12 @@ fn five_minutes_behind() -> OffsetDateTime {
 
 /// A balancer over the single partition "0", judging a claim expired after 3 s of silence.
 fn single(store: &Arc<dyn CheckpointStore>, name: &str) -> PartitionBalancer {
-    let options = BalancerOptions::new(Duration::from_millis(500), Duration::from_secs(3));
-    PartitionBalancer::new(store.clone(), NS, HUB, GROUP, name, ["0"], options).unwrap()
+    let options = BalancerOptions {
+        interval: Duration::from_millis(500),
+        expiration: Duration::from_secs(3),
+        ..Default::default()
+    };
+    PartitionBalancer::new(store.clone(), (NS, HUB, GROUP), name, ["0"], options).unwrap()
 }
 
 /// Claims are judged by the service's clock: a host whose clock runs 5 minutes ahead sees
@@ -426,36 +418,39 @@ async fn a_host_whose_clock_runs_behind_takes_a_dead_partition_after_expiry() {
 /// have taken it), one running ahead keeps a claim it renewed a moment ago.
 #[tokio::test]
 async fn without_the_store_claims_expire_by_the_service_clock() {
-    let switch = Arc::new(Switchable::new(common::fresh_store(None).await));
+    let switch = Arc::new(Hooked::new(common::fresh_store(None).await, Down::new()));
     let store: Arc<dyn CheckpointStore> = switch.clone();
     let behind = PartitionBalancer::new(
         store.clone(),
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         "behind",
         ["0"],
-        BalancerOptions::new(Duration::from_millis(500), Duration::from_secs(3)),
+        BalancerOptions {
+            interval: Duration::from_millis(500),
+            expiration: Duration::from_secs(3),
+            ..Default::default()
+        },
     )
     .unwrap()
     .with_local_clock(five_minutes_behind);
     let ahead = PartitionBalancer::new(
         store.clone(),
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         "ahead",
-        ["1"],
-        // Long enough for the failing cycle's retries; a host judging by its own clock would
+        ["1"], // Long enough for the failing cycle's retries; a host judging by its own clock would
         // still see the claim as 5 minutes old.
-        BalancerOptions::new(Duration::from_millis(500), Duration::from_secs(60)),
+        BalancerOptions {
+            interval: Duration::from_millis(500),
+            expiration: Duration::from_secs(60),
+            ..Default::default()
+        },
     )
     .unwrap()
     .with_local_clock(five_minutes_ahead);
     assert_eq!(behind.cycle().await.unwrap().len(), 1);
     assert_eq!(ahead.cycle().await.unwrap().len(), 1);
 
-    switch.down.store(true, Ordering::Relaxed);
+    switch.hooks.down.store(true, Ordering::Relaxed);
     assert!(ahead.cycle().await.is_err());
     assert_eq!(
         ahead.owned().len(),
@@ -483,7 +478,7 @@ fn the_win_checks_can_fail() {
     let twice = [win("0", "none", "e1", "a"), win("0", "none", "e2", "b")];
     assert_eq!(common::wins::double_wins(&twice).len(), 1);
     let listed = |etag: &str, owner: &str| {
-        let mut o = Ownership::new(NS, HUB, GROUP, "0", owner);
+        let mut o = Ownership::new((NS, HUB, GROUP), "0", owner);
         o.etag = Some(etag.into());
         HashMap::from([("0".to_owned(), o)])
     };

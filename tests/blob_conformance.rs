@@ -1,6 +1,6 @@
 //! The shared conformance suite, run against `BlobCheckpointStore` on Azurite.
 
-mod common;
+use eventhub_checkpointstore_testkit as common;
 
 use async_trait::async_trait;
 use eventhub_checkpointstore::conformance;
@@ -20,7 +20,7 @@ async fn blob_backend() -> BlobBackend {
 }
 
 #[async_trait]
-impl conformance::Backend for BlobBackend {
+impl conformance::Fixture for BlobBackend {
     async fn client(&self) -> Arc<dyn CheckpointStore> {
         Arc::new(common::store_on(&self.container, None))
     }

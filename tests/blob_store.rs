@@ -2,7 +2,9 @@
 //! store sends, authentication paths and failure modes. The backend-independent behaviour is in
 //! the conformance suite.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
+use eventhub_checkpointstore_testkit as common;
 
 use common::{account_sas, fresh_store, put_raw, store_on, unique_container, Recorder};
 use eventhub_checkpointstore::azure_core::http::{ClientOptions, Etag, RetryOptions};
@@ -62,15 +64,13 @@ async fn records_are_lower_cased_empty_block_blobs_with_the_peers_metadata() {
     let store = fresh_store(None).await;
     let (ns, eh, cg) = ("MyNs.ServiceBus.Windows.Net", "Telemetry", "$Default");
     let won = store
-        .claim_ownership(&[Ownership::new(ns, eh, cg, "0", "owner-1")])
+        .claim_ownership(&[Ownership::new((ns, eh, cg), "0", "owner-1")])
         .await
         .unwrap();
     assert_eq!(won.len(), 1);
     store
         .update_checkpoint(&Checkpoint::new(
-            ns,
-            eh,
-            cg,
+            (ns, eh, cg),
             "0",
             Some("1024".into()),
             Some(7),
@@ -104,17 +104,17 @@ async fn records_are_lower_cased_empty_block_blobs_with_the_peers_metadata() {
 
     // Listing with any casing finds the records and reports the caller's names.
     for (ns, eh, cg) in [(ns, eh, cg), (NS, EH, CG)] {
-        let listed = store.list_ownership(ns, eh, cg).await.unwrap();
+        let listed = store.list_ownership(&Scope::new(ns, eh, cg)).await.unwrap();
         assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].scope, Scope::new(ns, eh, cg));
         assert_eq!(
-            (
-                listed[0].fully_qualified_namespace.as_str(),
-                listed[0].eventhub_name.as_str(),
-                listed[0].consumer_group.as_str()
-            ),
-            (ns, eh, cg)
+            store
+                .list_checkpoints(&Scope::new(ns, eh, cg))
+                .await
+                .unwrap()
+                .len(),
+            1
         );
-        assert_eq!(store.list_checkpoints(ns, eh, cg).await.unwrap().len(), 1);
     }
 }
 
@@ -122,7 +122,7 @@ async fn records_are_lower_cased_empty_block_blobs_with_the_peers_metadata() {
 async fn relinquish_writes_an_empty_ownerid() {
     let store = fresh_store(None).await;
     let won = store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-1")])
         .await
         .unwrap();
     let released = Ownership {
@@ -175,7 +175,7 @@ async fn reads_records_of_other_sdks_and_tolerates_malformed_ones() {
     .await;
 
     let owners: BTreeMap<String, Option<String>> = store
-        .list_ownership(NS, EH, CG)
+        .list_ownership(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .into_iter()
@@ -190,7 +190,7 @@ async fn reads_records_of_other_sdks_and_tolerates_malformed_ones() {
         ])
     );
     let checkpoints: BTreeMap<String, (Option<String>, Option<i64>)> = store
-        .list_checkpoints(NS, EH, CG)
+        .list_checkpoints(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .into_iter()
@@ -207,7 +207,7 @@ async fn reads_records_of_other_sdks_and_tolerates_malformed_ones() {
         ])
     );
     // A record another SDK wrote can be claimed with the etag we listed.
-    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     let python_owned = listed.into_iter().find(|o| o.partition_id == "0").unwrap();
     let takeover = Ownership {
         owner_id: Some("rust-owner".into()),
@@ -222,11 +222,11 @@ async fn api_versions_2017_11_09_and_2019_07_07_work_and_are_sent() {
         let recorder = Recorder::default();
         let mut options = BlobCheckpointStoreOptions::default();
         if let Some(version) = version {
-            options.api_version = version.to_owned();
+            options.service.api_version = Some(version.to_owned());
         }
         let store = fresh_store(Some(recorder.install(options))).await;
         let won = store
-            .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+            .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-1")])
             .await
             .unwrap();
         assert_eq!(won.len(), 1, "{version:?}: new claim");
@@ -242,9 +242,7 @@ async fn api_versions_2017_11_09_and_2019_07_07_work_and_are_sent() {
         for seq in [1, 2] {
             store
                 .update_checkpoint(&Checkpoint::new(
-                    NS,
-                    EH,
-                    CG,
+                    (NS, EH, CG),
                     "0",
                     Some(seq.to_string()),
                     Some(seq),
@@ -252,8 +250,18 @@ async fn api_versions_2017_11_09_and_2019_07_07_work_and_are_sent() {
                 .await
                 .unwrap();
         }
-        assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 1);
-        let checkpoints = store.list_checkpoints(NS, EH, CG).await.unwrap();
+        assert_eq!(
+            store
+                .list_ownership(&Scope::new(NS, EH, CG))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let checkpoints = store
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap();
         assert_eq!(checkpoints[0].sequence_number, Some(2), "{version:?}");
 
         let sent = recorder.take();
@@ -275,7 +283,7 @@ async fn api_versions_2017_11_09_and_2019_07_07_work_and_are_sent() {
 async fn etags_are_one_form_and_accepted_in_either() {
     let store = fresh_store(None).await;
     let won = store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-1")])
         .await
         .unwrap();
     let etag = won[0].etag.clone().unwrap();
@@ -283,7 +291,7 @@ async fn etags_are_one_form_and_accepted_in_either() {
         etag.as_ref().starts_with('"') && etag.as_ref().ends_with('"'),
         "{etag}"
     );
-    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     assert_eq!(
         listed[0].etag.as_ref(),
         Some(&etag),
@@ -302,21 +310,34 @@ async fn exercise(store: &BlobCheckpointStore, what: &str) {
         .await
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     let won = store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-1")])
         .await
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(won.len(), 1, "{what}");
     store
-        .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1)))
+        .update_checkpoint(&Checkpoint::new(
+            (NS, EH, CG),
+            "0",
+            Some("1".into()),
+            Some(1),
+        ))
         .await
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(
-        store.list_ownership(NS, EH, CG).await.unwrap().len(),
+        store
+            .list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
         1,
         "{what}"
     );
     assert_eq!(
-        store.list_checkpoints(NS, EH, CG).await.unwrap().len(),
+        store
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
         1,
         "{what}"
     );
@@ -423,12 +444,18 @@ async fn development_storage_shorthand_reaches_azurite() {
     exercise(&store, "UseDevelopmentStorage=true").await;
     let under_test = store_on(&container, None);
     assert_eq!(
-        under_test.list_checkpoints(NS, EH, CG).await.unwrap(),
-        store.list_checkpoints(NS, EH, CG).await.unwrap(),
+        under_test
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap(),
+        store
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap(),
         "the shorthand reached the Azurite under test"
     );
     assert!(!under_test
-        .list_checkpoints(NS, EH, CG)
+        .list_checkpoints(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .is_empty());
@@ -443,8 +470,8 @@ async fn a_lease_on_an_ownership_blob_is_a_failed_claim_not_a_lost_race() {
     let store = fresh_store(None).await;
     let first = store
         .claim_ownership(&[
-            Ownership::new(NS, EH, CG, "0", "owner-1"),
-            Ownership::new(NS, EH, CG, "1", "owner-1"),
+            Ownership::new((NS, EH, CG), "0", "owner-1"),
+            Ownership::new((NS, EH, CG), "1", "owner-1"),
         ])
         .await
         .unwrap();
@@ -484,7 +511,7 @@ async fn a_lease_on_an_ownership_blob_is_a_failed_claim_not_a_lost_race() {
     );
     assert!(!log.contains("partition_id=1"), "{log}");
 
-    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     let leased = listed.iter().find(|o| o.partition_id == "0").unwrap();
     assert_eq!(
         (leased.owner_id.as_deref(), &leased.etag),
@@ -495,8 +522,11 @@ async fn a_lease_on_an_ownership_blob_is_a_failed_claim_not_a_lost_race() {
 
 fn no_retries() -> BlobCheckpointStoreOptions {
     BlobCheckpointStoreOptions {
-        client_options: ClientOptions {
-            retry: RetryOptions::none(),
+        service: ServiceOptions {
+            client_options: ClientOptions {
+                retry: RetryOptions::none(),
+                ..Default::default()
+            },
             ..Default::default()
         },
         ..Default::default()
@@ -521,13 +551,21 @@ async fn a_wrong_key_is_a_403_service_error_that_does_not_show_the_key() {
     .unwrap();
 
     let claim = store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-1")])
         .await;
     let errors = [
         claim.expect_err("a claim that failed with 403 is not a lost race"),
-        store.list_ownership(NS, EH, CG).await.unwrap_err(),
         store
-            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1)))
+            .list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap_err(),
+        store
+            .update_checkpoint(&Checkpoint::new(
+                (NS, EH, CG),
+                "0",
+                Some("1".into()),
+                Some(1),
+            ))
             .await
             .unwrap_err(),
     ];
@@ -541,7 +579,10 @@ async fn a_wrong_key_is_a_403_service_error_that_does_not_show_the_key() {
         );
     }
     assert!(
-        good.list_ownership(NS, EH, CG).await.unwrap().is_empty(),
+        good.list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing was written"
     );
 }
@@ -550,14 +591,25 @@ async fn a_wrong_key_is_a_403_service_error_that_does_not_show_the_key() {
 async fn a_missing_container_is_a_404_for_every_operation() {
     let store = store_on(&unique_container(), None);
     let errors = [
-        store.list_ownership(NS, EH, CG).await.unwrap_err(),
-        store.list_checkpoints(NS, EH, CG).await.unwrap_err(),
         store
-            .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+            .list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap_err(),
+        store
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap_err(),
+        store
+            .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-1")])
             .await
             .expect_err("a claim on a missing container is not a lost race"),
         store
-            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1)))
+            .update_checkpoint(&Checkpoint::new(
+                (NS, EH, CG),
+                "0",
+                Some("1".into()),
+                Some(1),
+            ))
             .await
             .unwrap_err(),
     ];
@@ -567,7 +619,11 @@ async fn a_missing_container_is_a_404_for_every_operation() {
     }
     assert!(store.create_container_if_missing().await.unwrap());
     assert!(!store.create_container_if_missing().await.unwrap());
-    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+    assert!(store
+        .list_ownership(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -581,7 +637,10 @@ async fn an_unreachable_endpoint_is_a_transport_error() {
         Some(no_retries()),
     )
     .unwrap();
-    let err = store.list_ownership(NS, EH, CG).await.unwrap_err();
+    let err = store
+        .list_ownership(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains(DEVELOPMENT_ACCOUNT_KEY));
 }
@@ -593,7 +652,10 @@ async fn failures_are_clear_typed_errors_within_the_operation_timeout() {
     let timeout = std::time::Duration::from_secs(2);
     let options = || {
         Some(BlobCheckpointStoreOptions {
-            operation_timeout: Some(timeout),
+            service: ServiceOptions {
+                operation_timeout: Some(timeout),
+                ..Default::default()
+            },
             ..Default::default()
         })
     };
@@ -630,13 +692,19 @@ async fn failures_are_clear_typed_errors_within_the_operation_timeout() {
         ),
     ] {
         let started = std::time::Instant::now();
-        let err = store.list_ownership(NS, EH, CG).await.unwrap_err();
+        let err = store
+            .list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap_err();
         let elapsed = started.elapsed();
         assert!(err.to_string().starts_with(expected), "{err}");
         // A hang guard (10x the bound): the bound shows in the error's type and text.
         assert!(elapsed < timeout * 10, "{err}: {elapsed:?}");
     }
-    let err = refused.list_ownership(NS, EH, CG).await.unwrap_err();
+    let err = refused
+        .list_ownership(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("Connection refused"), "{err}");
 }
@@ -676,10 +744,17 @@ async fn arc_dyn_store_is_usable_and_clones_share_state() {
     let store = fresh_store(None).await;
     let shared: std::sync::Arc<dyn CheckpointStore> = std::sync::Arc::new(store.clone());
     shared
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-1")])
         .await
         .unwrap();
-    assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// Polled outside a Tokio runtime (here by `futures::executor::block_on`), every operation fails
@@ -690,8 +765,8 @@ fn outside_a_tokio_runtime_every_operation_is_a_clear_error() {
     use eventhub_checkpointstore::balancer::{BalancerOptions, PartitionBalancer};
     use futures::executor::block_on;
     let store = store_on(&unique_container(), None);
-    let claim = [Ownership::new(NS, EH, CG, "0", "owner-1")];
-    let checkpoint = Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1));
+    let claim = [Ownership::new((NS, EH, CG), "0", "owner-1")];
+    let checkpoint = Checkpoint::new((NS, EH, CG), "0", Some("1".into()), Some(1));
     let results = [
         (
             "create_container_if_missing",
@@ -699,7 +774,7 @@ fn outside_a_tokio_runtime_every_operation_is_a_clear_error() {
         ),
         (
             "list_ownership",
-            block_on(store.list_ownership(NS, EH, CG)).map(drop),
+            block_on(store.list_ownership(&Scope::new(NS, EH, CG))).map(drop),
         ),
         (
             "claim_ownership",
@@ -711,7 +786,7 @@ fn outside_a_tokio_runtime_every_operation_is_a_clear_error() {
         ),
         (
             "list_checkpoints",
-            block_on(store.list_checkpoints(NS, EH, CG)).map(drop),
+            block_on(store.list_checkpoints(&Scope::new(NS, EH, CG))).map(drop),
         ),
     ];
     for (name, result) in results {
@@ -722,9 +797,7 @@ fn outside_a_tokio_runtime_every_operation_is_a_clear_error() {
     }
     let balancer = PartitionBalancer::new(
         std::sync::Arc::new(store),
-        NS,
-        EH,
-        CG,
+        (NS, EH, CG),
         "owner-1",
         ["0"],
         BalancerOptions::default(),
@@ -743,11 +816,11 @@ fn outside_a_tokio_runtime_every_operation_is_a_clear_error() {
 async fn a_listing_reports_the_services_time() {
     let store = fresh_store(None).await;
     store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-1")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-1")])
         .await
         .unwrap();
     let (listed, time) = store
-        .list_ownership_with_service_time(NS, EH, CG)
+        .list_ownership_with_service_time(&Scope::new(NS, EH, CG))
         .await
         .unwrap();
     let time = time.expect("Azurite sends a Date header");

@@ -1,6 +1,7 @@
 //! `blocking::BlobCheckpointStore` against Azurite, from plain threads (no async runtime).
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore_testkit as common;
 
 use eventhub_checkpointstore::{
     blocking::BlobCheckpointStore, Checkpoint, ConnectionString, Error, Ownership, SasToken,
@@ -32,46 +33,45 @@ fn fresh_store() -> BlobCheckpointStore {
 #[test]
 fn all_four_operations_without_a_runtime() {
     let store = fresh_store();
-    assert!(store.list_ownership(NS, HUB, GROUP).unwrap().is_empty());
+    assert!(store
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
+        .unwrap()
+        .is_empty());
 
     let won = store
         .claim_ownership(&[
-            Ownership::new(NS, HUB, GROUP, "0", "a"),
-            Ownership::new(NS, HUB, GROUP, "1", "a"),
+            Ownership::new((NS, HUB, GROUP), "0", "a"),
+            Ownership::new((NS, HUB, GROUP), "1", "a"),
         ])
         .unwrap();
     assert_eq!(won.len(), 2);
     // Lost races are left out, as in the async store.
     let lost = store
-        .claim_ownership(&[Ownership::new(NS, HUB, GROUP, "0", "b")])
+        .claim_ownership(&[Ownership::new((NS, HUB, GROUP), "0", "b")])
         .unwrap();
     assert!(lost.is_empty());
     let renewed = store.claim_ownership(&won[..1]).unwrap();
     assert_ne!(renewed[0].etag, won[0].etag);
 
-    let listed = store.list_ownership(NS, HUB, GROUP).unwrap();
+    let listed = store.list_ownership(&Scope::new(NS, HUB, GROUP)).unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|o| o.owner_id.as_deref() == Some("a")));
 
     // The second update replaces the first.
     for (offset, sequence_number) in [("10", 1), ("20", 2)] {
         let checkpoint = Checkpoint::new(
-            NS,
-            HUB,
-            GROUP,
+            (NS, HUB, GROUP),
             "0",
             Some(offset.into()),
             Some(sequence_number),
         );
         store.update_checkpoint(&checkpoint).unwrap();
     }
-    let checkpoints = store.list_checkpoints(NS, HUB, GROUP).unwrap();
+    let checkpoints = store.list_checkpoints(&Scope::new(NS, HUB, GROUP)).unwrap();
     assert_eq!(
         checkpoints,
         [Checkpoint::new(
-            NS,
-            HUB,
-            GROUP,
+            (NS, HUB, GROUP),
             "0",
             Some("20".into()),
             Some(2)
@@ -89,9 +89,7 @@ fn clones_work_from_many_threads_at_once() {
                 for i in 0..5 {
                     store
                         .update_checkpoint(&Checkpoint::new(
-                            NS,
-                            HUB,
-                            GROUP,
+                            (NS, HUB, GROUP),
                             t.to_string(),
                             None,
                             Some(i),
@@ -104,7 +102,7 @@ fn clones_work_from_many_threads_at_once() {
     for handle in handles {
         handle.join().unwrap();
     }
-    let mut checkpoints = store.list_checkpoints(NS, HUB, GROUP).unwrap();
+    let mut checkpoints = store.list_checkpoints(&Scope::new(NS, HUB, GROUP)).unwrap();
     checkpoints.sort_by(|a, b| a.partition_id.cmp(&b.partition_id));
     assert_eq!(checkpoints.len(), 8);
     assert!(checkpoints.iter().all(|c| c.sequence_number == Some(4)));
@@ -118,7 +116,7 @@ fn inside_an_async_runtime_it_fails_clearly_instead_of_deadlocking() {
         .build()
         .unwrap();
     let (result, store) = runtime.block_on(async move {
-        let result = store.list_checkpoints(NS, HUB, GROUP);
+        let result = store.list_checkpoints(&Scope::new(NS, HUB, GROUP));
         (result, store)
     });
     match result {
@@ -137,7 +135,9 @@ fn service_errors_keep_status_and_code() {
         None,
     )
     .unwrap();
-    let err = store.list_checkpoints(NS, HUB, GROUP).unwrap_err();
+    let err = store
+        .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+        .unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
     assert_eq!(err.error_code(), Some("ContainerNotFound"));
 }
@@ -182,9 +182,7 @@ fn constructors_work_and_debug_shows_no_secret() {
         let partition = i.to_string();
         store
             .update_checkpoint(&Checkpoint::new(
-                NS,
-                HUB,
-                GROUP,
+                (NS, HUB, GROUP),
                 &partition,
                 Some("1".into()),
                 Some(1),
@@ -197,7 +195,10 @@ fn constructors_work_and_debug_shows_no_secret() {
         assert!(shown.contains(&container), "{shown}");
     }
     assert_eq!(
-        stores[0].list_checkpoints(NS, HUB, GROUP).unwrap().len(),
+        stores[0]
+            .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+            .unwrap()
+            .len(),
         stores.len()
     );
 

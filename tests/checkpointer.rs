@@ -1,8 +1,10 @@
 //! The coalescing checkpointer against Azurite: requests counted on the wire, positions read back
 //! from the store.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore_testkit as common;
 
+use common::hooked::{Call, Hooked, Hooks};
 use common::Recorder;
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer},
@@ -27,7 +29,7 @@ async fn recorded_store() -> (Arc<BlobCheckpointStore>, Recorder) {
 /// Sequence number of each partition's checkpoint, as stored.
 async fn stored(store: &BlobCheckpointStore) -> BTreeMap<String, Option<i64>> {
     store
-        .list_checkpoints(NS, HUB, GROUP)
+        .list_checkpoints(&Scope::new(NS, HUB, GROUP))
         .await
         .unwrap()
         .into_iter()
@@ -36,13 +38,17 @@ async fn stored(store: &BlobCheckpointStore) -> BTreeMap<String, Option<i64>> {
 }
 
 fn by_count(n: u64) -> CheckpointerOptions {
-    CheckpointerOptions::by_count(NonZeroU64::new(n).unwrap())
+    CheckpointerOptions {
+        every_events: Some(NonZeroU64::new(n).unwrap()),
+        every: None,
+    }
 }
 
 /// Creates the 4 partitions' checkpoint blobs, so each write after is one Set Blob Metadata.
 async fn precreate(store: &BlobCheckpointStore, recorder: &Recorder) {
     for p in 0..4 {
-        let checkpoint = Checkpoint::new(NS, HUB, GROUP, p.to_string(), Some("0".into()), Some(0));
+        let checkpoint =
+            Checkpoint::new((NS, HUB, GROUP), p.to_string(), Some("0".into()), Some(0));
         store.update_checkpoint(&checkpoint).await.unwrap();
     }
     recorder.take();
@@ -52,7 +58,7 @@ async fn precreate(store: &BlobCheckpointStore, recorder: &Recorder) {
 async fn a_thousand_events_on_four_partitions_every_hundred_is_forty_writes() {
     let (store, recorder) = recorded_store().await;
     precreate(&store, &recorder).await;
-    let checkpointer = Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(100)).unwrap();
+    let checkpointer = Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(100)).unwrap();
     // The four partitions processed concurrently, 250 events each.
     join_all((0..4).map(|p| {
         let checkpointer = &checkpointer;
@@ -80,7 +86,7 @@ async fn a_thousand_events_on_four_partitions_every_hundred_is_forty_writes() {
     // 1,000 events on each of 4 partitions with N = 100: 40 writes, not 4,000.
     let (store, recorder) = recorded_store().await;
     precreate(&store, &recorder).await;
-    let checkpointer = Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(100)).unwrap();
+    let checkpointer = Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(100)).unwrap();
     for p in 0..4 {
         for seq in 0..1000i64 {
             checkpointer
@@ -100,8 +106,11 @@ async fn a_thousand_events_on_four_partitions_every_hundred_is_forty_writes() {
 #[tokio::test]
 async fn a_quiet_partition_is_written_after_the_interval_by_run() {
     let (store, recorder) = recorded_store().await;
-    let options = CheckpointerOptions::by_time(Duration::from_millis(300));
-    let checkpointer = Checkpointer::new(store.clone(), NS, HUB, GROUP, options).unwrap();
+    let options = CheckpointerOptions {
+        every_events: None,
+        every: Some(Duration::from_millis(300)),
+    };
+    let checkpointer = Checkpointer::new(store.clone(), (NS, HUB, GROUP), options).unwrap();
     for seq in 0..3i64 {
         assert!(!checkpointer
             .record("7", Some(seq.to_string()), Some(seq))
@@ -142,7 +151,7 @@ async fn a_failed_write_is_reported_and_the_position_kept() {
     // A container that does not exist yet: every write fails with 404 ContainerNotFound.
     let container = common::unique_container();
     let store = Arc::new(common::store_on(&container, None));
-    let checkpointer = Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(2)).unwrap();
+    let checkpointer = Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(2)).unwrap();
     assert!(!checkpointer
         .record("0", Some("0".into()), Some(0))
         .await
@@ -172,52 +181,32 @@ async fn a_failed_write_is_reported_and_the_position_kept() {
 /// Azurite behind a network that holds each checkpoint write longer the older its position is
 /// (up to 50 ms), so writes that overlap reach the service newest first.
 /// Keeps the positions in the order their writes completed.
-struct Jittery(Arc<BlobCheckpointStore>, std::sync::Mutex<Vec<i64>>);
+#[derive(Default)]
+struct Jittery(std::sync::Mutex<Vec<i64>>);
 
 #[async_trait::async_trait]
-impl CheckpointStore for Jittery {
-    async fn list_ownership(
-        &self,
-        ns: &str,
-        eh: &str,
-        cg: &str,
-    ) -> eventhub_checkpointstore::Result<Vec<eventhub_checkpointstore::Ownership>> {
-        self.0.list_ownership(ns, eh, cg).await
+impl Hooks for Jittery {
+    async fn before(&self, call: Call<'_>) -> eventhub_checkpointstore::Result<()> {
+        if let Call::UpdateCheckpoint(checkpoint) = call {
+            let hold = (500 - checkpoint.sequence_number.unwrap_or(0)).clamp(0, 500) as u64 / 10;
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+        }
+        Ok(())
     }
-    async fn claim_ownership(
-        &self,
-        ownership: &[eventhub_checkpointstore::Ownership],
-    ) -> eventhub_checkpointstore::Result<Vec<eventhub_checkpointstore::Ownership>> {
-        self.0.claim_ownership(ownership).await
-    }
-    async fn update_checkpoint(
-        &self,
-        checkpoint: &Checkpoint,
-    ) -> eventhub_checkpointstore::Result<()> {
-        let hold = (500 - checkpoint.sequence_number.unwrap_or(0)).clamp(0, 500) as u64 / 10;
-        tokio::time::sleep(Duration::from_millis(hold)).await;
-        self.0.update_checkpoint(checkpoint).await?;
-        self.1
+
+    fn checkpointed(&self, checkpoint: &Checkpoint) {
+        self.0
             .lock()
             .unwrap()
             .push(checkpoint.sequence_number.unwrap());
-        Ok(())
-    }
-    async fn list_checkpoints(
-        &self,
-        ns: &str,
-        eh: &str,
-        cg: &str,
-    ) -> eventhub_checkpointstore::Result<Vec<Checkpoint>> {
-        self.0.list_checkpoints(ns, eh, cg).await
     }
 }
 
 #[tokio::test]
 async fn concurrent_records_leave_the_newest_position_written() {
     let (store, _) = recorded_store().await;
-    let jittery = Arc::new(Jittery(store.clone(), Default::default()));
-    let checkpointer = Checkpointer::new(jittery.clone(), NS, HUB, GROUP, by_count(5)).unwrap();
+    let jittery = Arc::new(Hooked::new((*store).clone(), Jittery::default()));
+    let checkpointer = Checkpointer::new(jittery.clone(), (NS, HUB, GROUP), by_count(5)).unwrap();
     // 16 tasks record interleaved positions of one partition, and each records its next only
     // after its write (when one was due) returned: writes overlap and are held different times,
     // yet none may overwrite a newer position with an older one.
@@ -237,7 +226,7 @@ async fn concurrent_records_leave_the_newest_position_written() {
     checkpointer.flush_all().await.unwrap();
     assert!(checkpointer.pending().is_empty());
     assert_eq!(stored(&store).await["0"], Some(479));
-    let completed = jittery.1.lock().unwrap().clone();
+    let completed = jittery.hooks.0.lock().unwrap().clone();
     assert!(completed.len() > 10, "{completed:?}");
     assert!(
         completed.windows(2).all(|w| w[0] < w[1]),
@@ -249,16 +238,16 @@ async fn concurrent_records_leave_the_newest_position_written() {
 async fn the_balancer_flushes_what_it_relinquishes() {
     let (store, _) = recorded_store().await;
     let checkpointer =
-        Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+        Arc::new(Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(1000)).unwrap());
     let balancer = PartitionBalancer::new(
         store.clone(),
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         "a",
         ["0", "1"],
-        BalancerOptions::default()
-            .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy),
+        BalancerOptions {
+            strategy: eventhub_checkpointstore::balancer::Strategy::Greedy,
+            ..Default::default()
+        },
     )
     .unwrap()
     .with_checkpointer(checkpointer.clone());
@@ -283,16 +272,16 @@ async fn the_balancer_flushes_what_it_relinquishes() {
 async fn without_handover_the_balancer_does_not_write_a_partition_taken_from_it() {
     let (store, _) = recorded_store().await;
     let checkpointer =
-        Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+        Arc::new(Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(1000)).unwrap());
     // As the other languages' processors: a taker processes at once.
-    let options = BalancerOptions::default()
-        .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy)
-        .with_handover_intervals(0);
+    let options = BalancerOptions {
+        strategy: eventhub_checkpointstore::balancer::Strategy::Greedy,
+        handover_intervals: 0,
+        ..Default::default()
+    };
     let a = PartitionBalancer::new(
         store.clone(),
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         "a",
         ["0", "1"],
         options.clone(),
@@ -300,7 +289,7 @@ async fn without_handover_the_balancer_does_not_write_a_partition_taken_from_it(
     .unwrap()
     .with_checkpointer(checkpointer.clone());
     let b =
-        PartitionBalancer::new(store.clone(), NS, HUB, GROUP, "b", ["0", "1"], options).unwrap();
+        PartitionBalancer::new(store.clone(), (NS, HUB, GROUP), "b", ["0", "1"], options).unwrap();
     assert_eq!(a.cycle().await.unwrap().len(), 2);
     for p in ["0", "1"] {
         checkpointer
@@ -313,7 +302,7 @@ async fn without_handover_the_balancer_does_not_write_a_partition_taken_from_it(
     assert_eq!(stolen.len(), 1);
     let stolen = stolen.into_iter().next().unwrap();
     let kept = if stolen == "0" { "1" } else { "0" };
-    let b_checkpoint = Checkpoint::new(NS, HUB, GROUP, &stolen, Some("3".into()), Some(3));
+    let b_checkpoint = Checkpoint::new((NS, HUB, GROUP), &stolen, Some("3".into()), Some(3));
     store.update_checkpoint(&b_checkpoint).await.unwrap();
     // `a` learns of the steal at its next cycle and drops the stolen partition's position.
     assert_eq!(a.cycle().await.unwrap().len(), 1);
@@ -334,24 +323,32 @@ async fn without_handover_the_balancer_does_not_write_a_partition_taken_from_it(
 async fn a_stolen_partition_is_held_until_its_old_owner_wrote_its_last_position() {
     let (store, _) = recorded_store().await;
     // Hold: 2 intervals and a half, 1 s.
-    let options = BalancerOptions::new(Duration::from_millis(400), Duration::from_secs(10))
-        .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy);
+    let options = BalancerOptions {
+        interval: Duration::from_millis(400),
+        expiration: Duration::from_secs(10),
+        strategy: eventhub_checkpointstore::balancer::Strategy::Greedy,
+        ..Default::default()
+    };
     assert_eq!(options.handover_intervals, 2);
     let giver_checkpoints =
-        Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+        Arc::new(Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(1000)).unwrap());
     let giver = PartitionBalancer::new(
         store.clone(),
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         "giver",
         ["0", "1"],
         options.clone(),
     )
     .unwrap()
     .with_checkpointer(giver_checkpoints.clone());
-    let taker = PartitionBalancer::new(store.clone(), NS, HUB, GROUP, "taker", ["0", "1"], options)
-        .unwrap();
+    let taker = PartitionBalancer::new(
+        store.clone(),
+        (NS, HUB, GROUP),
+        "taker",
+        ["0", "1"],
+        options,
+    )
+    .unwrap();
     assert_eq!(giver.cycle().await.unwrap().len(), 2);
     assert_eq!(
         giver.ready().len(),
@@ -408,15 +405,17 @@ async fn a_stolen_partition_is_held_until_its_old_owner_wrote_its_last_position(
 #[tokio::test]
 async fn a_relinquished_partition_is_ready_at_once_for_its_next_owner() {
     let (store, _) = recorded_store().await;
-    let options = BalancerOptions::new(Duration::from_millis(400), Duration::from_secs(10))
-        .with_strategy(eventhub_checkpointstore::balancer::Strategy::Greedy);
+    let options = BalancerOptions {
+        interval: Duration::from_millis(400),
+        expiration: Duration::from_secs(10),
+        strategy: eventhub_checkpointstore::balancer::Strategy::Greedy,
+        ..Default::default()
+    };
     let checkpoints =
-        Arc::new(Checkpointer::new(store.clone(), NS, HUB, GROUP, by_count(1000)).unwrap());
+        Arc::new(Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(1000)).unwrap());
     let leaving = PartitionBalancer::new(
         store.clone(),
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         "leaving",
         ["0"],
         options.clone(),
@@ -424,7 +423,7 @@ async fn a_relinquished_partition_is_ready_at_once_for_its_next_owner() {
     .unwrap()
     .with_checkpointer(checkpoints.clone());
     let next =
-        PartitionBalancer::new(store.clone(), NS, HUB, GROUP, "next", ["0"], options).unwrap();
+        PartitionBalancer::new(store.clone(), (NS, HUB, GROUP), "next", ["0"], options).unwrap();
     assert_eq!(leaving.cycle().await.unwrap().len(), 1);
     checkpoints
         .record("0", Some("7".into()), Some(7))
@@ -439,9 +438,12 @@ async fn a_relinquished_partition_is_ready_at_once_for_its_next_owner() {
 #[test]
 fn a_zero_interval_is_refused() {
     let store = Arc::new(eventhub_checkpointstore::InMemoryCheckpointStore::new());
-    let options = CheckpointerOptions::by_time(Duration::ZERO);
+    let options = CheckpointerOptions {
+        every_events: None,
+        every: Some(Duration::ZERO),
+    };
     assert!(matches!(
-        Checkpointer::new(store, NS, HUB, GROUP, options),
+        Checkpointer::new(store, (NS, HUB, GROUP), options),
         Err(Error::InvalidInput { .. })
     ));
 }

@@ -3,7 +3,8 @@
 //! write nothing (checked by listing through the library), export then import into another group,
 //! copies across layouts and into the table store, and secrets absent from every output.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore_testkit as common;
 
 use eventhub_checkpointstore::{
     BlobCheckpointStoreOptions, BlobNaming, Checkpoint, CheckpointStore, Ownership,
@@ -90,7 +91,7 @@ async fn positions(
     group: &str,
 ) -> BTreeMap<String, (Option<String>, Option<i64>)> {
     store
-        .list_checkpoints(NS, EH, group)
+        .list_checkpoints(&Scope::new(NS, EH, group))
         .await
         .unwrap()
         .into_iter()
@@ -105,9 +106,7 @@ async fn seeded() -> (String, eventhub_checkpointstore::BlobCheckpointStore) {
     for p in 0..4i64 {
         store
             .update_checkpoint(&Checkpoint::new(
-                NS,
-                EH,
-                CG,
+                (NS, EH, CG),
                 p.to_string(),
                 Some((p * 100).to_string()),
                 Some(p),
@@ -116,8 +115,8 @@ async fn seeded() -> (String, eventhub_checkpointstore::BlobCheckpointStore) {
             .unwrap();
     }
     let claims = [
-        Ownership::new(NS, EH, CG, "0", "consumer-a"),
-        Ownership::new(NS, EH, CG, "1", "consumer-b"),
+        Ownership::new((NS, EH, CG), "0", "consumer-a"),
+        Ownership::new((NS, EH, CG), "1", "consumer-b"),
     ];
     assert_eq!(store.claim_ownership(&claims).await.unwrap().len(), 2);
     (container, store)
@@ -250,7 +249,7 @@ async fn release_is_conditional_and_filtered() {
     let scope = scope(&container);
     let owners = || async {
         store
-            .list_ownership(NS, EH, CG)
+            .list_ownership(&Scope::new(NS, EH, CG))
             .await
             .unwrap()
             .into_iter()
@@ -357,7 +356,7 @@ async fn copy_across_layouts_and_into_the_table_store() {
     assert_eq!(positions(&table_store, CG).await, source);
     // Ownership is copied only when asked.
     assert!(table_store
-        .list_ownership(NS, EH, CG)
+        .list_ownership(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .is_empty());

@@ -3,12 +3,12 @@
 //! another consumer group, across blob naming layouts and into the table store; ownership is left
 //! alone unless asked.
 
-mod common;
+use eventhub_checkpointstore_testkit as common;
 
 use common::{fresh_container, store_on, Recorder};
-use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions, Scope};
+use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions};
 use eventhub_checkpointstore::{
-    BlobCheckpointStoreOptions, BlobNaming, Checkpoint, CheckpointStore, Error, Ownership,
+    BlobCheckpointStoreOptions, BlobNaming, CheckpointStore, Error, Ownership, Scope,
 };
 use std::collections::BTreeMap;
 
@@ -25,11 +25,7 @@ async fn positions(
     s: &Scope,
 ) -> BTreeMap<String, (Option<String>, Option<i64>)> {
     store
-        .list_checkpoints(
-            &s.fully_qualified_namespace,
-            &s.eventhub_name,
-            &s.consumer_group,
-        )
+        .list_checkpoints(s)
         .await
         .unwrap()
         .into_iter()
@@ -47,27 +43,12 @@ async fn seed(store: &dyn CheckpointStore, s: &Scope) {
             _ => (Some((p * 1000).to_string()), Some(p)),
         };
         store
-            .update_checkpoint(&Checkpoint::new(
-                NS,
-                EH,
-                &s.consumer_group,
-                p.to_string(),
-                offset,
-                sequence,
-            ))
+            .update_checkpoint(&s.checkpoint(p.to_string(), offset, sequence))
             .await
             .unwrap();
     }
     let claims: Vec<Ownership> = (0..3)
-        .map(|p| {
-            Ownership::new(
-                NS,
-                EH,
-                &s.consumer_group,
-                p.to_string(),
-                format!("owner-{p}"),
-            )
-        })
+        .map(|p| s.ownership(p.to_string(), format!("owner-{p}")))
         .collect();
     assert_eq!(store.claim_ownership(&claims).await.unwrap().len(), 3);
 }
@@ -90,7 +71,11 @@ async fn dry_run_writes_nothing_and_reports_what_a_real_run_writes() {
         &from,
         &store,
         &to,
-        &CopyOptions::dry_run().with_ownership(true),
+        &CopyOptions {
+            dry_run: true,
+            ownership: true,
+            ..Default::default()
+        },
         |p| seen.push((p.checkpoint.partition_id.clone(), p.done, p.total)),
     )
     .await
@@ -107,7 +92,7 @@ async fn dry_run_writes_nothing_and_reports_what_a_real_run_writes() {
     );
     assert!(positions(&store, &to).await.is_empty(), "nothing written");
     assert!(store
-        .list_ownership(NS, EH, "replay")
+        .list_ownership(&Scope::new(NS, EH, "replay"))
         .await
         .unwrap()
         .is_empty());
@@ -125,7 +110,7 @@ async fn dry_run_writes_nothing_and_reports_what_a_real_run_writes() {
     assert!(
         done.checkpoints
             .iter()
-            .all(|c| c.consumer_group == "replay"),
+            .all(|c| c.scope.consumer_group == "replay"),
         "written to the destination scope"
     );
     assert_eq!(
@@ -141,7 +126,7 @@ async fn dry_run_writes_nothing_and_reports_what_a_real_run_writes() {
     assert_eq!(costs.len(), 13, "{costs:?}");
     // Ownership untouched unless asked.
     assert!(store
-        .list_ownership(NS, EH, "replay")
+        .list_ownership(&Scope::new(NS, EH, "replay"))
         .await
         .unwrap()
         .is_empty());
@@ -152,7 +137,10 @@ async fn dry_run_writes_nothing_and_reports_what_a_real_run_writes() {
         &from,
         &store,
         &to,
-        &CopyOptions::default().with_ownership(true),
+        &CopyOptions {
+            ownership: true,
+            ..Default::default()
+        },
         |_| {},
     )
     .await
@@ -165,7 +153,7 @@ async fn dry_run_writes_nothing_and_reports_what_a_real_run_writes() {
         (3, 0)
     );
     let owners: BTreeMap<String, Option<String>> = store
-        .list_ownership(NS, EH, "replay")
+        .list_ownership(&Scope::new(NS, EH, "replay"))
         .await
         .unwrap()
         .into_iter()

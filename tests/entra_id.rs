@@ -7,7 +7,9 @@
 //! goes stale (Azurite refuses an expired token, which the negative case shows); a token for
 //! another audience fails with a typed 403 that names the cause.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
+use eventhub_checkpointstore_testkit as common;
 
 use common::entra::{https_azurite, trusting, AzuriteTokenCredential, STORAGE_AUDIENCE};
 use eventhub_checkpointstore::azure_core::{credentials::TokenCredential, time::Duration};
@@ -34,7 +36,10 @@ fn blob_store(token: &Arc<AzuriteTokenCredential>) -> BlobCheckpointStore {
         &common::unique_container(),
         credential_of(token),
         Some(BlobCheckpointStoreOptions {
-            client_options: trusting(&ca),
+            service: ServiceOptions {
+                client_options: trusting(&ca),
+                ..Default::default()
+            },
             ..Default::default()
         }),
     )
@@ -51,8 +56,10 @@ fn table_store(
         &common::unique_container(),
         credential_of(token),
         Some(eventhub_checkpointstore::TableCheckpointStoreOptions {
-            client_options: trusting(&ca),
-            ..Default::default()
+            service: ServiceOptions {
+                client_options: trusting(&ca),
+                ..Default::default()
+            },
         }),
     )
     .unwrap()
@@ -61,32 +68,31 @@ fn table_store(
 /// All four operations, each checked against what the store then reports.
 async fn four_operations(store: &dyn CheckpointStore) {
     let won = store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "processor-a")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "processor-a")])
         .await
         .expect("claim over https with a bearer token");
     assert_eq!(won.len(), 1);
-    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].owner_id.as_deref(), Some("processor-a"));
     assert_eq!(listed[0].etag, won[0].etag);
     store
         .update_checkpoint(&Checkpoint::new(
-            NS,
-            EH,
-            CG,
+            (NS, EH, CG),
             "0",
             Some("4096".into()),
             Some(42),
         ))
         .await
         .unwrap();
-    let checkpoints = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    let checkpoints = store
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap();
     assert_eq!(
         checkpoints,
         [Checkpoint::new(
-            NS,
-            EH,
-            CG,
+            (NS, EH, CG),
             "0",
             Some("4096".into()),
             Some(42)
@@ -149,12 +155,15 @@ async fn blob_store_renews_a_token_before_it_goes_stale() {
     );
     let store = blob_store(&token);
     store.create_container_if_missing().await.unwrap();
-    store.list_ownership(NS, EH, CG).await.unwrap();
+    store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     assert_eq!(token.calls(), 1, "cached while outside the refresh window");
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    store.list_ownership(NS, EH, CG).await.unwrap();
+    store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     assert_eq!(token.calls(), 2, "renewed inside the refresh window");
-    store.list_checkpoints(NS, EH, CG).await.unwrap();
+    store
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap();
     assert_eq!(token.calls(), 2, "the renewed token is cached again");
 
     // The negative case: a credential that only has stale tokens is refused.
@@ -171,7 +180,12 @@ async fn blob_store_token_for_another_audience_is_a_typed_403_naming_the_cause()
     let token = AzuriteTokenCredential::with("https://vault.azure.net", Duration::hours(1));
     let store = blob_store(&token);
     assert_wrong_audience(store.create_container_if_missing().await.unwrap_err());
-    assert_wrong_audience(store.list_ownership(NS, EH, CG).await.unwrap_err());
+    assert_wrong_audience(
+        store
+            .list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap_err(),
+    );
 }
 
 #[tokio::test]
@@ -184,16 +198,22 @@ async fn an_untrusted_certificate_is_a_transport_error() {
         &common::unique_container(),
         credential_of(&token),
         Some(BlobCheckpointStoreOptions {
-            operation_timeout: Some(std::time::Duration::from_secs(10)),
-            client_options: eventhub_checkpointstore::azure_core::http::ClientOptions {
-                retry: eventhub_checkpointstore::azure_core::http::RetryOptions::none(),
+            service: ServiceOptions {
+                operation_timeout: Some(std::time::Duration::from_secs(10)),
+                client_options: eventhub_checkpointstore::azure_core::http::ClientOptions {
+                    retry: eventhub_checkpointstore::azure_core::http::RetryOptions::none(),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             ..Default::default()
         }),
     )
     .unwrap();
-    let err = store.list_ownership(NS, EH, CG).await.unwrap_err();
+    let err = store
+        .list_ownership(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Transport { message } if message.to_lowercase().contains("certificate")),
         "{err:?}"
@@ -239,5 +259,10 @@ async fn table_store_token_for_another_audience_is_a_typed_403_naming_the_cause(
     let token = AzuriteTokenCredential::with("https://vault.azure.net", Duration::hours(1));
     let store = table_store(&token);
     assert_wrong_audience(store.create_table_if_missing().await.unwrap_err());
-    assert_wrong_audience(store.list_checkpoints(NS, EH, CG).await.unwrap_err());
+    assert_wrong_audience(
+        store
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap_err(),
+    );
 }

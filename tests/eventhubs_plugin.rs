@@ -2,7 +2,7 @@
 //! (`azure_messaging_eventhubs::CheckpointStore`): the blob and table stores against Azurite, and
 //! the in-memory store.
 
-mod common;
+use eventhub_checkpointstore_testkit as common;
 
 use azure_messaging_eventhubs::{
     models::{Checkpoint, Ownership},

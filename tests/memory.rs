@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use eventhub_checkpointstore::azure_core::time::{Duration, OffsetDateTime};
 use eventhub_checkpointstore::conformance;
+use eventhub_checkpointstore::Scope;
 use eventhub_checkpointstore::{Checkpoint, CheckpointStore, InMemoryCheckpointStore, Ownership};
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 struct MemoryBackend(InMemoryCheckpointStore);
 
 #[async_trait]
-impl conformance::Backend for MemoryBackend {
+impl conformance::Fixture for MemoryBackend {
     async fn client(&self) -> Arc<dyn CheckpointStore> {
         Arc::new(self.0.clone())
     }
@@ -31,7 +32,7 @@ fn last_modified_comes_from_the_stores_clock_and_any_executor_polls_it() {
     let store = InMemoryCheckpointStore::with_clock(move || *clock.lock().unwrap());
     futures::executor::block_on(async {
         let won = store
-            .claim_ownership(&[Ownership::new("ns", "eh", "cg", "0", "a")])
+            .claim_ownership(&[Ownership::new(("ns", "eh", "cg"), "0", "a")])
             .await
             .unwrap();
         let first = won[0].last_modified.unwrap();
@@ -39,15 +40,18 @@ fn last_modified_comes_from_the_stores_clock_and_any_executor_polls_it() {
         *now.lock().unwrap() += Duration::minutes(5);
         let renewed = store.claim_ownership(&won).await.unwrap();
         assert_eq!(renewed[0].last_modified, Some(first + Duration::minutes(5)));
-        let listed = store.list_ownership("ns", "eh", "cg").await.unwrap();
+        let listed = store
+            .list_ownership(&Scope::new("ns", "eh", "cg"))
+            .await
+            .unwrap();
         assert_eq!(listed, renewed);
         store
-            .update_checkpoint(&Checkpoint::new("ns", "eh", "cg", "0", None, Some(1)))
+            .update_checkpoint(&Checkpoint::new(("ns", "eh", "cg"), "0", None, Some(1)))
             .await
             .unwrap();
         assert_eq!(
             store
-                .list_checkpoints("ns", "eh", "cg")
+                .list_checkpoints(&Scope::new("ns", "eh", "cg"))
                 .await
                 .unwrap()
                 .len(),
@@ -65,9 +69,7 @@ fn names_are_case_sensitive() {
         let store = InMemoryCheckpointStore::new();
         store
             .update_checkpoint(&Checkpoint::new(
-                "NS",
-                "Hub",
-                "$Default",
+                ("NS", "Hub", "$Default"),
                 "0",
                 None,
                 Some(1),
@@ -75,15 +77,16 @@ fn names_are_case_sensitive() {
             .await
             .unwrap();
         assert!(store
-            .list_checkpoints("ns", "hub", "$default")
+            .list_checkpoints(&Scope::new("ns", "hub", "$default"))
             .await
             .unwrap()
             .is_empty());
         assert_eq!(
             store
-                .list_checkpoints("NS", "Hub", "$Default")
+                .list_checkpoints(&Scope::new("NS", "Hub", "$Default"))
                 .await
                 .unwrap()[0]
+                .scope
                 .consumer_group,
             "$Default"
         );
@@ -94,9 +97,10 @@ fn names_are_case_sensitive() {
 fn a_listing_reports_the_stores_clock_as_the_service_time() {
     let then = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
     let store = InMemoryCheckpointStore::with_clock(move || then);
-    let (_, time) =
-        futures::executor::block_on(store.list_ownership_with_service_time("ns", "eh", "cg"))
-            .unwrap();
+    let (_, time) = futures::executor::block_on(
+        store.list_ownership_with_service_time(&Scope::new("ns", "eh", "cg")),
+    )
+    .unwrap();
     let time = time.unwrap();
     assert!(time.now() - then < Duration::seconds(1));
     // This host's clock is decades ahead of that one.

@@ -5,7 +5,8 @@
 //! depends on the layout (case folding); and `checkpoint_fallback` (found, superseded, never for
 //! ownership).
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore_testkit as common;
 
 use async_trait::async_trait;
 use azure_messaging_eventhubs::models;
@@ -127,17 +128,17 @@ async fn verbatim_backend() -> VerbatimBackend {
 }
 
 #[async_trait]
-impl conformance::Backend for VerbatimBackend {
+impl conformance::Fixture for VerbatimBackend {
     async fn client(&self) -> Arc<dyn CheckpointStore> {
         Arc::new(verbatim(&self.container))
     }
 
-    fn scope(&self) -> conformance::Scope {
-        conformance::Scope {
-            ns: "Conformance.ServiceBus.Windows.Net".into(),
-            eh: "MixedCase-Hub".into(),
-            cg: "$Default".into(),
-        }
+    fn scope(&self) -> Scope {
+        Scope::new(
+            "Conformance.ServiceBus.Windows.Net",
+            "MixedCase-Hub",
+            "$Default",
+        )
     }
 }
 
@@ -150,15 +151,13 @@ mod verbatim_conformance {
 async fn verbatim_names_and_metadata_are_the_official_stores_and_gos() {
     let store = verbatim(&common::fresh_container().await);
     let won = store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "rust-a")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "rust-a")])
         .await
         .unwrap();
     assert_eq!(won.len(), 1);
     store
         .update_checkpoint(&Checkpoint::new(
-            NS,
-            EH,
-            CG,
+            (NS, EH, CG),
             "0",
             Some("4096".into()),
             Some(42),
@@ -227,22 +226,18 @@ async fn verbatim_reads_and_takes_over_what_the_official_store_wrote_and_back() 
     }
 
     // Read.
-    let listed = ours.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = ours.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     assert_eq!(listed.len(), 2);
     for o in &listed {
         assert_eq!(o.owner_id.as_deref(), Some("official-a"));
         assert_eq!(
-            (
-                o.fully_qualified_namespace.as_str(),
-                o.eventhub_name.as_str(),
-                o.consumer_group.as_str()
-            ),
-            (NS, EH, CG),
+            o.scope,
+            Scope::new(NS, EH, CG),
             "the caller's names, as passed"
         );
     }
     let checkpoints: BTreeMap<String, Checkpoint> = ours
-        .list_checkpoints(NS, EH, CG)
+        .list_checkpoints(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .into_iter()
@@ -262,9 +257,7 @@ async fn verbatim_reads_and_takes_over_what_the_official_store_wrote_and_back() 
         .unwrap();
     assert_eq!(won.len(), 1);
     ours.update_checkpoint(&Checkpoint::new(
-        NS,
-        EH,
-        CG,
+        (NS, EH, CG),
         "0",
         Some("2000".into()),
         Some(20),
@@ -306,7 +299,7 @@ async fn verbatim_reads_and_takes_over_what_the_official_store_wrote_and_back() 
     )
     .await;
     assert_eq!(back.len(), 1, "the official store takes it back");
-    let mine_now = ours.list_ownership(NS, EH, CG).await.unwrap();
+    let mine_now = ours.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     assert_eq!(
         mine_now
             .iter()
@@ -320,12 +313,12 @@ async fn verbatim_reads_and_takes_over_what_the_official_store_wrote_and_back() 
     // The default (lower-case) layout sees none of it: the split this option bridges.
     let lowercase = common::store_on(&container, None);
     assert!(lowercase
-        .list_ownership(NS, EH, CG)
+        .list_ownership(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .is_empty());
     assert!(lowercase
-        .list_checkpoints(NS, EH, CG)
+        .list_checkpoints(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .is_empty());
@@ -351,12 +344,18 @@ async fn verbatim_reads_and_takes_over_what_go_wrote() {
         )
         .await;
     }
-    let listed = store.list_ownership(go_ns, "Orders", CG).await.unwrap();
+    let listed = store
+        .list_ownership(&Scope::new(go_ns, "Orders", CG))
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed
         .iter()
         .all(|o| o.owner_id.as_deref() == Some("go-consumer-7") && o.etag.is_some()));
-    let checkpoints = store.list_checkpoints(go_ns, "Orders", CG).await.unwrap();
+    let checkpoints = store
+        .list_checkpoints(&Scope::new(go_ns, "Orders", CG))
+        .await
+        .unwrap();
     assert_eq!(checkpoints.len(), 2);
     assert!(checkpoints
         .iter()
@@ -377,9 +376,7 @@ async fn verbatim_reads_and_takes_over_what_go_wrote() {
     // What Go reads back: both keys present, as it requires.
     store
         .update_checkpoint(&Checkpoint::new(
-            go_ns,
-            "Orders",
-            CG,
+            (go_ns, "Orders", CG),
             "0",
             Some("9000".into()),
             Some(78),
@@ -406,14 +403,19 @@ async fn case_folding_depends_on_the_layout() {
     let verbatim = verbatim(&common::fresh_container().await);
     for store in [&lowercase, &verbatim] {
         store
-            .update_checkpoint(&Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1)))
+            .update_checkpoint(&Checkpoint::new(
+                (NS, EH, CG),
+                "0",
+                Some("1".into()),
+                Some(1),
+            ))
             .await
             .unwrap();
     }
     let folded = ("myns.servicebus.windows.net", "telemetry", "$default");
     assert_eq!(
         lowercase
-            .list_checkpoints(folded.0, folded.1, folded.2)
+            .list_checkpoints(&Scope::new(folded.0, folded.1, folded.2))
             .await
             .unwrap()
             .len(),
@@ -422,21 +424,25 @@ async fn case_folding_depends_on_the_layout() {
     );
     assert!(
         verbatim
-            .list_checkpoints(folded.0, folded.1, folded.2)
+            .list_checkpoints(&Scope::new(folded.0, folded.1, folded.2))
             .await
             .unwrap()
             .is_empty(),
         "Verbatim: another scope"
     );
     assert_eq!(
-        verbatim.list_checkpoints(NS, EH, CG).await.unwrap().len(),
+        verbatim
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
         1
     );
     // A claim of `Telemetry` and one of `telemetry` in Verbatim are two records, both won.
     let both = verbatim
         .claim_ownership(&[
-            Ownership::new(NS, EH, CG, "0", "a"),
-            Ownership::new(NS, "telemetry", CG, "0", "b"),
+            Ownership::new((NS, EH, CG), "0", "a"),
+            Ownership::new((NS, "telemetry", CG), "0", "b"),
         ])
         .await
         .unwrap();
@@ -444,8 +450,8 @@ async fn case_folding_depends_on_the_layout() {
     // In Lowercase the second is a lost race against the first.
     let one = lowercase
         .claim_ownership(&[
-            Ownership::new(NS, EH, CG, "0", "a"),
-            Ownership::new(NS, "telemetry", CG, "0", "b"),
+            Ownership::new((NS, EH, CG), "0", "a"),
+            Ownership::new((NS, "telemetry", CG), "0", "b"),
         ])
         .await
         .unwrap();
@@ -453,18 +459,18 @@ async fn case_folding_depends_on_the_layout() {
     // Partition ids too: `P1` and `p1` are one partition in Lowercase, two in Verbatim.
     assert_eq!(
         BlobNaming::Lowercase
-            .checkpoint_blob(NS, EH, CG, "P1")
+            .checkpoint_blob(&Scope::new(NS, EH, CG), "P1")
             .unwrap(),
         BlobNaming::Lowercase
-            .checkpoint_blob(NS, EH, CG, "p1")
+            .checkpoint_blob(&Scope::new(NS, EH, CG), "p1")
             .unwrap()
     );
     assert_ne!(
         BlobNaming::Verbatim
-            .checkpoint_blob(NS, EH, CG, "P1")
+            .checkpoint_blob(&Scope::new(NS, EH, CG), "P1")
             .unwrap(),
         BlobNaming::Verbatim
-            .checkpoint_blob(NS, EH, CG, "p1")
+            .checkpoint_blob(&Scope::new(NS, EH, CG), "p1")
             .unwrap()
     );
 }
@@ -480,9 +486,7 @@ async fn checkpoint_fallback_reads_the_other_layout_until_superseded() {
     for p in 0..4i64 {
         theirs
             .update_checkpoint(&Checkpoint::new(
-                NS,
-                EH,
-                CG,
+                (NS, EH, CG),
                 p.to_string(),
                 Some(format!("{}", p * 100)),
                 Some(p),
@@ -491,7 +495,7 @@ async fn checkpoint_fallback_reads_the_other_layout_until_superseded() {
             .unwrap();
     }
     theirs
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "their-owner")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "their-owner")])
         .await
         .unwrap();
 
@@ -508,7 +512,7 @@ async fn checkpoint_fallback_reads_the_other_layout_until_superseded() {
     };
 
     // Found: all four from the other layout, with an INFO line naming them.
-    let (found, log) = common::with_info(ours.list_checkpoints(NS, EH, CG)).await;
+    let (found, log) = common::with_info(ours.list_checkpoints(&Scope::new(NS, EH, CG))).await;
     let found = found.unwrap();
     assert_eq!(found.len(), 4);
     assert!(found
@@ -522,9 +526,7 @@ async fn checkpoint_fallback_reads_the_other_layout_until_superseded() {
 
     // Superseded one by one: the first checkpoint written lands in the own layout.
     ours.update_checkpoint(&Checkpoint::new(
-        NS,
-        EH,
-        CG,
+        (NS, EH, CG),
         "0",
         Some("5000".into()),
         Some(50),
@@ -533,7 +535,7 @@ async fn checkpoint_fallback_reads_the_other_layout_until_superseded() {
     .unwrap();
     sent.take();
     let listed: BTreeMap<String, Option<i64>> = ours
-        .list_checkpoints(NS, EH, CG)
+        .list_checkpoints(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .into_iter()
@@ -556,7 +558,11 @@ async fn checkpoint_fallback_reads_the_other_layout_until_superseded() {
         "written in the own layout"
     );
     assert_eq!(
-        theirs.list_checkpoints(NS, EH, CG).await.unwrap().len(),
+        theirs
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
         4,
         "the other layout is left as it was"
     );
@@ -564,9 +570,7 @@ async fn checkpoint_fallback_reads_the_other_layout_until_superseded() {
     // Once every partition has its own, the fallback listing stops.
     for p in 1..4i64 {
         ours.update_checkpoint(&Checkpoint::new(
-            NS,
-            EH,
-            CG,
+            (NS, EH, CG),
             p.to_string(),
             None,
             Some(60 + p),
@@ -575,25 +579,42 @@ async fn checkpoint_fallback_reads_the_other_layout_until_superseded() {
         .unwrap();
     }
     sent.take();
-    assert_eq!(ours.list_checkpoints(NS, EH, CG).await.unwrap().len(), 4);
+    assert_eq!(
+        ours.list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
     assert_eq!(listings(&sent), 2, "one last look finds nothing left");
     for _ in 0..3 {
-        let all = ours.list_checkpoints(NS, EH, CG).await.unwrap();
+        let all = ours
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap();
         assert!(all.iter().all(|c| c.sequence_number >= Some(50)));
     }
     assert_eq!(listings(&sent), 3, "then one listing per call");
 
     // Ownership never falls back: the other layout's owner is invisible, and is no lock here.
-    assert!(ours.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+    assert!(ours
+        .list_ownership(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap()
+        .is_empty());
     let won = ours
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "our-owner")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "our-owner")])
         .await
         .unwrap();
     assert_eq!(won.len(), 1);
 
     // Without the option, nothing falls back.
     let plain = common::store_on(&common::fresh_container().await, None);
-    assert!(plain.list_checkpoints(NS, EH, CG).await.unwrap().is_empty());
+    assert!(plain
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// The other way: a `Verbatim` store with the fallback reads what Python, .NET or JS wrote
@@ -604,9 +625,7 @@ async fn verbatim_fallback_reads_lowercase_checkpoints() {
     let python_written = common::store_on(&container, None);
     python_written
         .update_checkpoint(&Checkpoint::new(
-            NS,
-            EH,
-            CG,
+            (NS, EH, CG),
             "3",
             Some("30".into()),
             Some(3),
@@ -614,10 +633,18 @@ async fn verbatim_fallback_reads_lowercase_checkpoints() {
         .await
         .unwrap();
     let ours = common::store_on(&container, Some(options(BlobNaming::Verbatim, true)));
-    let found = ours.list_checkpoints(NS, EH, CG).await.unwrap();
+    let found = ours
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap();
     assert_eq!(
         found,
-        [Checkpoint::new(NS, EH, CG, "3", Some("30".into()), Some(3))]
+        [Checkpoint::new(
+            (NS, EH, CG),
+            "3",
+            Some("30".into()),
+            Some(3)
+        )]
     );
     // With names that are lower-case already, both layouts are the same blobs: no second listing.
     let sent = Recorder::default();
@@ -625,6 +652,8 @@ async fn verbatim_fallback_reads_lowercase_checkpoints() {
         &container,
         Some(sent.install(options(BlobNaming::Verbatim, true))),
     );
-    same.list_checkpoints("ns", "eh", "cg").await.unwrap();
+    same.list_checkpoints(&Scope::new("ns", "eh", "cg"))
+        .await
+        .unwrap();
     assert_eq!(sent.take().len(), 1);
 }

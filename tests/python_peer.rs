@@ -13,7 +13,8 @@
 //! checks correctly. What is asserted is therefore the steady state of a fleet whose records exist,
 //! which is every fleet after its first minute.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore_testkit as common;
 
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer, Strategy},
@@ -88,7 +89,7 @@ async fn live_owners(store: &dyn CheckpointStore) -> BTreeMap<String, String> {
         .unwrap()
         .as_secs() as i64;
     store
-        .list_ownership(NS, HUB, GROUP)
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
         .await
         .unwrap()
         .into_iter()
@@ -142,14 +143,17 @@ async fn settles(store: &dyn CheckpointStore, fleet: &[&str], share: &[usize]) {
 async fn rust_and_python_balancers_share_fairly_and_take_over_a_killed_python_consumer() {
     let container = common::fresh_container().await;
     let store: Arc<dyn CheckpointStore> = Arc::new(common::store_on(&container, None));
-    let options = BalancerOptions::new(INTERVAL, EXPIRATION).with_strategy(Strategy::Greedy);
+    let options = BalancerOptions {
+        interval: INTERVAL,
+        expiration: EXPIRATION,
+        strategy: Strategy::Greedy,
+        ..Default::default()
+    };
     let rust = |name: &str| {
         Arc::new(
             PartitionBalancer::new(
                 store.clone(),
-                NS,
-                HUB,
-                GROUP,
+                (NS, HUB, GROUP),
                 name,
                 (0..PARTITIONS).map(|p| p.to_string()),
                 options.clone(),

@@ -16,7 +16,8 @@
 //!
 //! A test binary of its own, so its eight processes do not share the machine with other tests.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore_testkit as common;
 
 use common::{
     connection_string, unique_container,
@@ -95,7 +96,7 @@ fn eight_processes_never_win_the_same_version_twice() {
     let _ = std::fs::remove_dir_all(&logs);
 
     let last = runtime
-        .block_on(store.list_ownership(NS, HUB, GROUP))
+        .block_on(store.list_ownership(&Scope::new(NS, HUB, GROUP)))
         .unwrap();
     let last: HashMap<String, Ownership> = last
         .into_iter()
@@ -165,7 +166,7 @@ fn claimant(id: &str) {
     runtime.block_on(async {
         while unix_millis() < stop_at {
             let listed: HashMap<String, Ownership> =
-                match store.list_ownership(NS, HUB, GROUP).await {
+                match store.list_ownership(&Scope::new(NS, HUB, GROUP)).await {
                     Ok(listed) => listed
                         .into_iter()
                         .map(|o| (o.partition_id.clone(), o))
@@ -180,7 +181,7 @@ fn claimant(id: &str) {
                     let partition = p.to_string();
                     Ownership {
                         etag: listed.get(&partition).and_then(|o| o.etag.clone()),
-                        ..Ownership::new(NS, HUB, GROUP, partition, id)
+                        ..Ownership::new((NS, HUB, GROUP), partition, id)
                     }
                 })
                 .collect();

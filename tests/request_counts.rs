@@ -1,7 +1,8 @@
 //! What each operation costs in HTTP requests, counted on the wire (every try of every request).
 //! Azure bills and throttles per request, and a balancer's cycle time is bounded by them.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore_testkit as common;
 
 use common::{fresh_container, fresh_store, put_many, store_on, Recorder, Sent};
 use eventhub_checkpointstore::{
@@ -43,7 +44,10 @@ async fn listing_n_records_costs_max_1_ceil_n_over_5000_requests() {
         ("n5000", 5000, 1),
         ("n6000", 6000, 2),
     ] {
-        let checkpoints = store.list_checkpoints(NS, EH, group).await.unwrap();
+        let checkpoints = store
+            .list_checkpoints(&Scope::new(NS, EH, group))
+            .await
+            .unwrap();
         assert_eq!(checkpoints.len(), n, "{group} checkpoints");
         assert_eq!(
             operations(&recorder.take()),
@@ -58,7 +62,10 @@ async fn listing_n_records_costs_max_1_ceil_n_over_5000_requests() {
             );
         }
         if n != 5000 {
-            let ownership = store.list_ownership(NS, EH, group).await.unwrap();
+            let ownership = store
+                .list_ownership(&Scope::new(NS, EH, group))
+                .await
+                .unwrap();
             assert_eq!(ownership.len(), n, "{group} ownership");
             assert_eq!(
                 operations(&recorder.take()),
@@ -79,7 +86,7 @@ async fn one_request_per_operation_in_the_common_case() {
     recorder.take();
 
     let new: Vec<Ownership> = (0..5)
-        .map(|p| Ownership::new(NS, EH, CG, p.to_string(), "owner-1"))
+        .map(|p| Ownership::new((NS, EH, CG), p.to_string(), "owner-1"))
         .collect();
     let won = store.claim_ownership(&new).await.unwrap();
     assert_eq!(
@@ -102,7 +109,7 @@ async fn one_request_per_operation_in_the_common_case() {
         "a lost race costs one request, no retry"
     );
 
-    let checkpoint = Checkpoint::new(NS, EH, CG, "0", Some("1".into()), Some(1));
+    let checkpoint = Checkpoint::new((NS, EH, CG), "0", Some("1".into()), Some(1));
     store.update_checkpoint(&checkpoint).await.unwrap();
     assert_eq!(
         operations(&recorder.take()),
@@ -116,8 +123,11 @@ async fn one_request_per_operation_in_the_common_case() {
         "later checkpoints"
     );
 
-    store.list_ownership(NS, EH, CG).await.unwrap();
-    store.list_checkpoints(NS, EH, CG).await.unwrap();
+    store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
+    store
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap();
     assert_eq!(operations(&recorder.take()), ["list", "list"]);
 }
 
@@ -133,7 +143,7 @@ async fn claiming_n_partitions_costs_n_requests() {
         .await;
         recorder.take();
         let new: Vec<Ownership> = (0..n)
-            .map(|p| Ownership::new(NS, EH, CG, p.to_string(), "owner-1"))
+            .map(|p| Ownership::new((NS, EH, CG), p.to_string(), "owner-1"))
             .collect();
         let won = store.claim_ownership(&new).await.unwrap();
         assert_eq!(won.len(), n);
@@ -164,7 +174,7 @@ async fn checkpoint_fallback_costs_at_most_one_more_listing() {
     );
     for p in ["0", "1"] {
         verbatim
-            .update_checkpoint(&Checkpoint::new(ns, eh, "$Default", p, None, Some(1)))
+            .update_checkpoint(&Checkpoint::new((ns, eh, "$Default"), p, None, Some(1)))
             .await
             .unwrap();
     }
@@ -182,7 +192,7 @@ async fn checkpoint_fallback_costs_at_most_one_more_listing() {
         async move {
             assert_eq!(
                 store
-                    .list_checkpoints(ns, eh, "$Default")
+                    .list_checkpoints(&Scope::new(ns, eh, "$Default"))
                     .await
                     .unwrap()
                     .len(),
@@ -193,14 +203,14 @@ async fn checkpoint_fallback_costs_at_most_one_more_listing() {
     list(2).await;
     costs.push(operations(&recorder.take()));
     store
-        .update_checkpoint(&Checkpoint::new(ns, eh, "$Default", "0", None, Some(2)))
+        .update_checkpoint(&Checkpoint::new((ns, eh, "$Default"), "0", None, Some(2)))
         .await
         .unwrap();
     recorder.take();
     list(2).await;
     costs.push(operations(&recorder.take()));
     store
-        .update_checkpoint(&Checkpoint::new(ns, eh, "$Default", "1", None, Some(2)))
+        .update_checkpoint(&Checkpoint::new((ns, eh, "$Default"), "1", None, Some(2)))
         .await
         .unwrap();
     recorder.take();
@@ -208,9 +218,15 @@ async fn checkpoint_fallback_costs_at_most_one_more_listing() {
         list(2).await;
         costs.push(operations(&recorder.take()));
     }
-    store.list_ownership(ns, eh, "$Default").await.unwrap();
+    store
+        .list_ownership(&Scope::new(ns, eh, "$Default"))
+        .await
+        .unwrap();
     costs.push(operations(&recorder.take()));
-    store.list_checkpoints(NS, EH, CG).await.unwrap();
+    store
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap();
     costs.push(operations(&recorder.take()));
     assert_eq!(
         costs,

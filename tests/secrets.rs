@@ -5,7 +5,9 @@
 //! A test binary of its own: the capture is the process's global subscriber, which a scoped one
 //! on a test thread cannot reliably be while other tests run.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
+use eventhub_checkpointstore_testkit as common;
 
 use common::{connection_string, fresh_store, store_on, unique_container};
 use eventhub_checkpointstore::{
@@ -57,30 +59,37 @@ async fn secrets_never_reach_errors_debug_output_or_trace_logs() {
     shown.push(format!("{store:?}"));
     let (ns, hub, group) = ("secrets.servicebus.windows.net", "hub", "$Default");
     let won = store
-        .claim_ownership(&[Ownership::new(ns, hub, group, "0", "me")])
+        .claim_ownership(&[Ownership::new((ns, hub, group), "0", "me")])
         .await
         .unwrap();
     assert_eq!(won.len(), 1);
     let lost = store
-        .claim_ownership(&[Ownership::new(ns, hub, group, "0", "me")])
+        .claim_ownership(&[Ownership::new((ns, hub, group), "0", "me")])
         .await
         .unwrap();
     assert!(lost.is_empty());
     store
         .update_checkpoint(&Checkpoint::new(
-            ns,
-            hub,
-            group,
+            (ns, hub, group),
             "0",
             Some("1".into()),
             Some(1),
         ))
         .await
         .unwrap();
-    store.list_ownership(ns, hub, group).await.unwrap();
-    store.list_checkpoints(ns, hub, group).await.unwrap();
+    store
+        .list_ownership(&Scope::new(ns, hub, group))
+        .await
+        .unwrap();
+    store
+        .list_checkpoints(&Scope::new(ns, hub, group))
+        .await
+        .unwrap();
     let missing = store_on(&unique_container(), None);
-    let err = missing.list_ownership(ns, hub, group).await.unwrap_err();
+    let err = missing
+        .list_ownership(&Scope::new(ns, hub, group))
+        .await
+        .unwrap_err();
     shown.push(format!("{err} {err:?}"));
 
     // A SAS in the URL, working and against a closed port.
@@ -97,19 +106,28 @@ async fn secrets_never_reach_errors_debug_output_or_trace_logs() {
     )
     .unwrap();
     shown.push(format!("{sas_store:?}"));
-    sas_store.list_checkpoints(ns, hub, group).await.unwrap();
+    sas_store
+        .list_checkpoints(&Scope::new(ns, hub, group))
+        .await
+        .unwrap();
     let port = common::unused_port();
     let refused = BlobCheckpointStore::new(
         &format!("http://127.0.0.1:{port}/devstoreaccount1?{sas}"),
         "checkpoints",
         eventhub_checkpointstore::StorageCredential::Anonymous,
         Some(BlobCheckpointStoreOptions {
-            operation_timeout: Some(std::time::Duration::from_secs(1)),
+            service: ServiceOptions {
+                operation_timeout: Some(std::time::Duration::from_secs(1)),
+                ..Default::default()
+            },
             ..Default::default()
         }),
     )
     .unwrap();
-    let err = refused.list_ownership(ns, hub, group).await.unwrap_err();
+    let err = refused
+        .list_ownership(&Scope::new(ns, hub, group))
+        .await
+        .unwrap_err();
     shown.push(format!("{err} {err:?}"));
 
     // A wrong key: a 403.
@@ -120,7 +138,10 @@ async fn secrets_never_reach_errors_debug_output_or_trace_logs() {
     )
     .unwrap();
     shown.push(format!("{wrong:?}"));
-    let err = wrong.list_ownership(ns, hub, group).await.unwrap_err();
+    let err = wrong
+        .list_ownership(&Scope::new(ns, hub, group))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403), "{err:?}");
     shown.push(format!("{err} {err:?}"));
     // A malformed connection string carrying a key.

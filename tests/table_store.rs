@@ -1,7 +1,9 @@
 //! `TableCheckpointStore` on Azurite's table service: the shared conformance suite, the Python
 //! table store's layout and cases, request counts and failure modes.
 
-mod common;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
+use eventhub_checkpointstore_testkit as common;
 
 use async_trait::async_trait;
 use common::{connection_string, Recorder, Sent};
@@ -45,7 +47,7 @@ async fn table_backend() -> TableBackend {
 }
 
 #[async_trait]
-impl conformance::Backend for TableBackend {
+impl conformance::Fixture for TableBackend {
     async fn client(&self) -> Arc<dyn CheckpointStore> {
         Arc::new(store_on(&self.table, None))
     }
@@ -148,14 +150,12 @@ async fn entities_have_the_python_table_store_layout() {
     let table = fresh_table().await;
     let store = store_on(&table, None);
     store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "owner-a")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "owner-a")])
         .await
         .unwrap();
     store
         .update_checkpoint(&Checkpoint::new(
-            NS,
-            EH,
-            CG,
+            (NS, EH, CG),
             "0",
             Some("4096".into()),
             Some(42),
@@ -206,11 +206,14 @@ async fn peer_written_entities_are_read_and_claimable() {
     .await;
 
     let store = store_on(&table, None);
-    let owners = store.list_ownership(NS, EH, CG).await.unwrap();
+    let owners = store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     assert_eq!(owners.len(), 1);
     assert_eq!(owners[0].owner_id.as_deref(), Some("python-1"));
     assert!(owners[0].etag.is_some() && owners[0].last_modified.is_some());
-    let mut checkpoints = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    let mut checkpoints = store
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap();
     checkpoints.sort_by(|a, b| a.partition_id.cmp(&b.partition_id));
     let read: Vec<(&str, Option<&str>, Option<i64>)> = checkpoints
         .iter()
@@ -252,11 +255,11 @@ async fn python_table_store_cases() {
     // test_claim_ownership: 3 new partitions, all won, listed with their new etags.
     let claims: Vec<Ownership> = ["0", "1", "2"]
         .iter()
-        .map(|p| Ownership::new(NS, EH, CG, *p, "owner-1"))
+        .map(|p| Ownership::new((NS, EH, CG), *p, "owner-1"))
         .collect();
     let won = store.claim_ownership(&claims).await.unwrap();
     assert_eq!(won.len(), 3);
-    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     assert_eq!(listed.len(), 3);
     for o in &listed {
         let mine = won
@@ -275,7 +278,7 @@ async fn python_table_store_cases() {
     let renewed = store.claim_ownership(&won[..1]).await.unwrap();
     assert_eq!(renewed.len(), 1);
     // The update response's ETag carries the new Timestamp: what a listing reports, no extra read.
-    let listed = store.list_ownership(NS, EH, CG).await.unwrap();
+    let listed = store.list_ownership(&Scope::new(NS, EH, CG)).await.unwrap();
     let after = listed.iter().find(|o| o.partition_id == "0").unwrap();
     assert_eq!(
         (&after.etag, after.last_modified),
@@ -302,9 +305,7 @@ async fn python_table_store_cases() {
     for (offset, seq) in [("10", 1), ("20", 2)] {
         store
             .update_checkpoint(&Checkpoint::new(
-                NS,
-                EH,
-                CG,
+                (NS, EH, CG),
                 "0",
                 Some(offset.into()),
                 Some(seq),
@@ -312,7 +313,10 @@ async fn python_table_store_cases() {
             .await
             .unwrap();
     }
-    let checkpoints = store.list_checkpoints(NS, EH, CG).await.unwrap();
+    let checkpoints = store
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap();
     assert_eq!(checkpoints.len(), 1);
     assert_eq!(
         (
@@ -334,14 +338,18 @@ async fn request_counts() {
     let table = fresh_table().await;
     let recorder = Recorder::default();
     let mut options = TableCheckpointStoreOptions::default();
-    recorder.install_in(&mut options.client_options);
+    recorder.install_in(&mut options.service.client_options);
     let store = store_on(&table, Some(options));
 
-    assert!(store.list_ownership(NS, EH, CG).await.unwrap().is_empty());
+    assert!(store
+        .list_ownership(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(methods(&recorder.take()), ["GET"]);
 
     let claims: Vec<Ownership> = (0..1001)
-        .map(|p| Ownership::new(NS, EH, CG, p.to_string(), "o"))
+        .map(|p| Ownership::new((NS, EH, CG), p.to_string(), "o"))
         .collect();
     let won = store.claim_ownership(&claims).await.unwrap();
     assert_eq!(won.len(), 1001);
@@ -349,14 +357,28 @@ async fn request_counts() {
     assert_eq!(store.claim_ownership(&won[..32]).await.unwrap().len(), 32);
     assert_eq!(methods(&recorder.take()), vec!["PUT"; 32]);
 
-    assert_eq!(store.list_ownership(NS, EH, CG).await.unwrap().len(), 1001);
+    assert_eq!(
+        store
+            .list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
+        1001
+    );
     assert_eq!(methods(&recorder.take()), ["GET", "GET"]);
 
-    let checkpoint = Checkpoint::new(NS, EH, CG, "0", None, Some(1));
+    let checkpoint = Checkpoint::new((NS, EH, CG), "0", None, Some(1));
     store.update_checkpoint(&checkpoint).await.unwrap();
     store.update_checkpoint(&checkpoint).await.unwrap();
     assert_eq!(methods(&recorder.take()), ["PUT", "PUT"]);
-    assert_eq!(store.list_checkpoints(NS, EH, CG).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_checkpoints(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(methods(&recorder.take()), ["GET"]);
 }
 
@@ -365,7 +387,7 @@ async fn request_counts() {
 async fn failures_are_typed_errors() {
     let store = store_on(&common::unique_container(), None);
     let err = store
-        .claim_ownership(&[Ownership::new(NS, EH, CG, "0", "o")])
+        .claim_ownership(&[Ownership::new((NS, EH, CG), "0", "o")])
         .await
         .unwrap_err();
     assert_eq!(
@@ -373,7 +395,7 @@ async fn failures_are_typed_errors() {
         (Some(404), Some("TableNotFound")),
         "{err}"
     );
-    let err = store.list_checkpoints(NS, EH, CG).await;
+    let err = store.list_checkpoints(&Scope::new(NS, EH, CG)).await;
     // Azurite answers a query on a missing table with 404 TableNotFound too.
     assert_eq!(err.unwrap_err().status(), Some(404));
     assert!(
@@ -397,19 +419,24 @@ async fn failures_are_typed_errors() {
         None,
     )
     .unwrap();
-    let err = wrong.list_ownership(NS, EH, CG).await.unwrap_err();
+    let err = wrong
+        .list_ownership(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
     assert!(!format!("{err} {err:?} {wrong:?}").contains(wrong_key));
 
     for bad in ["a#b", "a/b", "a?b", "a\\b", "a\u{7}b"] {
         let err = store
-            .update_checkpoint(&Checkpoint::new(NS, EH, CG, bad, None, Some(1)))
+            .update_checkpoint(&Checkpoint::new((NS, EH, CG), bad, None, Some(1)))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }), "{bad:?}: {err}");
     }
     assert!(matches!(
-        store.list_ownership(NS, "with space", CG).await,
+        store
+            .list_ownership(&Scope::new(NS, "with space", CG))
+            .await,
         Err(Error::InvalidInput { .. })
     ));
 }
@@ -421,7 +448,7 @@ async fn unusual_partition_ids_round_trip() {
     let ids = ["it's", "a b", "50%", "a+b", "ü&é", "x=y;z"];
     let claims: Vec<Ownership> = ids
         .iter()
-        .map(|p| Ownership::new(NS, EH, CG, *p, "o"))
+        .map(|p| Ownership::new((NS, EH, CG), *p, "o"))
         .collect();
     let won = store.claim_ownership(&claims).await.unwrap();
     assert_eq!(won.len(), ids.len());
@@ -429,12 +456,12 @@ async fn unusual_partition_ids_round_trip() {
     assert_eq!(store.claim_ownership(&won).await.unwrap().len(), ids.len());
     for id in ids {
         store
-            .update_checkpoint(&Checkpoint::new(NS, EH, CG, id, None, Some(5)))
+            .update_checkpoint(&Checkpoint::new((NS, EH, CG), id, None, Some(5)))
             .await
             .unwrap();
     }
     let mut listed: Vec<String> = store
-        .list_checkpoints(NS, EH, CG)
+        .list_checkpoints(&Scope::new(NS, EH, CG))
         .await
         .unwrap()
         .into_iter()
@@ -483,12 +510,12 @@ async fn shared_access_signatures_work() {
     for (i, store) in stores.iter().enumerate() {
         let partition = i.to_string();
         let won = store
-            .claim_ownership(&[Ownership::new(NS, EH, CG, &partition, "sas")])
+            .claim_ownership(&[Ownership::new((NS, EH, CG), &partition, "sas")])
             .await
             .unwrap();
         assert_eq!(won.len(), 1, "store {i}");
         store
-            .update_checkpoint(&Checkpoint::new(NS, EH, CG, &partition, None, Some(1)))
+            .update_checkpoint(&Checkpoint::new((NS, EH, CG), &partition, None, Some(1)))
             .await
             .unwrap();
         let signature = sas.split("sig=").nth(1).unwrap();
@@ -497,7 +524,14 @@ async fn shared_access_signatures_work() {
             "store {i} leaks its SAS"
         );
     }
-    assert_eq!(stores[0].list_ownership(NS, EH, CG).await.unwrap().len(), 3);
+    assert_eq!(
+        stores[0]
+            .list_ownership(&Scope::new(NS, EH, CG))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 /// `operation_timeout` bounds the table store's calls too, and names the refused connection.
@@ -516,13 +550,18 @@ async fn an_unreachable_endpoint_is_a_timeout_that_names_the_failure() {
             .unwrap(),
         ),
         Some(TableCheckpointStoreOptions {
-            operation_timeout: Some(timeout),
-            ..Default::default()
+            service: ServiceOptions {
+                operation_timeout: Some(timeout),
+                ..Default::default()
+            },
         }),
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let err = store.list_checkpoints(NS, EH, CG).await.unwrap_err();
+    let err = store
+        .list_checkpoints(&Scope::new(NS, EH, CG))
+        .await
+        .unwrap_err();
     let elapsed = started.elapsed();
     assert!(
         matches!(
@@ -543,8 +582,10 @@ async fn an_unreachable_endpoint_is_a_timeout_that_names_the_failure() {
         "checkpoints",
         StorageCredential::Anonymous,
         Some(TableCheckpointStoreOptions {
-            operation_timeout: Some(std::time::Duration::ZERO),
-            ..Default::default()
+            service: ServiceOptions {
+                operation_timeout: Some(std::time::Duration::ZERO),
+                ..Default::default()
+            },
         }),
     )
     .unwrap_err();

@@ -118,7 +118,7 @@ pub(crate) fn parse_page(
                         Field::Name => blob.name = value,
                         Field::Etag => blob.etag = super::etag::from_service(&value),
                         Field::LastModified => {
-                            blob.last_modified = crate::headers::http_date(&value)
+                            blob.last_modified = crate::client::headers::http_date(&value)
                         }
                         Field::MetadataValue => {
                             blob.metadata

@@ -3,8 +3,8 @@
 //! headers, so only values every peer reads back unchanged are written.
 
 use crate::error::{Error, Result};
-use crate::record::{self, Fields, StoredFields, OWNER_ID};
-use crate::Checkpoint;
+use crate::model::Checkpoint;
+use crate::shell::record::{self, Fields, StoredFields, OWNER_ID};
 use std::{borrow::Cow, collections::HashMap};
 
 /// Metadata of a claim; no owner (or `""`) writes `ownerid=""`, which every peer reads as released.
@@ -89,7 +89,7 @@ mod tests {
         assert!(for_ownership(Some("a\r\nx-ms-meta-evil: 1")).is_err());
         let err = for_ownership(Some(" a")).unwrap_err();
         assert!(err.to_string().contains("owner_id"), "{err}");
-        let mut cp = Checkpoint::new("ns", "eh", "cg", "0", None, None);
+        let mut cp = Checkpoint::new(("ns", "eh", "cg"), "0", None, None);
         assert!(for_checkpoint(&cp).is_err());
         cp.sequence_number = Some(-1);
         assert_eq!(

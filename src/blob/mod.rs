@@ -1,7 +1,14 @@
-//! The checkpoint store over Azure Blob Storage: the blob backend behind the store shell
-//! (`crate::shell`), and the public `BlobCheckpointStore` around it.
+//! The checkpoint store over Azure Blob Storage: [`BlobCheckpointStore`], its options, and the
+//! two blob naming layouts of the Event Hubs ecosystem.
+//!
+//! Parts, as every backend here has them: the public store (this file), its options
+//! (`options.rs`), the backend behind the store shell (`backend.rs`), and the REST client
+//! (`client.rs`, one function per Blob operation), with what they share about blobs: names
+//! (`naming.rs`), metadata (`metadata.rs`), ETags (`etag.rs`) and List Blobs pages
+//! (`listing.rs`).
 
-mod container;
+mod backend;
+mod client;
 mod etag;
 mod listing;
 mod metadata;
@@ -11,33 +18,30 @@ mod options;
 pub use naming::BlobNaming;
 pub use options::{BlobCheckpointStoreOptions, DEFAULT_API_VERSION, MIN_API_VERSION};
 
-use crate::account::{Account, Service};
-use crate::connection_string::ConnectionString;
-use crate::credential::StorageCredential;
+use crate::client::account::Open;
+use crate::client::connection_string::ConnectionString;
+use crate::client::credential::StorageCredential;
+use crate::client::Service;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
-use crate::record::{Fields, Listed, Record, Scope};
-use crate::shell::{Backend, OnRecord, Shell, Version};
-use crate::store::ServiceTime;
+use crate::scope::Scope;
+use crate::shell::Shell;
+use crate::store::{CheckpointStore, ServiceTime};
 use async_trait::async_trait;
-use azure_core::http::{Etag, Url};
+use azure_core::http::Url;
 use azure_storage_blob::{BlobClient, BlobContainerClient};
-use container::Container;
-use std::{
-    collections::HashSet,
-    fmt,
-    sync::{Arc, Mutex},
-};
+use backend::BlobBackend;
+use client::Container;
+use std::{fmt, sync::Arc};
 
-/// A [`CheckpointStore`](crate::CheckpointStore) that keeps ownership and checkpoints as empty
-/// block blobs with metadata in one container, readable and writable by the Python, .NET, Java
-/// and JS Event Hubs stores (or, with [`BlobNaming::Verbatim`], by Go's and the official Rust
-/// store).
+/// A [`CheckpointStore`] that keeps ownership and checkpoints as empty block blobs with metadata
+/// in one container, readable and writable by the Python, .NET, Java and JS Event Hubs stores
+/// (or, with [`BlobNaming::Verbatim`], by Go's and the official Rust store).
 ///
 /// Cloning is cheap: clones share one connection pool.
 ///
 /// ```no_run
-/// use eventhub_checkpointstore::{BlobCheckpointStore, Checkpoint, CheckpointStore};
+/// use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Scope};
 ///
 /// # async fn demo() -> eventhub_checkpointstore::Result<()> {
 /// let store = BlobCheckpointStore::from_connection_string(
@@ -46,11 +50,9 @@ use std::{
 ///     None,
 /// )?;
 /// store.create_container_if_missing().await?;
-/// let ns = "myns.servicebus.windows.net";
-/// store
-///     .update_checkpoint(&Checkpoint::new(ns, "telemetry", "$Default", "0", Some("1024".into()), Some(17)))
-///     .await?;
-/// for checkpoint in store.list_checkpoints(ns, "telemetry", "$Default").await? {
+/// let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
+/// store.update_checkpoint(&scope.checkpoint("0", Some("1024".into()), Some(17))).await?;
+/// for checkpoint in store.list_checkpoints(&scope).await? {
 ///     println!("{}: {:?}", checkpoint.partition_id, checkpoint.sequence_number);
 /// }
 /// # Ok(()) }
@@ -58,20 +60,6 @@ use std::{
 #[derive(Clone)]
 pub struct BlobCheckpointStore {
     inner: Arc<Shell<BlobBackend>>,
-}
-
-checkpoint_store!(BlobCheckpointStore);
-
-/// Blobs in one container, named in one layout.
-struct BlobBackend {
-    container: Container,
-    api_version: String,
-    credential: StorageCredential,
-    naming: BlobNaming,
-    checkpoint_fallback: bool,
-    /// Listing prefixes of the other layout whose checkpoints were all superseded by checkpoints
-    /// of the store's own layout when last read: the fallback listing is not repeated for them.
-    superseded: Mutex<HashSet<String>>,
 }
 
 impl BlobCheckpointStore {
@@ -97,35 +85,30 @@ impl BlobCheckpointStore {
         options: Option<BlobCheckpointStoreOptions>,
     ) -> Result<Self> {
         let options = options.unwrap_or_default();
-        let Account {
-            mut url,
-            credential,
-            client_options,
-        } = Account::new(
+        let open = Open {
+            service: Service::Blob,
             account_url,
-            credential.into(),
-            Service::Blob,
-            (&options.api_version, MIN_API_VERSION),
-            options.client_options,
-        )?;
-        check_container_name(container)?;
-        url.path_segments_mut()
-            .map_err(|()| Error::invalid_input("account_url cannot have a path"))?
-            .pop_if_empty()
-            .push(container);
-        let backend = BlobBackend {
-            container: Container::new(url, client_options, options.api_version.clone())?,
-            api_version: options.api_version,
-            credential,
-            naming: options.naming,
-            checkpoint_fallback: options.checkpoint_fallback,
-            superseded: Mutex::new(HashSet::new()),
+            credential: credential.into(),
+            api_version: options.service.api_version.clone(),
+            default_version: DEFAULT_API_VERSION,
+            oldest_version: MIN_API_VERSION,
+            client_options: options.service.client_options.clone(),
         };
-        let inner = Shell::new(
-            backend,
-            options.claim_concurrency,
-            options.operation_timeout,
-        )?;
+        let inner = Shell::over_account(open, &options.service, |account| {
+            backend::check_container_name(container)?;
+            let mut url = account.url;
+            url.path_segments_mut()
+                .map_err(|()| Error::invalid_input("account_url cannot have a path"))?
+                .pop_if_empty()
+                .push(container);
+            Ok(BlobBackend::new(
+                Container::new(url, account.client_options, &account.api_version)?,
+                account.api_version,
+                account.credential,
+                options.naming,
+                options.checkpoint_fallback,
+            ))
+        })?;
         Ok(Self { inner })
     }
 
@@ -184,240 +167,47 @@ impl BlobCheckpointStore {
     }
 }
 
-/// One claim, checked and ready to send.
-struct Claim {
-    name: String,
-    metadata: Fields,
-    etag: Option<Etag>,
-}
-
 #[async_trait]
-impl Backend for BlobBackend {
-    type Claim = Claim;
-
-    fn describe(&self, f: &mut fmt::DebugStruct<'_, '_>) {
-        f.field("container_url", &self.container.url().as_str())
-            .field("credential", &self.credential)
-            .field("api_version", &self.api_version)
-            .field("naming", &self.naming)
-            .field("checkpoint_fallback", &self.checkpoint_fallback);
+impl CheckpointStore for BlobCheckpointStore {
+    async fn list_ownership(&self, scope: &Scope) -> Result<Vec<Ownership>> {
+        Ok(self.inner.list_ownership(scope).await?.0)
     }
 
-    fn prepare_claim(&self, requested: &Ownership) -> Result<Claim> {
-        Ok(Claim {
-            name: naming::blob_name(
-                self.naming,
-                &requested.fully_qualified_namespace,
-                &requested.eventhub_name,
-                &requested.consumer_group,
-                Record::Ownership,
-                &requested.partition_id,
-            )?,
-            metadata: metadata::for_ownership(requested.owner_id.as_deref())?,
-            etag: requested
-                .etag
-                .as_ref()
-                .map(etag::for_condition)
-                .transpose()?,
-        })
+    async fn list_ownership_with_service_time(
+        &self,
+        scope: &Scope,
+    ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
+        self.inner.list_ownership(scope).await
     }
 
-    async fn claim(&self, claim: Claim) -> Result<Version> {
-        match &claim.etag {
-            Some(etag) => {
-                self.container
-                    .set_metadata(&claim.name, &claim.metadata, Some(etag))
-                    .await
-            }
-            None => {
-                self.container
-                    .put_empty(&claim.name, &claim.metadata, true)
-                    .await
-            }
-        }
-    }
-
-    fn lost_race(&self, err: &Error, conditional: bool) -> bool {
-        lost_race(err, conditional)
+    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
+        self.inner.claim_ownership(ownership).await
     }
 
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let (name, metadata) = self.checkpoint_blob(checkpoint)?;
-        match self.container.set_metadata(&name, &metadata, None).await {
-            Ok(_) => Ok(()),
-            Err(err) if err.error_code() == Some("BlobNotFound") => {
-                // First checkpoint of this partition: create the blob. Overwriting is right if a
-                // concurrent writer created it meanwhile: checkpoints are last-writer-wins.
-                self.container.put_empty(&name, &metadata, false).await?;
-                Ok(())
-            }
-            Err(err) => Err(err),
-        }
+        self.inner.update_checkpoint(checkpoint).await
     }
 
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let (name, metadata) = self.checkpoint_blob(checkpoint)?;
-        // Put Blob replaces the blob whole, metadata included: last writer wins, as for updates.
-        self.container.put_empty(&name, &metadata, false).await?;
-        Ok(())
+        self.inner.put_checkpoint(checkpoint).await
     }
 
-    async fn list(
-        &self,
-        scope: Scope<'_>,
-        record: Record,
-        on_record: &mut OnRecord<'_>,
-    ) -> Result<Option<ServiceTime>> {
-        if record == Record::Checkpoint && self.checkpoint_fallback {
-            return self.list_checkpoints_with_fallback(scope, on_record).await;
-        }
-        self.list_in(self.naming, scope, record, on_record).await
+    async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
+        self.inner.list_checkpoints(scope).await
     }
 }
 
-impl BlobBackend {
-    /// The name and metadata of a checkpoint's blob.
-    fn checkpoint_blob(&self, checkpoint: &Checkpoint) -> Result<(String, Fields)> {
-        let name = naming::blob_name(
-            self.naming,
-            &checkpoint.fully_qualified_namespace,
-            &checkpoint.eventhub_name,
-            &checkpoint.consumer_group,
-            Record::Checkpoint,
-            &checkpoint.partition_id,
-        )?;
-        Ok((name, metadata::for_checkpoint(checkpoint)?))
-    }
-
-    /// The records of one kind under a layout's prefix: blobs named `{prefix}{partition}`,
-    /// directory markers and nested names left out.
-    async fn list_in(
-        &self,
-        naming: BlobNaming,
-        scope: Scope<'_>,
-        record: Record,
-        on_record: &mut OnRecord<'_>,
-    ) -> Result<Option<ServiceTime>> {
-        let prefix = naming::prefix(
-            naming,
-            scope.namespace,
-            scope.eventhub,
-            scope.consumer_group,
-            record,
-        )?;
-        self.container
-            .list(&prefix, |blob| {
-                let Some(partition) = naming::partition_of(&prefix, &blob.name) else {
-                    return;
-                };
-                if blob.is_directory() {
-                    return;
-                }
-                on_record(Listed {
-                    partition_id: partition.to_owned(),
-                    etag: blob.etag.clone(),
-                    last_modified: blob.last_modified,
-                    fields: &blob.metadata,
-                    source: &blob.name,
-                })
-            })
-            .await
-    }
-
-    /// `checkpoint_fallback`: the own layout's checkpoints, then, for each partition without one,
-    /// the one the other layout holds. One listing more at most; none once every partition the
-    /// other layout holds has a checkpoint of its own (remembered per consumer group).
-    async fn list_checkpoints_with_fallback(
-        &self,
-        scope: Scope<'_>,
-        on_record: &mut OnRecord<'_>,
-    ) -> Result<Option<ServiceTime>> {
-        let (naming, other) = (self.naming, self.naming.other());
-        let mut own = HashSet::new();
-        let time = self
-            .list_in(naming, scope, Record::Checkpoint, &mut |listed| {
-                own.insert(listed.partition_id.clone());
-                on_record(listed)
-            })
-            .await?;
-        let prefix = |layout| {
-            naming::prefix(
-                layout,
-                scope.namespace,
-                scope.eventhub,
-                scope.consumer_group,
-                Record::Checkpoint,
-            )
-        };
-        let other_prefix = prefix(other)?;
-        // Names that are lower-case already are the same blobs in both layouts.
-        if other_prefix == prefix(naming)? || self.superseded().contains(&other_prefix) {
-            return Ok(time);
-        }
-        let mut fallback = Vec::new();
-        self.list_in(other, scope, Record::Checkpoint, &mut |mut listed| {
-            listed.partition_id = naming.partition_id(&listed.partition_id);
-            if own.insert(listed.partition_id.clone()) {
-                fallback.push(listed.partition_id.clone());
-                on_record(listed);
-            }
-        })
-        .await?;
-        if fallback.is_empty() {
-            self.superseded().insert(other_prefix);
-        } else {
-            tracing::info!(
-                own_layout = ?naming,
-                fallback_layout = ?other,
-                ?fallback,
-                "partitions without a checkpoint of their own use the other layout's"
-            );
-        }
-        Ok(time)
-    }
-
-    fn superseded(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        crate::sync::lock(&self.superseded)
-    }
-}
-
-/// Whether a failed claim lost a race rather than failed: only the answers that mean "someone
-/// else wrote the record first". With an etag: 412 `ConditionNotMet` (the blob changed) or 404
-/// `BlobNotFound` (it was deleted; a missing container is a real failure). Without one: 409
-/// `BlobAlreadyExists` or 412 `ConditionNotMet`. Any other 412 or 409 (`LeaseIdMissing` when a
-/// lease is held on the blob, `LeaseIdMismatchWithBlobOperation`, …) is a failure: nobody won
-/// that record, and retrying will not help until whoever holds the lease lets go.
-fn lost_race(err: &Error, had_etag: bool) -> bool {
-    matches!(
-        (err.status(), err.error_code(), had_etag),
-        (Some(412), Some("ConditionNotMet"), _)
-            | (Some(404), Some("BlobNotFound"), true)
-            | (Some(409), Some("BlobAlreadyExists"), false)
-    )
-}
-
-/// Azure's container naming rules, checked here so a typo fails before any request.
-fn check_container_name(name: &str) -> Result<()> {
-    let valid = (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--");
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(format!(
-            "container name '{name}' is invalid: 3-63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit"
-        )))
+impl fmt::Debug for BlobCheckpointStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.debug("BlobCheckpointStore", f)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential::SasToken;
+    use crate::client::credential::SasToken;
+    use crate::options::ServiceOptions;
     use std::time::Duration;
 
     #[test]
@@ -446,28 +236,29 @@ mod tests {
                 "{url} {container}: {err}"
             );
         }
-        let err = BlobCheckpointStore::new(
-            "https://a.blob.core.windows.net",
-            "checkpoints",
-            StorageCredential::Anonymous,
-            Some(BlobCheckpointStoreOptions {
-                api_version: "2009-09-19".into(),
-                ..Default::default()
-            }),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("older than"), "{err}");
-        let err = BlobCheckpointStore::new(
-            "https://a.blob.core.windows.net",
-            "checkpoints",
-            StorageCredential::Anonymous,
-            Some(BlobCheckpointStoreOptions {
-                operation_timeout: Some(Duration::ZERO),
-                ..Default::default()
-            }),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("operation_timeout"), "{err}");
+        let with = |service: ServiceOptions| {
+            BlobCheckpointStore::new(
+                "https://a.blob.core.windows.net",
+                "checkpoints",
+                StorageCredential::Anonymous,
+                Some(BlobCheckpointStoreOptions {
+                    service,
+                    ..Default::default()
+                }),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let err = with(ServiceOptions {
+            api_version: Some("2009-09-19".into()),
+            ..Default::default()
+        });
+        assert!(err.contains("older than"), "{err}");
+        let err = with(ServiceOptions {
+            operation_timeout: Some(Duration::ZERO),
+            ..Default::default()
+        });
+        assert!(err.contains("operation_timeout"), "{err}");
     }
 
     #[test]
@@ -495,42 +286,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(!err.to_string().contains("c2VjcmV0"));
-    }
-
-    #[test]
-    fn classifies_lost_races() {
-        let service = |status, code: &str| Error::Service {
-            status,
-            error_code: Some(code.to_owned()),
-            message: String::new(),
-        };
-        assert!(lost_race(&service(412, "ConditionNotMet"), true));
-        assert!(lost_race(&service(404, "BlobNotFound"), true));
-        assert!(!lost_race(&service(404, "ContainerNotFound"), true));
-        assert!(lost_race(&service(409, "BlobAlreadyExists"), false));
-        assert!(lost_race(&service(412, "ConditionNotMet"), false));
-        assert!(!lost_race(&service(403, "AuthorizationFailure"), true));
-        assert!(!lost_race(&service(500, "InternalError"), false));
-        assert!(!lost_race(&service(412, "LeaseIdMissing"), true));
-        assert!(!lost_race(&service(412, "LeaseIdMissing"), false));
-        assert!(!lost_race(
-            &service(409, "LeaseIdMismatchWithBlobOperation"),
-            true
-        ));
-        assert!(!lost_race(&service(409, "BlobAlreadyExists"), true));
-        assert!(!lost_race(
-            &Error::Service {
-                status: 412,
-                error_code: None,
-                message: String::new()
-            },
-            true
-        ));
-        assert!(!lost_race(
-            &Error::Transport {
-                message: "refused".into()
-            },
-            false
-        ));
     }
 }

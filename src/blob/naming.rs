@@ -1,8 +1,9 @@
 //! Blob names and listing prefixes: `{namespace}/{eventhub}/{consumer_group}/{ownership|checkpoint}/{partition_id}`,
-//! in one of the ecosystem's two layouts (`shared/spec/WIRE.md`, "Two layouts").
+//! in one of the ecosystem's two layouts (`docs/wire-format.md`, "Two layouts").
 
 use crate::error::{Error, Result};
-pub(crate) use crate::record::Record;
+use crate::scope::Scope;
+pub(crate) use crate::shell::record::Record;
 
 /// How a [`BlobCheckpointStore`](crate::BlobCheckpointStore) names its blobs. The Event Hubs SDKs
 /// are split on case, and a store reads and writes only its own layout's records:
@@ -15,14 +16,15 @@ pub(crate) use crate::record::Record;
 /// For `MyNs.servicebus.windows.net`, `Telemetry`, `$Default`, partition `0`:
 ///
 /// ```
-/// use eventhub_checkpointstore::BlobNaming;
+/// use eventhub_checkpointstore::{BlobNaming, Scope};
 ///
+/// let scope = Scope::new("MyNs.servicebus.windows.net", "Telemetry", "$Default");
 /// assert_eq!(
-///     BlobNaming::Lowercase.ownership_blob("MyNs.servicebus.windows.net", "Telemetry", "$Default", "0")?,
+///     BlobNaming::Lowercase.ownership_blob(&scope, "0")?,
 ///     "myns.servicebus.windows.net/telemetry/$default/ownership/0"
 /// );
 /// assert_eq!(
-///     BlobNaming::Verbatim.ownership_blob("MyNs.servicebus.windows.net", "Telemetry", "$Default", "0")?,
+///     BlobNaming::Verbatim.ownership_blob(&scope, "0")?,
 ///     "MyNs.servicebus.windows.net/Telemetry/$Default/ownership/0"
 /// );
 /// # Ok::<(), eventhub_checkpointstore::Error>(())
@@ -53,39 +55,13 @@ impl BlobNaming {
 
     /// The name of one partition's ownership blob in this layout; fails on names no layout can
     /// hold (empty, `/`, control characters, a trailing `.`, over 1,024 characters).
-    pub fn ownership_blob(
-        self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-        partition_id: &str,
-    ) -> Result<String> {
-        blob_name(
-            self,
-            fully_qualified_namespace,
-            eventhub_name,
-            consumer_group,
-            Record::Ownership,
-            partition_id,
-        )
+    pub fn ownership_blob(self, scope: &Scope, partition_id: &str) -> Result<String> {
+        blob_name(self, scope, Record::Ownership, partition_id)
     }
 
     /// The name of one partition's checkpoint blob in this layout.
-    pub fn checkpoint_blob(
-        self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-        partition_id: &str,
-    ) -> Result<String> {
-        blob_name(
-            self,
-            fully_qualified_namespace,
-            eventhub_name,
-            consumer_group,
-            Record::Checkpoint,
-            partition_id,
-        )
+    pub fn checkpoint_blob(self, scope: &Scope, partition_id: &str) -> Result<String> {
+        blob_name(self, scope, Record::Checkpoint, partition_id)
     }
 
     fn apply(self, mut text: String) -> String {
@@ -119,28 +95,19 @@ fn segment(record: Record) -> &'static str {
 
 /// The listing prefix of one consumer group's records of one kind, ending with `/` (without it a
 /// hierarchical-namespace account also lists the directory entry itself).
-pub(crate) fn prefix(
-    naming: BlobNaming,
-    namespace: &str,
-    eventhub: &str,
-    consumer_group: &str,
-    record: Record,
-) -> Result<String> {
-    check_segment("fully_qualified_namespace", namespace)?;
-    check_segment("eventhub_name", eventhub)?;
-    check_segment("consumer_group", consumer_group)?;
-    Ok(naming.apply(joined(namespace, eventhub, consumer_group, record, "")))
+pub(crate) fn prefix(naming: BlobNaming, scope: &Scope, record: Record) -> Result<String> {
+    check_scope(scope)?;
+    Ok(naming.apply(joined(scope, record, "")))
 }
 
 /// `{namespace}/{eventhub}/{consumer_group}/{record}/{partition_id}`, in one allocation.
-fn joined(
-    namespace: &str,
-    eventhub: &str,
-    consumer_group: &str,
-    record: Record,
-    partition_id: &str,
-) -> String {
-    let parts = [namespace, eventhub, consumer_group, segment(record)];
+fn joined(scope: &Scope, record: Record, partition_id: &str) -> String {
+    let parts = [
+        scope.fully_qualified_namespace.as_str(),
+        &scope.eventhub_name,
+        &scope.consumer_group,
+        segment(record),
+    ];
     let mut name = String::with_capacity(
         parts.iter().map(|p| p.len() + 1).sum::<usize>() + partition_id.len(),
     );
@@ -155,23 +122,13 @@ fn joined(
 /// The blob name of one partition's record.
 pub(crate) fn blob_name(
     naming: BlobNaming,
-    namespace: &str,
-    eventhub: &str,
-    consumer_group: &str,
+    scope: &Scope,
     record: Record,
     partition_id: &str,
 ) -> Result<String> {
-    check_segment("fully_qualified_namespace", namespace)?;
-    check_segment("eventhub_name", eventhub)?;
-    check_segment("consumer_group", consumer_group)?;
+    check_scope(scope)?;
     check_segment("partition_id", partition_id)?;
-    let name = naming.apply(joined(
-        namespace,
-        eventhub,
-        consumer_group,
-        record,
-        partition_id,
-    ));
+    let name = naming.apply(joined(scope, record, partition_id));
     if name.chars().count() > MAX_BLOB_NAME_CHARS {
         return Err(Error::invalid_input(format!(
             "the blob name for partition '{partition_id}' would exceed Azure's {MAX_BLOB_NAME_CHARS}-character limit"
@@ -185,6 +142,15 @@ pub(crate) fn blob_name(
 pub(crate) fn partition_of<'a>(prefix: &str, blob_name: &'a str) -> Option<&'a str> {
     let rest = blob_name.strip_prefix(prefix)?;
     (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
+
+fn check_scope(scope: &Scope) -> Result<()> {
+    check_segment(
+        "fully_qualified_namespace",
+        &scope.fully_qualified_namespace,
+    )?;
+    check_segment("eventhub_name", &scope.eventhub_name)?;
+    check_segment("consumer_group", &scope.consumer_group)
 }
 
 /// One path segment of a blob name: `/` would make records of different consumer groups collide,
@@ -209,23 +175,35 @@ fn check_segment(field: &str, value: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn scope(ns: &str, eh: &str, cg: &str) -> Scope {
+        Scope::new(ns, eh, cg)
+    }
+
     #[test]
     fn verbatim_names_keep_every_segment() {
         assert_eq!(
             BlobNaming::Verbatim
-                .checkpoint_blob("MyNs.servicebus.windows.net", "Telemetry", "$Default", "P0")
+                .checkpoint_blob(
+                    &Scope::new("MyNs.servicebus.windows.net", "Telemetry", "$Default"),
+                    "P0"
+                )
                 .unwrap(),
             "MyNs.servicebus.windows.net/Telemetry/$Default/checkpoint/P0"
         );
         assert_eq!(
-            prefix(BlobNaming::Verbatim, "NS", "EH", "CG", Record::Ownership).unwrap(),
+            prefix(
+                BlobNaming::Verbatim,
+                &scope("NS", "EH", "CG"),
+                Record::Ownership
+            )
+            .unwrap(),
             "NS/EH/CG/ownership/"
         );
         assert_eq!(BlobNaming::Verbatim.other(), BlobNaming::Lowercase);
         assert_eq!(BlobNaming::default(), BlobNaming::Lowercase);
         // The same checks in both layouts.
         assert!(BlobNaming::Verbatim
-            .ownership_blob("ns", "e/h", "cg", "0")
+            .ownership_blob(&scope("ns", "e/h", "cg"), "0")
             .is_err());
     }
 
@@ -234,9 +212,7 @@ mod tests {
         assert_eq!(
             blob_name(
                 BlobNaming::Lowercase,
-                "MyNs.servicebus.windows.net",
-                "Telemetry",
-                "$Default",
+                &scope("MyNs.servicebus.windows.net", "Telemetry", "$Default"),
                 Record::Ownership,
                 "0"
             )
@@ -244,7 +220,12 @@ mod tests {
             "myns.servicebus.windows.net/telemetry/$default/ownership/0"
         );
         assert_eq!(
-            prefix(BlobNaming::Lowercase, "NS", "EH", "CG", Record::Checkpoint).unwrap(),
+            prefix(
+                BlobNaming::Lowercase,
+                &scope("NS", "EH", "CG"),
+                Record::Checkpoint
+            )
+            .unwrap(),
             "ns/eh/cg/checkpoint/"
         );
     }
@@ -261,16 +242,19 @@ mod tests {
             ("ns", "eh", "cg", "0\n", "control character"),
             ("ns", "eh", "cg", "..", "ends with '.'"),
         ] {
-            let err =
-                blob_name(BlobNaming::Lowercase, ns, eh, cg, Record::Ownership, p).unwrap_err();
+            let err = blob_name(
+                BlobNaming::Lowercase,
+                &scope(ns, eh, cg),
+                Record::Ownership,
+                p,
+            )
+            .unwrap_err();
             assert!(err.to_string().contains(field), "{err}");
         }
         let long = "x".repeat(1100);
         assert!(blob_name(
             BlobNaming::Lowercase,
-            "ns",
-            "eh",
-            "cg",
+            &scope("ns", "eh", "cg"),
             Record::Ownership,
             &long
         )

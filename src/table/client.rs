@@ -4,16 +4,11 @@
 //! store needs.
 
 use super::entity::{self, Entity, Page};
+use crate::client::{headers, Rest};
 use crate::error::{Error, Result};
 use crate::shell::Version;
 use crate::store::ServiceTime;
-use azure_core::{
-    error::CheckSuccessOptions,
-    http::{
-        headers::Headers, ClientOptions, Context, Etag, Method, Pipeline, PipelineSendOptions,
-        RawResponse, Request, Url,
-    },
-};
+use azure_core::http::{headers::Headers, ClientOptions, Etag, Method, Request, Url};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
 
@@ -37,13 +32,12 @@ const KEY_ENCODE: &AsciiSet = &CONTROLS
 
 /// One table of one account.
 pub(crate) struct Table {
-    pipeline: Pipeline,
+    rest: Rest,
     /// The account URL, ending without `/`.
     account: Url,
     name: String,
     /// The table's own URL, for callers to show.
     url: Url,
-    version: String,
 }
 
 impl Table {
@@ -52,22 +46,13 @@ impl Table {
         account: Url,
         name: String,
         client_options: ClientOptions,
-        version: String,
+        version: &str,
     ) -> Self {
-        let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
-            Some(env!("CARGO_PKG_VERSION")),
-            client_options,
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
         let mut table = Self {
-            pipeline,
+            rest: Rest::new(client_options, version),
             url: account.clone(),
             account,
             name,
-            version,
         };
         table.url = table.at(&table.name);
         table
@@ -90,7 +75,7 @@ impl Table {
         let mut request = self.request(self.at("Tables"), Method::Post);
         request.insert_header("prefer", "return-no-content");
         set_json(&mut request, &serde_json::json!({ "TableName": self.name }));
-        match self.send(&mut request, &[201, 204]).await {
+        match self.rest.send(&mut request, &[201, 204]).await {
             Ok(_) => Ok(true),
             Err(e) if e.error_code() == Some("TableAlreadyExists") => Ok(false),
             Err(e) => Err(e),
@@ -122,14 +107,14 @@ impl Table {
                 }
             }
             let mut request = self.request(url, Method::Get);
-            let response = self.send(&mut request, &[200]).await?;
+            let response = self.rest.send(&mut request, &[200]).await?;
             let page: Page =
                 serde_json::from_slice(response.body()).map_err(|e| Error::UnexpectedResponse {
                     message: format!("a query page is not the expected JSON: {e}"),
                 })?;
             page.value.into_iter().for_each(&mut on_entity);
             let header = |name: &'static str| {
-                crate::headers::get(
+                headers::get(
                     response.headers(),
                     &azure_core::http::headers::HeaderName::from_static(name),
                 )
@@ -148,7 +133,7 @@ impl Table {
         let mut request = self.request(self.url.clone(), Method::Post);
         request.insert_header("prefer", "return-content");
         set_json(&mut request, body);
-        let response = self.send(&mut request, &[201]).await?;
+        let response = self.rest.send(&mut request, &[201]).await?;
         let returned: Option<Entity> = serde_json::from_slice(response.body()).ok();
         let mut written = written_from(response.headers());
         if let Some(timestamp) = returned.as_ref().and_then(Entity::timestamp) {
@@ -177,30 +162,17 @@ impl Table {
             request.insert_header("if-match", etag.to_string());
         }
         set_json(&mut request, body);
-        let response = self.send(&mut request, &[204]).await?;
+        let response = self.rest.send(&mut request, &[204]).await?;
         Ok(written_from(response.headers()))
     }
 
+    /// A request with the service version and the OData headers every Table call carries.
     fn request(&self, url: Url, method: Method) -> Request {
-        let mut request = Request::new(url, method);
+        let mut request = self.rest.request(url, method);
         request.insert_header("accept", "application/json;odata=minimalmetadata");
-        request.insert_header("x-ms-version", self.version.clone());
         request.insert_header("dataserviceversion", "3.0");
         request.insert_header("maxdataserviceversion", "3.0;NetFx");
         request
-    }
-
-    async fn send(&self, request: &mut Request, success: &'static [u16]) -> Result<RawResponse> {
-        let options = PipelineSendOptions {
-            check_success: CheckSuccessOptions {
-                success_codes: success,
-            },
-            ..Default::default()
-        };
-        Ok(self
-            .pipeline
-            .send(&Context::new(), request, Some(options))
-            .await?)
     }
 }
 
@@ -209,8 +181,8 @@ fn set_json(request: &mut Request, body: &Value) {
     request.set_body(azure_core::Bytes::from(body.to_string()));
 }
 
-fn written_from(headers: &Headers) -> Version {
-    let etag = crate::headers::get(headers, &azure_core::http::headers::ETAG).map(str::to_owned);
+fn written_from(response: &Headers) -> Version {
+    let etag = headers::get(response, &azure_core::http::headers::ETAG).map(str::to_owned);
     Version {
         last_modified: etag.as_deref().and_then(entity::timestamp_of_etag),
         etag: etag.map(Etag::from),

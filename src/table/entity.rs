@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::Checkpoint;
-use crate::record::{self, StoredFields};
+use crate::shell::record::{self, StoredFields};
 use azure_core::{http::Etag, time::OffsetDateTime};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -152,11 +152,7 @@ mod tests {
         )
         .unwrap();
         let [a, b, c] = &page.value[..] else { panic!() };
-        let scope = record::Scope {
-            namespace: "ns",
-            eventhub: "eh",
-            consumer_group: "cg",
-        };
+        let scope = &crate::scope::Scope::new("ns", "eh", "cg");
         let read = |e: &Entity| {
             let listed = || record::Listed {
                 partition_id: e.row_key.clone(),
@@ -196,7 +192,7 @@ mod tests {
         let body = checkpoint_body(
             "pk",
             "0",
-            &Checkpoint::new("n", "h", "g", "0", None, Some(7)),
+            &Checkpoint::new(("n", "h", "g"), "0", None, Some(7)),
         )
         .unwrap();
         assert_eq!(
@@ -207,8 +203,11 @@ mod tests {
             ownership_body("pk", "0", None),
             serde_json::json!({"PartitionKey": "pk", "RowKey": "0", "ownerid": ""})
         );
-        assert!(
-            checkpoint_body("pk", "0", &Checkpoint::new("n", "h", "g", "0", None, None)).is_err()
-        );
+        assert!(checkpoint_body(
+            "pk",
+            "0",
+            &Checkpoint::new(("n", "h", "g"), "0", None, None)
+        )
+        .is_err());
     }
 }

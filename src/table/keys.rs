@@ -3,18 +3,19 @@
 //! `RowKey = partition_id`, case kept as given (Table keys are case-sensitive).
 
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::scope::Scope;
+use crate::shell::record::Record;
 
 /// The Table service's limit on a key, in UTF-16 code units (1 KiB of UTF-16).
 const MAX_KEY_UNITS: usize = 512;
 
 /// The PartitionKey of one consumer group's records of one kind.
-pub(crate) fn partition_key(
-    namespace: &str,
-    eventhub: &str,
-    consumer_group: &str,
-    record: Record,
-) -> Result<String> {
+pub(crate) fn partition_key(scope: &Scope, record: Record) -> Result<String> {
+    let Scope {
+        fully_qualified_namespace: namespace,
+        eventhub_name: eventhub,
+        consumer_group,
+    } = scope;
     for (field, value) in [
         ("fully_qualified_namespace", namespace),
         ("eventhub_name", eventhub),
@@ -83,16 +84,14 @@ mod tests {
     fn keys_match_the_python_table_store() {
         assert_eq!(
             partition_key(
-                "ns.servicebus.windows.net",
-                "Hub",
-                "$Default",
+                &Scope::new("ns.servicebus.windows.net", "Hub", "$Default"),
                 Record::Ownership
             )
             .unwrap(),
             "ns.servicebus.windows.net Hub $Default Ownership"
         );
         assert_eq!(
-            partition_key("ns", "hub", "cg", Record::Checkpoint).unwrap(),
+            partition_key(&Scope::new("ns", "hub", "cg"), Record::Checkpoint).unwrap(),
             "ns hub cg Checkpoint"
         );
         assert_eq!(row_key("0").unwrap(), "0");
@@ -104,7 +103,7 @@ mod tests {
             let err = row_key(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidInput { .. }), "{bad:?}");
         }
-        assert!(partition_key("n s", "h", "g", Record::Ownership).is_err());
+        assert!(partition_key(&Scope::new("n s", "h", "g"), Record::Ownership).is_err());
         assert!(row_key(&"x".repeat(MAX_KEY_UNITS)).is_ok());
         assert!(row_key(&"x".repeat(MAX_KEY_UNITS + 1)).is_err());
         assert!(row_key("é'ü").is_ok());

@@ -12,6 +12,8 @@
 //! the test reports how many partitions lost acknowledged updates, and asserts nothing on it.
 
 use crate::common::unique_container;
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
 use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, Error,
 };
@@ -127,7 +129,10 @@ async fn nothing_acknowledged_is_lost_when_azurite_is_killed() {
         eventhub_checkpointstore::DEVELOPMENT_ACCOUNT_KEY
     );
     let options = BlobCheckpointStoreOptions {
-        operation_timeout: Some(TIMEOUT),
+        service: ServiceOptions {
+            operation_timeout: Some(TIMEOUT),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let store =
@@ -160,11 +165,17 @@ async fn nothing_acknowledged_is_lost_when_azurite_is_killed() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| azurite.restart());
     let restarted = Instant::now();
-    let after_crash = store.list_checkpoints(NS, HUB, GROUP).await.unwrap();
+    let after_crash = store
+        .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let errors = writer.await.expect("the writer did not panic");
-    let last = store.list_checkpoints(NS, HUB, GROUP).await.unwrap();
+    let last = store
+        .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
     drop(azurite);
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -247,9 +258,7 @@ async fn write_until_stopped(
             let histories = &histories;
             async move {
                 let checkpoint = Checkpoint::new(
-                    NS,
-                    HUB,
-                    GROUP,
+                    (NS, HUB, GROUP),
                     p.to_string(),
                     Some(sequence_number.to_string()),
                     Some(sequence_number),

@@ -10,6 +10,8 @@
 
 use crate::common::{connection_string, unique_container};
 use crate::proxy::{Fault, FaultProxy, Match, Seen};
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
 use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, ConnectionString,
     Error, Ownership,
@@ -50,9 +52,7 @@ async fn proxied_store(
 
 pub fn checkpoint(partition: &str, sequence_number: i64) -> Checkpoint {
     Checkpoint::new(
-        NS,
-        HUB,
-        GROUP,
+        (NS, HUB, GROUP),
         partition,
         Some(sequence_number.to_string()),
         Some(sequence_number),
@@ -160,7 +160,7 @@ async fn transient_faults_are_retried_and_the_call_succeeds() {
             &proxy,
             Match::method("GET").target("comp=list"),
             fault,
-            store.list_checkpoints(NS, HUB, GROUP),
+            store.list_checkpoints(&Scope::new(NS, HUB, GROUP)),
         )
         .await;
         let mine = listed.iter().find(|c| c.partition_id == partition).unwrap();
@@ -176,7 +176,7 @@ async fn transient_faults_are_retried_and_the_call_succeeds() {
                 .target(&ownership_blob)
                 .not_target("comp="),
             fault,
-            store.claim_ownership(&[Ownership::new(NS, HUB, GROUP, &partition, "me")]),
+            store.claim_ownership(&[Ownership::new((NS, HUB, GROUP), &partition, "me")]),
         )
         .await;
         assert_eq!(won.len(), 1, "{fault:?}: a new claim won on retry");
@@ -191,7 +191,10 @@ async fn transient_faults_are_retried_and_the_call_succeeds() {
         )
         .await;
         assert_eq!(renewed.len(), 1, "{fault:?}: a renewal won on retry");
-        let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+        let listed = store
+            .list_ownership(&Scope::new(NS, HUB, GROUP))
+            .await
+            .unwrap();
         let record = listed.iter().find(|o| o.partition_id == partition).unwrap();
         assert_eq!(
             (record.owner_id.as_deref(), &record.etag),
@@ -204,7 +207,7 @@ async fn transient_faults_are_retried_and_the_call_succeeds() {
 #[tokio::test]
 async fn a_claim_is_never_reported_won_unless_its_write_was_applied() {
     let (proxy, store) = proxied_store(None).await;
-    let mine = |partition: &str| Ownership::new(NS, HUB, GROUP, partition, "me");
+    let mine = |partition: &str| Ownership::new((NS, HUB, GROUP), partition, "me");
     let owner_of = |listed: &[Ownership], partition: &str| {
         listed
             .iter()
@@ -225,7 +228,10 @@ async fn a_claim_is_never_reported_won_unless_its_write_was_applied() {
     );
     // ... while the record names the claimant, so its next cycle sees the partition as its own
     // and renews it with the listed etag.
-    let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+    let listed = store
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
     let (owner, etag) = owner_of(&listed, "0").unwrap();
     assert_eq!(owner.as_deref(), Some("me"));
     let renewed = store
@@ -246,7 +252,10 @@ async fn a_claim_is_never_reported_won_unless_its_write_was_applied() {
         statuses(&proxy.take_seen()),
         [(Some(Fault::DropResponse), Some(200)), (None, Some(412))]
     );
-    let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+    let listed = store
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
     let (owner, etag) = owner_of(&listed, "0").unwrap();
     assert_eq!(owner.as_deref(), Some("me"));
     assert_ne!(
@@ -273,7 +282,10 @@ async fn a_claim_is_never_reported_won_unless_its_write_was_applied() {
         statuses(&proxy.take_seen()),
         [(Some(Fault::DropResponse), Some(412)), (None, Some(412))]
     );
-    let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+    let listed = store
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
     assert_eq!(
         owner_of(&listed, "0"),
         Some((Some("them".into()), theirs[0].etag.clone()))
@@ -284,7 +296,10 @@ async fn a_claim_is_never_reported_won_unless_its_write_was_applied() {
     proxy.inject(Match::method("PUT"), Fault::Reset, 1);
     let won = store.claim_ownership(&[mine("1")]).await.unwrap();
     assert_eq!(won.len(), 1, "won on retry");
-    let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+    let listed = store
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
     assert_eq!(
         owner_of(&listed, "1"),
         Some((Some("me".into()), won[0].etag.clone()))
@@ -295,11 +310,14 @@ async fn a_claim_is_never_reported_won_unless_its_write_was_applied() {
 async fn operation_timeout_bounds_every_call() {
     let timeout = Duration::from_millis(500);
     let (proxy, store) = proxied_store(Some(BlobCheckpointStoreOptions {
-        operation_timeout: Some(timeout),
+        service: ServiceOptions {
+            operation_timeout: Some(timeout),
+            ..Default::default()
+        },
         ..Default::default()
     }))
     .await;
-    let claim = [Ownership::new(NS, HUB, GROUP, "0", "me")];
+    let claim = [Ownership::new((NS, HUB, GROUP), "0", "me")];
     let check = checkpoint("0", 1);
 
     for fault in [
@@ -314,7 +332,12 @@ async fn operation_timeout_bounds_every_call() {
         let calls: [(&str, futures::future::BoxFuture<'_, Result<(), Error>>); 5] = [
             (
                 "list_ownership",
-                Box::pin(async { store.list_ownership(NS, HUB, GROUP).await.map(drop) }),
+                Box::pin(async {
+                    store
+                        .list_ownership(&Scope::new(NS, HUB, GROUP))
+                        .await
+                        .map(drop)
+                }),
             ),
             (
                 "claim_ownership",
@@ -326,7 +349,12 @@ async fn operation_timeout_bounds_every_call() {
             ),
             (
                 "list_checkpoints",
-                Box::pin(async { store.list_checkpoints(NS, HUB, GROUP).await.map(drop) }),
+                Box::pin(async {
+                    store
+                        .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+                        .await
+                        .map(drop)
+                }),
             ),
             (
                 "create_container_if_missing",
@@ -372,7 +400,7 @@ async fn operation_timeout_bounds_every_call() {
 async fn a_claim_response_without_etag_or_last_modified_is_not_won() {
     let (proxy, store) = proxied_store(None).await;
     for (partition, header) in [("0", "etag"), ("1", "last-modified")] {
-        let claim = Ownership::new(NS, HUB, GROUP, partition, "me");
+        let claim = Ownership::new((NS, HUB, GROUP), partition, "me");
         let ownership_blob = format!("/ownership/{partition}");
         // A new claim (Put Blob), alone: the call fails with the reason.
         proxy.inject(
@@ -389,7 +417,10 @@ async fn a_claim_response_without_etag_or_last_modified_is_not_won() {
             "{header}: {err:?}"
         );
         // A renewal (Set Blob Metadata) beside a claim that works: Ok with only that one.
-        let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+        let listed = store
+            .list_ownership(&Scope::new(NS, HUB, GROUP))
+            .await
+            .unwrap();
         let current = listed
             .iter()
             .find(|o| o.partition_id == partition)
@@ -402,7 +433,7 @@ async fn a_claim_response_without_etag_or_last_modified_is_not_won() {
             Fault::StripHeader(header),
             1,
         );
-        let other = Ownership::new(NS, HUB, GROUP, format!("other-{partition}"), "me");
+        let other = Ownership::new((NS, HUB, GROUP), format!("other-{partition}"), "me");
         let won = store.claim_ownership(&[current, other]).await.unwrap();
         assert_eq!(
             won.iter()
@@ -424,12 +455,15 @@ async fn a_claim_response_without_etag_or_last_modified_is_not_won() {
 async fn claim_concurrency_bounds_requests_in_flight() {
     for concurrency in [1usize, 4, 16] {
         let (proxy, store) = proxied_store(Some(BlobCheckpointStoreOptions {
-            claim_concurrency: std::num::NonZeroUsize::new(concurrency).unwrap(),
+            service: ServiceOptions {
+                claim_concurrency: std::num::NonZeroUsize::new(concurrency).unwrap(),
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .await;
         let claims: Vec<Ownership> = (0..32)
-            .map(|p| Ownership::new(NS, HUB, GROUP, p.to_string(), "me"))
+            .map(|p| Ownership::new((NS, HUB, GROUP), p.to_string(), "me"))
             .collect();
         proxy.inject(
             Match::method("PUT"),

@@ -2,11 +2,10 @@
 //! store and Azurite (the races of many processes have their binary of their own: `races.rs`). Each test states the
 //! guarantee it checks; README's "Guarantees" section lists them.
 
-#[path = "../common/mod.rs"]
-mod common;
+use eventhub_checkpointstore_testkit as common;
+use eventhub_checkpointstore_testkit::proxy;
 
 mod crash;
 mod faults;
-mod proxy;
 #[cfg(feature = "table")]
 mod table_faults;

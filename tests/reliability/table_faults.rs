@@ -10,6 +10,8 @@
 use crate::common::{connection_string, unique_container};
 use crate::faults::{checkpoint, faulted_once, statuses, GROUP, HUB, NS};
 use crate::proxy::{Fault, FaultProxy, Match};
+use eventhub_checkpointstore::Scope;
+use eventhub_checkpointstore::ServiceOptions;
 use eventhub_checkpointstore::{
     CheckpointStore, ConnectionString, Error, Ownership, TableCheckpointStore,
     TableCheckpointStoreOptions,
@@ -84,7 +86,7 @@ async fn table_transient_faults_are_retried_and_the_call_succeeds() {
             &proxy,
             Match::method("GET").target("()?"),
             fault,
-            store.list_checkpoints(NS, HUB, GROUP),
+            store.list_checkpoints(&Scope::new(NS, HUB, GROUP)),
         )
         .await;
         let mine = listed.iter().find(|c| c.partition_id == partition).unwrap();
@@ -97,7 +99,7 @@ async fn table_transient_faults_are_retried_and_the_call_succeeds() {
             &proxy,
             Match::method("POST").not_target("Tables"),
             fault,
-            store.claim_ownership(&[Ownership::new(NS, HUB, GROUP, &partition, "me")]),
+            store.claim_ownership(&[Ownership::new((NS, HUB, GROUP), &partition, "me")]),
         )
         .await;
         assert_eq!(won.len(), 1, "{fault:?}: a new claim won on retry");
@@ -110,7 +112,10 @@ async fn table_transient_faults_are_retried_and_the_call_succeeds() {
         )
         .await;
         assert_eq!(renewed.len(), 1, "{fault:?}: a renewal won on retry");
-        let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+        let listed = store
+            .list_ownership(&Scope::new(NS, HUB, GROUP))
+            .await
+            .unwrap();
         let record = listed.iter().find(|o| o.partition_id == partition).unwrap();
         assert_eq!(
             (record.owner_id.as_deref(), &record.etag),
@@ -123,7 +128,7 @@ async fn table_transient_faults_are_retried_and_the_call_succeeds() {
 #[tokio::test]
 async fn table_claim_with_a_lost_response_is_not_won_but_names_the_claimant() {
     let (proxy, store) = proxied_table_store(None).await;
-    let mine = Ownership::new(NS, HUB, GROUP, "0", "me");
+    let mine = Ownership::new((NS, HUB, GROUP), "0", "me");
 
     // A new claim: Insert applied (201), its response lost, the retry meets it (409).
     proxy.inject(
@@ -140,7 +145,10 @@ async fn table_claim_with_a_lost_response_is_not_won_but_names_the_claimant() {
         statuses(&proxy.take_seen()),
         [(Some(Fault::DropResponse), Some(201)), (None, Some(409))]
     );
-    let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+    let listed = store
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
     assert_eq!(listed[0].owner_id.as_deref(), Some("me"));
 
     // A renewal: Update applied (204), its response lost, the retry meets it (412).
@@ -154,7 +162,10 @@ async fn table_claim_with_a_lost_response_is_not_won_but_names_the_claimant() {
         statuses(&proxy.take_seen()),
         [(Some(Fault::DropResponse), Some(204)), (None, Some(412))]
     );
-    let listed = store.list_ownership(NS, HUB, GROUP).await.unwrap();
+    let listed = store
+        .list_ownership(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
     assert_eq!(listed[0].owner_id.as_deref(), Some("me"));
     assert_ne!(
         listed[0].etag, renewed[0].etag,
@@ -166,17 +177,24 @@ async fn table_claim_with_a_lost_response_is_not_won_but_names_the_claimant() {
 async fn table_operation_timeout_bounds_every_call() {
     let timeout = Duration::from_millis(500);
     let (proxy, store) = proxied_table_store(Some(TableCheckpointStoreOptions {
-        operation_timeout: Some(timeout),
-        ..Default::default()
+        service: ServiceOptions {
+            operation_timeout: Some(timeout),
+            ..Default::default()
+        },
     }))
     .await;
     proxy.inject(Match::any(), Fault::Hang, usize::MAX);
-    let claim = [Ownership::new(NS, HUB, GROUP, "0", "me")];
+    let claim = [Ownership::new((NS, HUB, GROUP), "0", "me")];
     let check = checkpoint("0", 1);
     let calls: [(&str, futures::future::BoxFuture<'_, Result<(), Error>>); 5] = [
         (
             "list_ownership",
-            Box::pin(async { store.list_ownership(NS, HUB, GROUP).await.map(drop) }),
+            Box::pin(async {
+                store
+                    .list_ownership(&Scope::new(NS, HUB, GROUP))
+                    .await
+                    .map(drop)
+            }),
         ),
         (
             "claim_ownership",
@@ -188,7 +206,12 @@ async fn table_operation_timeout_bounds_every_call() {
         ),
         (
             "list_checkpoints",
-            Box::pin(async { store.list_checkpoints(NS, HUB, GROUP).await.map(drop) }),
+            Box::pin(async {
+                store
+                    .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+                    .await
+                    .map(drop)
+            }),
         ),
         (
             "create_table_if_missing",

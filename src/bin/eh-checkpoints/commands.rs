@@ -3,9 +3,9 @@
 use crate::{connect, CopyArgs, Failure, Global, Output};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use eventhub_checkpointstore::azure_core::time::OffsetDateTime;
-use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions, CopyReport, Scope};
+use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions, CopyReport};
 use eventhub_checkpointstore::{
-    Checkpoint, CheckpointStore, InMemoryCheckpointStore, Ownership, ServiceTime,
+    Checkpoint, CheckpointStore, InMemoryCheckpointStore, Ownership, Scope, ServiceTime,
 };
 use serde::Serialize;
 use std::{
@@ -82,13 +82,8 @@ pub(crate) async fn list(
     expiration: Duration,
     output: Option<Output>,
 ) -> Result<(), Failure> {
-    let (ns, eh, cg) = (
-        scope.fully_qualified_namespace.as_str(),
-        scope.eventhub_name.as_str(),
-        scope.consumer_group.as_str(),
-    );
-    let (ownership, time) = store.list_ownership_with_service_time(ns, eh, cg).await?;
-    let checkpoints = store.list_checkpoints(ns, eh, cg).await?;
+    let (ownership, time) = store.list_ownership_with_service_time(scope).await?;
+    let checkpoints = store.list_checkpoints(scope).await?;
     let now = service_now(time);
     let mut rows: BTreeMap<(usize, String), Row> = BTreeMap::new();
     for o in &ownership {
@@ -168,11 +163,7 @@ pub(crate) async fn set(
     dry_run: bool,
 ) -> Result<(), Failure> {
     let (ownership, time) = store
-        .list_ownership_with_service_time(
-            &checkpoint.fully_qualified_namespace,
-            &checkpoint.eventhub_name,
-            &checkpoint.consumer_group,
-        )
+        .list_ownership_with_service_time(&checkpoint.scope)
         .await?;
     let now = service_now(time);
     let live = ownership
@@ -203,13 +194,7 @@ pub(crate) async fn release(
     owner: Option<String>,
     dry_run: bool,
 ) -> Result<(), Failure> {
-    let listed = store
-        .list_ownership(
-            &scope.fully_qualified_namespace,
-            &scope.eventhub_name,
-            &scope.consumer_group,
-        )
-        .await?;
+    let listed = store.list_ownership(scope).await?;
     let releases: Vec<Ownership> = listed
         .into_iter()
         .filter(|o| o.owner_id.is_some())
@@ -246,13 +231,7 @@ pub(crate) async fn export(
     scope: &Scope,
     file: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let checkpoints = store
-        .list_checkpoints(
-            &scope.fully_qualified_namespace,
-            &scope.eventhub_name,
-            &scope.consumer_group,
-        )
-        .await?;
+    let checkpoints = store.list_checkpoints(scope).await?;
     let mut out: Box<dyn Write> = match &file {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => Box::new(std::io::stdout().lock()),
@@ -290,14 +269,15 @@ pub(crate) async fn import(
             .map_err(|e| Failure::Refused(format!("line {}: not a checkpoint: {e}", number + 1)))?;
         staged
             .update_checkpoint(&Checkpoint {
-                fully_qualified_namespace: scope.fully_qualified_namespace.clone(),
-                eventhub_name: scope.eventhub_name.clone(),
-                consumer_group: scope.consumer_group.clone(),
+                scope: scope.clone(),
                 ..c
             })
             .await?;
     }
-    let options = CopyOptions::default().with_dry_run(dry_run);
+    let options = CopyOptions {
+        dry_run,
+        ..Default::default()
+    };
     let report = run_copy(&staged, scope, store, scope, &options).await?;
     print_report(&report, scope);
     Ok(())
@@ -324,10 +304,11 @@ pub(crate) async fn copy(
     let to_scope = connect::destination_scope(from, to);
     let concurrency = NonZeroUsize::new(to.concurrency)
         .ok_or_else(|| Failure::Refused("--concurrency must be at least 1".into()))?;
-    let options = CopyOptions::default()
-        .with_dry_run(to.dry_run)
-        .with_ownership(to.ownership)
-        .with_concurrency(concurrency);
+    let options = CopyOptions {
+        dry_run: to.dry_run,
+        ownership: to.ownership,
+        concurrency,
+    };
     let report = run_copy(source, from, destination.records(), &to_scope, &options).await?;
     print_report(&report, &to_scope);
     if migrate && !to.dry_run {

@@ -2,9 +2,8 @@
 
 use crate::{Auth, CopyArgs, Failure, Global, Naming};
 use eventhub_checkpointstore::azure_core::credentials::TokenCredential;
-use eventhub_checkpointstore::copy::Scope;
 use eventhub_checkpointstore::{
-    BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, CheckpointStore, SasToken,
+    BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, CheckpointStore, SasToken, Scope,
     StorageCredential, TableCheckpointStore,
 };
 use std::sync::Arc;

@@ -253,14 +253,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             expiration,
             dry_run,
         } => {
-            let checkpoint = eventhub_checkpointstore::Checkpoint::new(
-                &scope.fully_qualified_namespace,
-                &scope.eventhub_name,
-                &scope.consumer_group,
-                partition,
-                offset,
-                Some(sequence_number),
-            );
+            let checkpoint = scope.checkpoint(partition, offset, Some(sequence_number));
             commands::set(store, &checkpoint, expiration, force, dry_run).await
         }
         Command::Release {

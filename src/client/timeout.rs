@@ -17,9 +17,6 @@ use azure_core::http::{
 };
 use std::{cell::RefCell, future::Future, sync::Arc, time::Duration};
 
-/// The default bound on one store operation, retries included.
-pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
-
 tokio::task_local! {
     /// The last failed try of the operation running in this task.
     static LAST_FAILURE: RefCell<Option<String>>;
@@ -96,7 +93,7 @@ impl Policy for RecordFailures {
             Err(err) => Some(redact(&error_chain(err))),
             // What the retry policy retries; any other answer ends the try's request at once.
             Ok(response) if is_retried(u16::from(response.status())) => {
-                let code = crate::headers::get(response.headers(), &ERROR_CODE)
+                let code = crate::client::headers::get(response.headers(), &ERROR_CODE)
                     .map(|c| format!(" ({c})"))
                     .unwrap_or_default();
                 Some(format!(

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
+use crate::scope::Scope;
 use azure_core::{http::Etag, time::OffsetDateTime};
 use std::borrow::Cow;
 
@@ -17,14 +18,6 @@ pub(crate) const SEQUENCE_NUMBER: &str = "sequencenumber";
 pub(crate) enum Record {
     Ownership,
     Checkpoint,
-}
-
-/// One consumer group of one event hub, as the caller named it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Scope<'a> {
-    pub(crate) namespace: &'a str,
-    pub(crate) eventhub: &'a str,
-    pub(crate) consumer_group: &'a str,
 }
 
 /// The fields a record is written with: `(key, value)` pairs, only the ones present.
@@ -72,11 +65,9 @@ pub(crate) struct Listed<'a> {
 
 impl Listed<'_> {
     /// The ownership record it holds; a missing or empty owner means nobody.
-    pub(crate) fn into_ownership(self, scope: Scope<'_>) -> Ownership {
+    pub(crate) fn into_ownership(self, scope: &Scope) -> Ownership {
         Ownership {
-            fully_qualified_namespace: scope.namespace.to_owned(),
-            eventhub_name: scope.eventhub.to_owned(),
-            consumer_group: scope.consumer_group.to_owned(),
+            scope: scope.clone(),
             owner_id: text(self.fields, OWNER_ID),
             etag: self.etag,
             last_modified: self.last_modified,
@@ -86,7 +77,7 @@ impl Listed<'_> {
 
     /// The checkpoint it holds; a sequence number that is not an i64 is reported as none, with a
     /// warning naming the record.
-    pub(crate) fn into_checkpoint(self, scope: Scope<'_>) -> Checkpoint {
+    pub(crate) fn into_checkpoint(self, scope: &Scope) -> Checkpoint {
         let sequence_number = match self.fields.field(SEQUENCE_NUMBER) {
             None => None,
             Some(value) => match value.trim() {
@@ -102,9 +93,7 @@ impl Listed<'_> {
             },
         };
         Checkpoint::new(
-            scope.namespace,
-            scope.eventhub,
-            scope.consumer_group,
+            scope.clone(),
             self.partition_id,
             text(self.fields, OFFSET),
             sequence_number,
@@ -133,11 +122,7 @@ mod tests {
 
     #[test]
     fn fields_are_read_tolerantly() {
-        let scope = Scope {
-            namespace: "ns",
-            eventhub: "eh",
-            consumer_group: "cg",
-        };
+        let scope = &Scope::new("ns", "eh", "cg");
         let listed = |fields: &'static HashMap<&'static str, &'static str>| Listed {
             partition_id: "0".into(),
             etag: None,
@@ -166,7 +151,7 @@ mod tests {
 
     #[test]
     fn checkpoint_fields_need_a_position() {
-        let mut checkpoint = Checkpoint::new("ns", "eh", "cg", "0", None, None);
+        let mut checkpoint = Checkpoint::new(("ns", "eh", "cg"), "0", None, None);
         assert!(checkpoint_fields(&checkpoint).is_err());
         checkpoint.sequence_number = Some(-1);
         assert_eq!(

@@ -1,51 +1,48 @@
 //! A storage account as both stores reach it: its URL (with a SAS in the query taken as the
 //! credential) and the pipeline options that carry the shared transport and the authorization.
 
-use crate::credential::{SasToken, StorageCredential};
+use super::credential::{SasToken, StorageCredential};
+use super::Service;
 use crate::error::{Error, Result};
 use azure_core::http::{new_http_client, ClientOptions, HttpClientOptions, Transport, Url};
-
-/// The storage services this crate talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Service {
-    Blob,
-    Table,
-}
-
-impl Service {
-    /// The service's name in its endpoint's host (`{account}.{name}.core.windows.net`).
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Service::Blob => "blob",
-            Service::Table => "table",
-        }
-    }
-}
 
 /// An account as a store reaches it: its URL (without a query), the credential, and the
 /// pipeline options that authorize every request with it.
 pub(crate) struct Account {
     pub(crate) url: Url,
     pub(crate) credential: StorageCredential,
+    /// The service version every request carries, checked.
+    pub(crate) api_version: String,
+    pub(crate) client_options: ClientOptions,
+}
+
+/// What a service-backed store is opened with: where, as whom, and how.
+pub(crate) struct Open<'a> {
+    pub(crate) service: Service,
+    pub(crate) account_url: &'a str,
+    pub(crate) credential: StorageCredential,
+    /// `None` for `default_version`.
+    pub(crate) api_version: Option<String>,
+    pub(crate) default_version: &'static str,
+    pub(crate) oldest_version: &'static str,
     pub(crate) client_options: ClientOptions,
 }
 
 impl Account {
-    /// The account at `account_url` for `service`, with `api_version` checked (from `oldest`
-    /// on) and `client_options` completed by [`client_options`].
-    pub(crate) fn new(
-        account_url: &str,
-        credential: StorageCredential,
-        service: Service,
-        (api_version, oldest): (&str, &str),
-        client_options: ClientOptions,
-    ) -> Result<Self> {
-        let (url, credential) = parse_url(account_url, credential)?;
-        crate::shell::check_api_version(api_version, oldest)?;
-        let client_options = self::client_options(client_options, &credential, &url, service)?;
+    /// The account `open` names, with its service version checked and its client options
+    /// completed by [`client_options`].
+    pub(crate) fn new(open: Open<'_>) -> Result<Self> {
+        let (url, credential) = parse_url(open.account_url, open.credential)?;
+        let api_version = open
+            .api_version
+            .unwrap_or_else(|| open.default_version.to_owned());
+        super::check_api_version(&api_version, open.oldest_version)?;
+        let client_options =
+            self::client_options(open.client_options, &credential, &url, open.service)?;
         Ok(Self {
             url,
             credential,
+            api_version,
             client_options,
         })
     }
@@ -98,8 +95,8 @@ pub(crate) fn client_options(
     }
     options
         .per_try_policies
-        .push(std::sync::Arc::new(crate::timeout::RecordFailures));
-    if let Some(policy) = crate::auth::policy_for(credential, url, service)? {
+        .push(std::sync::Arc::new(super::timeout::RecordFailures));
+    if let Some(policy) = super::auth::policy_for(credential, url, service)? {
         options.per_try_policies.push(policy);
     }
     Ok(options)

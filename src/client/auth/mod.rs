@@ -6,8 +6,8 @@
 mod sas;
 mod shared_key;
 
-use crate::account::Service;
-use crate::credential::StorageCredential;
+use crate::client::credential::StorageCredential;
+use crate::client::Service;
 use crate::error::{Error, Result};
 use azure_core::http::{
     policies::{auth::BearerTokenAuthorizationPolicy, Policy},

@@ -1,33 +1,31 @@
-//! The claim rules every store follows (`shared/spec/WIRE.md`): all claims checked before the
+//! The claim rules every store follows (`docs/wire-format.md`): all claims checked before the
 //! first request, requests concurrent up to a bound, a lost race left out of the result, and an
 //! error only when nothing was won and something failed for another reason.
 
+use super::{Version, Written};
 use crate::error::{Error, Result};
 use crate::model::Ownership;
-use azure_core::{http::Etag, time::OffsetDateTime};
 use futures::{Future, StreamExt};
 
 /// The result of one claim request.
 pub(crate) enum ClaimOutcome {
     Won(Ownership),
-    /// Someone else wrote the record first: a normal outcome.
-    Lost(Error),
+    /// Someone else wrote the record first: a normal outcome. Why, for the log.
+    Lost(String),
     /// Anything else: never reported as won.
     Failed(Error),
 }
 
 impl ClaimOutcome {
-    /// The outcome of the write that claimed `requested`: on success the claim with its new
+    /// The outcome of the write that claimed `requested`: when applied, the claim with its new
     /// version (an empty owner reads back as none, as a listing would report it), or a failure
-    /// when the response lacks the version or its time; on failure a lost race or a failure, as
-    /// the store's `lost_race` tells them apart.
-    pub(crate) fn of_write(
-        requested: &Ownership,
-        written: Result<(Option<Etag>, Option<OffsetDateTime>)>,
-        lost_race: impl FnOnce(&Error) -> bool,
-    ) -> Self {
+    /// when the response lacks the version or its time.
+    pub(crate) fn of_write(requested: &Ownership, written: Result<Written>) -> Self {
         match written {
-            Ok((Some(etag), Some(last_modified))) => ClaimOutcome::Won(Ownership {
+            Ok(Written::Applied(Version {
+                etag: Some(etag),
+                last_modified: Some(last_modified),
+            })) => ClaimOutcome::Won(Ownership {
                 owner_id: requested.owner_id.clone().filter(|o| !o.is_empty()),
                 etag: Some(etag),
                 last_modified: Some(last_modified),
@@ -35,7 +33,10 @@ impl ClaimOutcome {
             }),
             // A claim without a version cannot be renewed conditionally, and one without a time
             // cannot be expired: reporting it as won would hand the caller a claim it cannot keep.
-            Ok((etag, last_modified)) => ClaimOutcome::Failed(Error::UnexpectedResponse {
+            Ok(Written::Applied(Version {
+                etag,
+                last_modified,
+            })) => ClaimOutcome::Failed(Error::UnexpectedResponse {
                 message: format!(
                     "the service accepted the claim of partition {} but its response has no {}; \
                      the claim is not reported as won",
@@ -47,7 +48,7 @@ impl ClaimOutcome {
                     }
                 ),
             }),
-            Err(err) if lost_race(&err) => ClaimOutcome::Lost(err),
+            Ok(Written::Lost(reason)) => ClaimOutcome::Lost(reason),
             Err(err) => ClaimOutcome::Failed(err),
         }
     }
@@ -84,9 +85,9 @@ where
     for ((_, outcome), requested) in outcomes.into_iter().zip(ownership) {
         match outcome {
             ClaimOutcome::Won(o) => won.push(o),
-            ClaimOutcome::Lost(err) => tracing::debug!(
+            ClaimOutcome::Lost(reason) => tracing::debug!(
                 partition_id = %requested.partition_id,
-                reason = %err,
+                %reason,
                 "ownership claim lost to another owner"
             ),
             ClaimOutcome::Failed(err) => {

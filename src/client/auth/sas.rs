@@ -1,6 +1,6 @@
 //! Appends a shared access signature to every request.
 
-use crate::credential::SasToken;
+use crate::client::credential::SasToken;
 use async_trait::async_trait;
 use azure_core::http::{
     policies::{Policy, PolicyResult},

@@ -3,8 +3,8 @@
 //! Keys are case-insensitive and values may contain `=` (base64 keys end with it). Errors name the
 //! offending key and never echo a key or signature.
 
-use crate::account::Service;
-use crate::credential::{SasToken, SharedKeyCredential, StorageCredential};
+use crate::client::credential::{SasToken, SharedKeyCredential, StorageCredential};
+use crate::client::Service;
 use crate::error::{Error, Result};
 use azure_core::http::Url;
 use std::{fmt, str::FromStr};

@@ -3,7 +3,6 @@
 //! transport that trusts the throwaway CA `scripts/azurite.sh` made for its HTTPS services.
 //!
 //! Against Azure, use a real credential from `azure_identity` instead; nothing else changes.
-#![allow(dead_code)] // the example and each test binary use a different part
 
 use eventhub_checkpointstore::azure_core::{
     self,

@@ -1,8 +1,11 @@
-//! Helpers shared by the integration tests: the Azurite under test, isolated containers, and a
-//! pipeline policy that records what was sent.
-#![allow(dead_code)] // each test binary uses a different part
+//! What the tests, examples and benches of `eventhub-checkpointstore` share (a dev-only crate,
+//! never published): the Azurite under test and isolated containers on it, a pipeline policy
+//! that records what was sent, a recorder of won claims with the "never two winners" checks,
+//! Entra ID against Azurite, and a fault-injecting HTTP proxy.
 
 pub mod entra;
+pub mod hooked;
+pub mod proxy;
 pub mod wins;
 
 use async_trait::async_trait;
@@ -188,6 +191,7 @@ impl Recorder {
     /// `options` with this recorder in the pipeline.
     pub fn install(&self, mut options: BlobCheckpointStoreOptions) -> BlobCheckpointStoreOptions {
         options
+            .service
             .client_options
             .per_try_policies
             .push(Arc::new(self.clone()));

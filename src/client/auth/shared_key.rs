@@ -2,8 +2,8 @@
 //! 2015-02-21 and later, where a zero Content-Length is signed as an empty string) and the Table
 //! service's shorter one.
 
-use crate::account::Service;
-use crate::credential::SharedKeyCredential;
+use crate::client::credential::SharedKeyCredential;
+use crate::client::Service;
 use async_trait::async_trait;
 use azure_core::{
     http::{
@@ -92,7 +92,7 @@ fn string_to_sign(
     out.push_str(method.as_ref());
     out.push('\n');
     for name in SIGNED_HEADERS {
-        let value = crate::headers::get(headers, &HeaderName::from_static(name));
+        let value = crate::client::headers::get(headers, &HeaderName::from_static(name));
         match name {
             // The transport sends Content-Length from the body when no header is set; either way a
             // zero length is signed as empty.
@@ -143,7 +143,7 @@ fn string_to_sign(
 /// and the resource with only its `comp` parameter.
 fn table_string_to_sign(account: &str, method: &Method, url: &Url, headers: &Headers) -> String {
     let header = |name: &'static str| {
-        crate::headers::get(headers, &HeaderName::from_static(name))
+        crate::client::headers::get(headers, &HeaderName::from_static(name))
             .unwrap_or_default()
             .trim()
     };

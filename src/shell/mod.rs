@@ -4,25 +4,25 @@
 //! (blob, table, in memory) only says how it names its records and how it reads and writes them:
 //! one conditional write, one unconditional write, one listing.
 //!
-//! The public stores are thin: each holds an `Arc<Shell<ItsBackend>>`, and
-//! `checkpoint_store!` implements [`CheckpointStore`] (and, with feature
-//! `eventhubs`, the official processor's trait) and `Debug` for it by delegating here.
+//! The public stores are thin: each holds an `Arc<Shell<ItsBackend>>` and implements
+//! [`CheckpointStore`](crate::CheckpointStore) (and, with feature `eventhubs`, the official
+//! processor's trait) by delegating here, one line per method.
 
-use crate::claim::{claim_all, ClaimOutcome};
+mod claim;
+pub(crate) mod record;
+
+use crate::client::account::{Account, Open};
+use crate::client::timeout::{bounded, OperationTimeout};
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
-use crate::record::{Listed, Record, Scope};
+use crate::options::ServiceOptions;
+use crate::scope::Scope;
 use crate::store::ServiceTime;
-use crate::timeout::{bounded, OperationTimeout};
 use async_trait::async_trait;
 use azure_core::{http::Etag, time::OffsetDateTime};
+use claim::{claim_all, ClaimOutcome};
+use record::{Listed, Record};
 use std::{fmt, num::NonZeroUsize, sync::Arc, time::Duration};
-
-/// The default bound on concurrent claim requests of one `claim_ownership` call.
-pub const DEFAULT_CLAIM_CONCURRENCY: NonZeroUsize = match NonZeroUsize::new(32) {
-    Some(n) => n,
-    None => unreachable!(),
-};
 
 /// Where a backend's listing hands each record as it reads it.
 pub(crate) type OnRecord<'a> = dyn for<'r> FnMut(Listed<'r>) + Send + 'a;
@@ -32,6 +32,30 @@ pub(crate) type OnRecord<'a> = dyn for<'r> FnMut(Listed<'r>) + Send + 'a;
 pub(crate) struct Version {
     pub(crate) etag: Option<Etag>,
     pub(crate) last_modified: Option<OffsetDateTime>,
+}
+
+/// What a conditional write did: it was applied, or someone else wrote the record first (the
+/// condition no longer held). Any other failure is an error.
+#[derive(Debug)]
+pub(crate) enum Written {
+    Applied(Version),
+    /// Lost the race; why, in the service's words, for the log.
+    Lost(String),
+}
+
+impl Written {
+    /// A conditional write's result: applied, or lost where `lost_race` says its error means
+    /// that someone else wrote the record first; any other error stays an error.
+    pub(crate) fn of(
+        written: Result<Version>,
+        lost_race: impl FnOnce(&Error) -> bool,
+    ) -> Result<Self> {
+        match written {
+            Ok(version) => Ok(Written::Applied(version)),
+            Err(err) if lost_race(&err) => Ok(Written::Lost(err.to_string())),
+            Err(err) => Err(err),
+        }
+    }
 }
 
 /// How one backend names, reads and writes records. Every method is one request in the common
@@ -51,12 +75,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn prepare_claim(&self, requested: &Ownership) -> Result<Self::Claim>;
 
     /// The conditional write: with an etag, only if the record is still at that version; without
-    /// one, only if the record does not exist.
-    async fn claim(&self, claim: Self::Claim) -> Result<Version>;
-
-    /// Whether a failed claim lost a race (someone else wrote the record first) rather than
-    /// failed; `conditional` when it named a version (an etag), not "no record yet".
-    fn lost_race(&self, err: &Error, conditional: bool) -> bool;
+    /// one, only if the record does not exist. Lost when the condition did not hold.
+    async fn claim(&self, claim: Self::Claim) -> Result<Written>;
 
     /// The unconditional write of a checkpoint, creating its record on first use.
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
@@ -70,7 +90,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// service's time as the (last) response showed it, when it did.
     async fn list(
         &self,
-        scope: Scope<'_>,
+        scope: &Scope,
         record: Record,
         on_record: &mut OnRecord<'_>,
     ) -> Result<Option<ServiceTime>>;
@@ -97,6 +117,21 @@ impl<B: Backend> Shell<B> {
         }))
     }
 
+    /// A service-backed store: the account `open` names, the backend `make` builds on it, and
+    /// the shell with `options`' bounds. Nothing is sent.
+    pub(crate) fn over_account(
+        open: Open<'_>,
+        options: &ServiceOptions,
+        make: impl FnOnce(Account) -> Result<B>,
+    ) -> Result<Arc<Self>> {
+        let backend = make(Account::new(open)?)?;
+        Self::new(
+            backend,
+            options.claim_concurrency,
+            options.operation_timeout,
+        )
+    }
+
     /// Runs one operation within the timeout. Outside a Tokio runtime, a backend whose I/O needs
     /// one fails at once with [`Error::NoRuntime`]: its HTTP client would otherwise panic on first
     /// use, wherever that happens to be.
@@ -111,18 +146,11 @@ impl<B: Backend> Shell<B> {
         bounded(self.timeout, operation, future).await
     }
 
-    #[tracing::instrument(level = "debug", skip(self), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(scope = %scope), err)]
     pub(crate) async fn list_ownership(
         &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
+        scope: &Scope,
     ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
-        let scope = Scope {
-            namespace: fully_qualified_namespace,
-            eventhub: eventhub_name,
-            consumer_group,
-        };
         self.bounded("list_ownership", async move {
             let mut ownership = Vec::new();
             let time = self
@@ -146,12 +174,7 @@ impl<B: Backend> Shell<B> {
                 self.claim_concurrency,
                 |requested| backend.prepare_claim(requested),
                 |requested, claim| async move {
-                    let written = backend.claim(claim).await;
-                    ClaimOutcome::of_write(
-                        requested,
-                        written.map(|v| (v.etag, v.last_modified)),
-                        |err| backend.lost_race(err, requested.etag.is_some()),
-                    )
+                    ClaimOutcome::of_write(requested, backend.claim(claim).await)
                 },
             )
             .await
@@ -184,18 +207,8 @@ impl<B: Backend> Shell<B> {
             .await
     }
 
-    #[tracing::instrument(level = "debug", skip(self), err)]
-    pub(crate) async fn list_checkpoints(
-        &self,
-        fully_qualified_namespace: &str,
-        eventhub_name: &str,
-        consumer_group: &str,
-    ) -> Result<Vec<Checkpoint>> {
-        let scope = Scope {
-            namespace: fully_qualified_namespace,
-            eventhub: eventhub_name,
-            consumer_group,
-        };
+    #[tracing::instrument(level = "debug", skip_all, fields(scope = %scope), err)]
+    pub(crate) async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
         self.bounded("list_checkpoints", async move {
             let mut checkpoints = Vec::new();
             self.backend
@@ -203,7 +216,6 @@ impl<B: Backend> Shell<B> {
                     checkpoints.push(listed.into_checkpoint(scope))
                 })
                 .await?;
-
             tracing::debug!(count = checkpoints.len(), "listed checkpoints");
             Ok(checkpoints)
         })
@@ -218,119 +230,5 @@ impl<B: Backend> Shell<B> {
             .field("claim_concurrency", &self.claim_concurrency)
             .field("operation_timeout", &self.timeout)
             .finish()
-    }
-}
-
-/// Accepts `YYYY-MM-DD` service versions from `oldest` on; dates compare as strings.
-pub(crate) fn check_api_version(version: &str, oldest: &str) -> Result<()> {
-    let shape_ok = version.len() == 10
-        && version.char_indices().all(|(i, c)| match i {
-            4 | 7 => c == '-',
-            _ => c.is_ascii_digit(),
-        });
-    if !shape_ok {
-        return Err(Error::invalid_input(format!(
-            "api_version '{version}' is not a service version of the form YYYY-MM-DD"
-        )));
-    }
-    if version < oldest {
-        return Err(Error::invalid_input(format!(
-            "api_version '{version}' is older than the oldest supported, {oldest}"
-        )));
-    }
-    Ok(())
-}
-
-/// Implements [`CheckpointStore`](crate::CheckpointStore) and `Debug` for a public store type
-/// whose `inner` field is an `Arc<Shell<_>>`, by delegating to the shell; with feature
-/// `eventhubs`, also the official processor's trait.
-macro_rules! checkpoint_store {
-    ($store:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::CheckpointStore for $store {
-            async fn list_ownership(
-                &self,
-                fully_qualified_namespace: &str,
-                eventhub_name: &str,
-                consumer_group: &str,
-            ) -> $crate::Result<Vec<$crate::Ownership>> {
-                self.inner
-                    .list_ownership(fully_qualified_namespace, eventhub_name, consumer_group)
-                    .await
-                    .map(|(ownership, _)| ownership)
-            }
-
-            async fn list_ownership_with_service_time(
-                &self,
-                fully_qualified_namespace: &str,
-                eventhub_name: &str,
-                consumer_group: &str,
-            ) -> $crate::Result<(Vec<$crate::Ownership>, Option<$crate::ServiceTime>)> {
-                self.inner
-                    .list_ownership(fully_qualified_namespace, eventhub_name, consumer_group)
-                    .await
-            }
-
-            async fn claim_ownership(
-                &self,
-                ownership: &[$crate::Ownership],
-            ) -> $crate::Result<Vec<$crate::Ownership>> {
-                self.inner.claim_ownership(ownership).await
-            }
-
-            async fn update_checkpoint(
-                &self,
-                checkpoint: &$crate::Checkpoint,
-            ) -> $crate::Result<()> {
-                self.inner.update_checkpoint(checkpoint).await
-            }
-
-            async fn put_checkpoint(&self, checkpoint: &$crate::Checkpoint) -> $crate::Result<()> {
-                self.inner.put_checkpoint(checkpoint).await
-            }
-
-            async fn list_checkpoints(
-                &self,
-                fully_qualified_namespace: &str,
-                eventhub_name: &str,
-                consumer_group: &str,
-            ) -> $crate::Result<Vec<$crate::Checkpoint>> {
-                self.inner
-                    .list_checkpoints(fully_qualified_namespace, eventhub_name, consumer_group)
-                    .await
-            }
-        }
-
-        impl std::fmt::Debug for $store {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.inner.debug(stringify!($store), f)
-            }
-        }
-
-        #[cfg(feature = "eventhubs")]
-        processor_store!($store);
-    };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_versions() {
-        let oldest = "2015-02-21";
-        for ok in ["2019-07-07", "2017-11-09", "2015-02-21", "2026-06-06"] {
-            assert!(check_api_version(ok, oldest).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "2019-7-7",
-            "2019/07/07",
-            "latest",
-            "2014-02-14",
-            "２０１９-07-07",
-        ] {
-            assert!(check_api_version(bad, oldest).is_err(), "{bad}");
-        }
     }
 }

@@ -9,17 +9,14 @@
 //! still built once, for [`client`](Container::client) and [`blob`](Container::blob).
 
 use super::listing::{self, ListedBlob};
+use crate::client::{headers, Rest};
 use crate::error::{Error, Result};
-use crate::record::Fields;
+use crate::shell::record::Fields;
 use crate::shell::Version;
 use crate::store::ServiceTime;
-use azure_core::{
-    error::CheckSuccessOptions,
-    http::{
-        headers::{HeaderName, HeaderValue, Headers},
-        ClientOptions, Context, Etag, Method, Pipeline, PipelineSendOptions, RawResponse, Request,
-        Url,
-    },
+use azure_core::http::{
+    headers::{HeaderName, Headers},
+    ClientOptions, Etag, Method, Request, Url,
 };
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
@@ -28,42 +25,31 @@ use azure_storage_blob::{
 /// One container, reached through one shared pipeline configuration.
 pub(crate) struct Container {
     client: BlobContainerClient,
-    pipeline: Pipeline,
+    rest: Rest,
     url: Url,
     /// Also carries the service version, for the blob clients handed out.
     blob_options: BlobClientOptions,
-    /// The service version, as sent on every request.
-    version: HeaderValue,
 }
 
 impl Container {
     /// `client_options` must already carry the transport and the authorization policy: blob clients
-    /// are built per operation and must share the connection pool and token cache.
-    pub(crate) fn new(url: Url, client_options: ClientOptions, version: String) -> Result<Self> {
+    /// handed out must share the connection pool and token cache.
+    pub(crate) fn new(url: Url, client_options: ClientOptions, version: &str) -> Result<Self> {
         let client = BlobContainerClient::new(
             url.clone(),
             None,
             Some(BlobContainerClientOptions {
                 client_options: client_options.clone(),
-                version: version.clone(),
+                version: version.to_owned(),
             }),
         )?;
-        let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
-            Some(env!("CARGO_PKG_VERSION")),
-            client_options.clone(),
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
         Ok(Self {
             client,
-            pipeline,
+            rest: Rest::new(client_options.clone(), version),
             url,
-            version: HeaderValue::from(version.clone()),
             blob_options: BlobClientOptions {
                 client_options,
-                version,
+                version: version.to_owned(),
             },
         })
     }
@@ -115,9 +101,9 @@ impl Container {
                     query.append_pair("marker", marker);
                 }
             }
-            let mut request = self.request(url, Method::Get);
+            let mut request = self.rest.request(url, Method::Get);
             request.insert_header("accept", "application/xml");
-            let response = self.send(&mut request, &[200]).await?;
+            let response = self.rest.send(&mut request, &[200]).await?;
             match listing::parse_page(response.body(), &mut on_blob)? {
                 Some(next) => marker = Some(next),
                 None => return Ok(ServiceTime::from_headers(response.headers())),
@@ -132,14 +118,14 @@ impl Container {
         metadata: &Fields,
         only_if_absent: bool,
     ) -> Result<Version> {
-        let mut request = self.request(self.blob_url(name)?, Method::Put);
+        let mut request = self.rest.request(self.blob_url(name)?, Method::Put);
         request.insert_header("x-ms-blob-type", "BlockBlob");
         request.insert_header("content-length", "0");
         if only_if_absent {
             request.insert_header("if-none-match", "*");
         }
         insert_metadata(&mut request, metadata);
-        let response = self.send(&mut request, &[201]).await?;
+        let response = self.rest.send(&mut request, &[201]).await?;
         Ok(version_of(response.headers()))
     }
 
@@ -153,35 +139,14 @@ impl Container {
     ) -> Result<Version> {
         let mut url = self.blob_url(name)?;
         url.set_query(Some("comp=metadata"));
-        let mut request = self.request(url, Method::Put);
+        let mut request = self.rest.request(url, Method::Put);
         request.insert_header("content-length", "0");
         if let Some(etag) = if_match {
             request.insert_header("if-match", etag.to_string());
         }
         insert_metadata(&mut request, metadata);
-        let response = self.send(&mut request, &[200]).await?;
+        let response = self.rest.send(&mut request, &[200]).await?;
         Ok(version_of(response.headers()))
-    }
-
-    /// A request to `url` with the service version.
-    fn request(&self, url: Url, method: Method) -> Request {
-        let mut request = Request::new(url, method);
-        request.insert_header("x-ms-version", self.version.clone());
-        request
-    }
-
-    /// Sends `request` through the pipeline; a status outside `success` is an error.
-    async fn send(&self, request: &mut Request, success: &'static [u16]) -> Result<RawResponse> {
-        let options = PipelineSendOptions {
-            check_success: CheckSuccessOptions {
-                success_codes: success,
-            },
-            ..Default::default()
-        };
-        Ok(self
-            .pipeline
-            .send(&Context::new(), request, Some(options))
-            .await?)
     }
 
     /// The URL of one blob, with `/` kept literal in the path as the other SDKs send it.
@@ -209,10 +174,11 @@ impl Container {
 /// header names, no allocation per request.
 fn insert_metadata(request: &mut Request, metadata: &Fields) {
     for (key, value) in metadata {
+        use crate::shell::record::{OFFSET, OWNER_ID, SEQUENCE_NUMBER};
         let name = match *key {
-            crate::record::OWNER_ID => HeaderName::from_static("x-ms-meta-ownerid"),
-            crate::record::OFFSET => HeaderName::from_static("x-ms-meta-offset"),
-            crate::record::SEQUENCE_NUMBER => HeaderName::from_static("x-ms-meta-sequencenumber"),
+            OWNER_ID => HeaderName::from_static("x-ms-meta-ownerid"),
+            OFFSET => HeaderName::from_static("x-ms-meta-offset"),
+            SEQUENCE_NUMBER => HeaderName::from_static("x-ms-meta-sequencenumber"),
             other => HeaderName::from(format!("x-ms-meta-{other}")),
         };
         request.insert_header(name, value.clone());
@@ -224,8 +190,7 @@ fn version_of(headers: &Headers) -> Version {
     const ETAG: HeaderName = HeaderName::from_static("etag");
     const LAST_MODIFIED: HeaderName = HeaderName::from_static("last-modified");
     Version {
-        etag: crate::headers::get(headers, &ETAG).and_then(super::etag::from_service),
-        last_modified: crate::headers::get(headers, &LAST_MODIFIED)
-            .and_then(crate::headers::http_date),
+        etag: headers::get(headers, &ETAG).and_then(super::etag::from_service),
+        last_modified: headers::get(headers, &LAST_MODIFIED).and_then(headers::http_date),
     }
 }

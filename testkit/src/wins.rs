@@ -3,8 +3,8 @@
 //! version, and (when every claimant's wins are known) one chain of wins per partition from "no
 //! record" to the version the container holds.
 
-use async_trait::async_trait;
-use eventhub_checkpointstore::{Checkpoint, CheckpointStore, Ownership, Result, ServiceTime};
+use crate::hooked::{Hooked, Hooks};
+use eventhub_checkpointstore::Ownership;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
@@ -75,46 +75,28 @@ pub fn unquoted(etag: &str) -> String {
 }
 
 /// A store that keeps every claim it reports won (relinquishes included).
-pub struct Recording<S> {
-    pub inner: S,
-    pub wins: Arc<Mutex<Vec<Win>>>,
+pub type Recording<S> = Hooked<S, Wins>;
+
+/// The won claims a [`Recording`] store keeps.
+#[derive(Clone, Default)]
+pub struct Wins(pub Arc<Mutex<Vec<Win>>>);
+
+impl Wins {
+    /// Every win recorded since the last call.
+    pub fn take(&self) -> Vec<Win> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
 }
 
-impl<S> Recording<S> {
-    pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            wins: Arc::default(),
-        }
+impl Hooks for Wins {
+    fn claimed(&self, requested: &[Ownership], won: &[Ownership]) {
+        self.0.lock().unwrap().extend(Win::of(requested, won));
     }
 }
 
-#[async_trait]
-impl<S: CheckpointStore> CheckpointStore for Recording<S> {
-    async fn list_ownership(&self, ns: &str, eh: &str, cg: &str) -> Result<Vec<Ownership>> {
-        self.inner.list_ownership(ns, eh, cg).await
-    }
-    async fn list_ownership_with_service_time(
-        &self,
-        ns: &str,
-        eh: &str,
-        cg: &str,
-    ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
-        self.inner
-            .list_ownership_with_service_time(ns, eh, cg)
-            .await
-    }
-    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        let won = self.inner.claim_ownership(ownership).await?;
-        self.wins.lock().unwrap().extend(Win::of(ownership, &won));
-        Ok(won)
-    }
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        self.inner.update_checkpoint(checkpoint).await
-    }
-    async fn list_checkpoints(&self, ns: &str, eh: &str, cg: &str) -> Result<Vec<Checkpoint>> {
-        self.inner.list_checkpoints(ns, eh, cg).await
-    }
+/// `inner`, recording every claim it reports won.
+pub fn recording<S>(inner: S) -> Recording<S> {
+    Hooked::new(inner, Wins::default())
 }
 
 /// Two wins of one partition conditioned on the same version, described; empty when none.

@@ -1,0 +1,539 @@
+//! Partition ownership for consumers that do not use the official processor (custom AMQP or
+//! Kafka-protocol consumers, batch jobs): a [`PartitionBalancer`] over any [`CheckpointStore`]
+//! spreads an event hub's partitions fairly over the live consumers of a consumer group.
+//!
+//! Each cycle lists ownership, renews what this consumer owns, claims unowned or expired
+//! partitions up to its fair share, and, when none are left, steals one from an owner above its
+//! fair share. Every claim is conditional on the version it listed, so two consumers never both
+//! win the same version of a partition. A consumer that loses a partition to a steal learns it at
+//! its next cycle (its renewal loses): until then both may believe they own it, for at most one
+//! interval, as with every Event Hubs processor. Relinquishing on shutdown hands partitions over
+//! at once, without waiting for them to expire.
+//!
+//! # Cooperative handover
+//!
+//! Every Event Hubs processor moves a partition between live consumers by stealing: the consumer
+//! below its share claims it, and the old owner learns at its next cycle. Both process it
+//! meanwhile, and the new owner starts from the last checkpoint, so every planned move (a deploy,
+//! a scale-out) reprocesses events. This balancer hands over instead, with no protocol beyond the
+//! ownership records every processor already shares:
+//!
+//! - **The taker holds.** A partition won from a live owner (a steal, decided exactly as above)
+//!   is owned at once, and renewed, but [`ready`](PartitionBalancer::ready) leaves it out for
+//!   `handover_intervals` intervals and a half ([`BalancerOptions::handover_intervals`]).
+//! - **The giver stops, then writes.** The old owner's next cycle finds its renewal lost and drops
+//!   the partition from `ready`; the application, which checks `ready` before each batch (at
+//!   least every quarter interval), stops processing it. A quarter interval later
+//!   [`run`](PartitionBalancer::run) writes the partition's last position through the
+//!   [checkpointer](PartitionBalancer::with_checkpointer) (with `cycle` called by hand, at the
+//!   next cycle): within about 1.4 intervals of the steal, with `run`'s ±10% jitter, well before
+//!   the taker's hold of 2.5 ends.
+//! - **The taker resumes** from that checkpoint when the hold ends: where the old owner stopped.
+//!
+//! Without a checkpointer, the application writes a partition's last position itself when the
+//! partition leaves `ready`; the hold gives it the same time.
+//!
+//! Why nobody processes twice and nobody takes twice: a partition has one winner per version
+//! (claims are conditional), so exactly one taker holds it; the giver processes it only while its
+//! renewal keeps winning, and stops one cycle after the first loss, before it writes; the taker
+//! starts after that write. Nothing else changes hands: a consumer never gives a partition away
+//! on its own, so two consumers cannot both give up one, and relinquishing on shutdown is the
+//! same handover without the wait (the position is written first, then the partition released).
+//!
+//! The cost is a pause: a moved partition is processed by nobody for about two intervals. A
+//! partition that expired (its owner died) or was relinquished is ready at once: nobody is left
+//! to wait for. Fleets mixed with the other languages' processors still converge: they steal and
+//! start at once (their old owners reprocess as always), and they never wait for anything.
+//! `handover_intervals = 0` gives this balancer their behaviour, and then a partition taken from
+//! this consumer has its unwritten position discarded, since its taker has already resumed.
+//!
+//! Expiry is judged by the service's clock. A claim's `last_modified` is stamped by the storage
+//! service, so comparing it with this host's wall clock lets a host whose clock runs minutes ahead
+//! take partitions that are still live, and one that runs behind keep waiting for dead owners
+//! (and keep its own expired claims when the store is unreachable). Stores that report the time
+//! of their listing ([`CheckpointStore::list_ownership_with_service_time`]; this crate's do) are
+//! judged by that time, carried forward on this host's monotonic clock; for other stores the
+//! balancer falls back to the wall clock ([`PartitionBalancer::with_local_clock`]).
+//!
+//! The code is in rooms: `options` (timing and strategy), `plan` (the pure rules: fair share,
+//! what is free, what to take), `handover` (the holds and the last writes), and this module,
+//! whose [`cycle`](PartitionBalancer::cycle) runs four named steps: list, plan, claim, settle.
+//!
+//! ```no_run
+//! use eventhub_checkpointstore::{
+//!     balancer::{BalancerOptions, PartitionBalancer},
+//!     BlobCheckpointStore, Scope,
+//! };
+//! use std::sync::Arc;
+//!
+//! # async fn demo() -> eventhub_checkpointstore::Result<()> {
+//! let store = Arc::new(BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?);
+//! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
+//! let partitions: Vec<String> = (0..32).map(|p| p.to_string()).collect();
+//! let balancer = PartitionBalancer::new(
+//!     store, scope, "consumer-1", partitions, BalancerOptions::default(),
+//! )?;
+//! let owned = balancer.cycle().await?; // call every `options.interval`, or use `run`
+//! println!("processing {owned:?}");
+//! balancer.relinquish().await?;        // on shutdown
+//! # Ok(()) }
+//! ```
+
+mod handover;
+mod options;
+mod plan;
+
+pub use options::{
+    BalancerOptions, Strategy, MAX_EXPIRATION, MAX_HANDOVER_INTERVALS, MAX_INTERVAL,
+};
+
+use crate::checkpointer::Checkpointer;
+use crate::error::{Error, Result};
+use crate::model::Ownership;
+use crate::scope::Scope;
+use crate::store::{CheckpointStore, ServiceTime};
+use crate::sync::lock;
+use futures::future::{self, Either};
+use handover::Handover;
+use plan::{unexpired, View};
+use std::{
+    collections::{hash_map::RandomState, BTreeMap, BTreeSet},
+    future::Future,
+    hash::BuildHasher,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+use time::OffsetDateTime;
+
+/// One consumer's share of an event hub's partitions. See the [module docs](self).
+pub struct PartitionBalancer {
+    store: Arc<dyn CheckpointStore>,
+    scope: Scope,
+    owner_id: String,
+    partitions: BTreeSet<String>,
+    options: BalancerOptions,
+    /// What this consumer won, with the version it won: renewals are conditional on it.
+    owned: Mutex<BTreeMap<String, Ownership>>,
+    /// Random but fixed per consumer, so simultaneous starters pick different partitions.
+    shuffle: RandomState,
+    cycles: AtomicU64,
+    /// The service's time at the last listing that reported it.
+    service_time: Mutex<Option<ServiceTime>>,
+    /// This host's wall clock, for stores that do not report the service's time.
+    local_clock: fn() -> OffsetDateTime,
+    /// Flushed for each partition this consumer gives up, discarded for each it loses.
+    checkpointer: Option<Arc<Checkpointer>>,
+    handover: Handover,
+}
+
+/// What one cycle asks the store for: renewals of what this consumer owns, and the partitions
+/// it plans to take, each as a claim for this consumer.
+struct Claims {
+    requests: Vec<Ownership>,
+    /// The planned partitions that have a live owner: taking them is a steal, held if won.
+    stolen: BTreeSet<String>,
+}
+
+impl PartitionBalancer {
+    /// A balancer for `owner_id` over `partition_ids` of one consumer group. Checks its arguments
+    /// (non-empty ids, no duplicate partitions, the options as [`BalancerOptions::validate`]
+    /// does); sends nothing.
+    pub fn new(
+        store: Arc<dyn CheckpointStore>,
+        scope: impl Into<Scope>,
+        owner_id: impl Into<String>,
+        partition_ids: impl IntoIterator<Item = impl Into<String>>,
+        options: BalancerOptions,
+    ) -> Result<Self> {
+        let owner_id = owner_id.into();
+        if owner_id.is_empty() {
+            return Err(Error::invalid_input(
+                "owner_id must not be empty (an empty owner means \"unowned\")",
+            ));
+        }
+        let ids: Vec<String> = partition_ids.into_iter().map(Into::into).collect();
+        let partitions: BTreeSet<String> = ids.iter().cloned().collect();
+        if partitions.is_empty() || partitions.len() != ids.len() || partitions.contains("") {
+            return Err(Error::invalid_input(
+                "partition_ids must be non-empty, distinct and not empty strings",
+            ));
+        }
+        options.validate()?;
+        Ok(Self {
+            store,
+            scope: scope.into(),
+            owner_id,
+            partitions,
+            options,
+            owned: Mutex::new(BTreeMap::new()),
+            shuffle: RandomState::new(),
+            cycles: AtomicU64::new(0),
+            service_time: Mutex::new(None),
+            local_clock: OffsetDateTime::now_utc,
+            checkpointer: None,
+            handover: Handover::default(),
+        })
+    }
+
+    /// The same balancer, flushing `checkpointer`'s pending position of every partition it
+    /// relinquishes (before giving it up), so the next owner resumes from the newest position this
+    /// consumer processed rather than its last periodic write; and discarding the pending position
+    /// of every partition it finds taken by another consumer, which resumed from the stored
+    /// checkpoint already (a late write could only move that consumer's checkpoint back).
+    pub fn with_checkpointer(mut self, checkpointer: Arc<Checkpointer>) -> Self {
+        self.checkpointer = Some(checkpointer);
+        self
+    }
+
+    /// The same balancer with `clock` as this host's wall clock (default
+    /// [`OffsetDateTime::now_utc`]). It is read only while the store has not reported the
+    /// service's time (see the [module docs](self)); a simulation or a test can skew it.
+    ///
+    /// ```
+    /// # use eventhub_checkpointstore::{balancer::{BalancerOptions, PartitionBalancer}, InMemoryCheckpointStore};
+    /// # use std::sync::Arc;
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// fn five_minutes_ahead() -> OffsetDateTime {
+    ///     OffsetDateTime::now_utc() + Duration::minutes(5)
+    /// }
+    /// let balancer = PartitionBalancer::new(
+    ///     Arc::new(InMemoryCheckpointStore::new()), ("ns", "eh", "$Default"), "me", ["0"],
+    ///     BalancerOptions::default(),
+    /// )?
+    /// .with_local_clock(five_minutes_ahead);
+    /// # Ok::<(), eventhub_checkpointstore::Error>(())
+    /// ```
+    pub fn with_local_clock(mut self, clock: fn() -> OffsetDateTime) -> Self {
+        self.local_clock = clock;
+        self
+    }
+
+    /// The time claims are judged by: the service's, as of the last listing that reported it and
+    /// carried forward on the monotonic clock, or else this host's wall clock.
+    fn now(&self) -> OffsetDateTime {
+        let service = *lock(&self.service_time);
+        service.map_or_else(self.local_clock, |t| t.now())
+    }
+
+    /// This consumer's id.
+    pub fn owner_id(&self) -> &str {
+        &self.owner_id
+    }
+
+    /// The consumer group this balancer works in.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The partitions this consumer owned after its last cycle (those held for a handover
+    /// included).
+    pub fn owned(&self) -> BTreeSet<String> {
+        lock(&self.owned).keys().cloned().collect()
+    }
+
+    /// The owned partitions to process now: those taken from a live owner are left out until
+    /// their handover time has passed (see the [module docs](self)).
+    pub fn ready(&self) -> BTreeSet<String> {
+        self.handover.ready(self.owned())
+    }
+
+    /// The claims this consumer won at its last cycle, each with the version (etag) it holds:
+    /// what it renews next, and what a caller can compare with a listing of the store.
+    pub fn claims(&self) -> Vec<Ownership> {
+        lock(&self.owned).values().cloned().collect()
+    }
+
+    /// One balancing cycle: list, plan (renew, claim up to the fair share, steal at most one),
+    /// claim, settle. Returns the partitions this consumer owns afterwards.
+    ///
+    /// Partitions whose renewal lost (stolen, or expired and taken) are no longer owned. If the
+    /// store fails altogether, the error is returned and the owned set keeps only the claims that
+    /// have not expired yet: nobody else can take those before they expire, except by stealing.
+    pub async fn cycle(&self) -> Result<BTreeSet<String>> {
+        // Lost at the last cycle: the application has stopped processing them since (it checks
+        // `ready` more often than once per interval), so their last positions are final now, and
+        // the consumer that took them holds them until these are written.
+        self.write_handed_over().await;
+        let result = async {
+            let view = self.list().await?;
+            let claims = self.plan(&view);
+            let won = self.store.claim_ownership(&claims.requests).await?;
+            Ok(self.settle(won, &claims.stolen))
+        }
+        .await;
+        if result.is_err() {
+            self.drop_expired();
+        }
+        result
+    }
+
+    /// Step 1: the store's ownership records, judged by the service's clock.
+    async fn list(&self) -> Result<View> {
+        let (listed, service_time) = self
+            .store
+            .list_ownership_with_service_time(&self.scope)
+            .await?;
+        if service_time.is_some() {
+            *lock(&self.service_time) = service_time;
+        }
+        Ok(View::new(
+            listed,
+            &self.partitions,
+            &self.owner_id,
+            self.now(),
+            self.options.expiration,
+        ))
+    }
+
+    /// Step 2: renewals of what this consumer owns, and what it takes beyond them.
+    fn plan(&self, view: &View) -> Claims {
+        let planned = plan::plan(
+            view,
+            &self.owner_id,
+            self.partitions.len(),
+            self.options.strategy,
+            &self.shuffle,
+        );
+        let stolen = planned
+            .iter()
+            .filter(|p| view.owned_by_other(p, &self.owner_id))
+            .cloned()
+            .collect();
+        let mut requests: Vec<Ownership> = view.owned_by(&self.owner_id).cloned().collect();
+        requests.extend(planned.into_iter().map(|partition| {
+            view.records
+                .get(&partition)
+                .cloned()
+                .unwrap_or_else(|| self.scope.ownership(partition, ""))
+        }));
+        for claim in &mut requests {
+            claim.owner_id = Some(self.owner_id.clone());
+        }
+        Claims { requests, stolen }
+    }
+
+    /// Step 4: what was won is what this consumer owns now; steals are held for the handover,
+    /// and what was lost has its pending position written later (handover) or dropped.
+    fn settle(&self, won: Vec<Ownership>, stolen: &BTreeSet<String>) -> BTreeSet<String> {
+        self.handover.hold(
+            won.iter()
+                .filter(|o| stolen.contains(&o.partition_id))
+                .map(|o| o.partition_id.clone()),
+            self.options.handover(),
+        );
+        let (now_owned, lost): (BTreeSet<String>, Vec<String>) = {
+            let mut owned = lock(&self.owned);
+            let before = std::mem::take(&mut *owned);
+            *owned = won
+                .into_iter()
+                .map(|o| (o.partition_id.clone(), o))
+                .collect();
+            let lost = before
+                .into_keys()
+                .filter(|p| !owned.contains_key(p))
+                .collect();
+            (owned.keys().cloned().collect(), lost)
+        };
+        if let Some(checkpointer) = &self.checkpointer {
+            if self.options.handover_intervals > 0 {
+                self.handover.lost(lost);
+            } else {
+                for partition in &lost {
+                    if checkpointer.discard(partition) {
+                        tracing::debug!(owner_id = %self.owner_id, partition, "partition taken by another consumer: its unwritten position is dropped");
+                    }
+                }
+            }
+        }
+        now_owned
+    }
+
+    /// Writes the last positions of the partitions found taken at the last cycle (cooperative
+    /// handover); a failure is logged: the taker resumes from the last written position.
+    async fn write_handed_over(&self) {
+        let handed_over = self.handover.take_lost();
+        if let Some(checkpointer) = &self.checkpointer {
+            // Logged inside; the taker resumes from the last written position either way.
+            let _ = handover::write_last(
+                checkpointer,
+                &self.owner_id,
+                handed_over.iter().map(String::as_str),
+            )
+            .await;
+        }
+    }
+
+    /// Gives up every owned partition (`owner_id` `""`), so others can take them at their next
+    /// cycle instead of waiting for expiry. Partitions lost to others meanwhile are skipped. With
+    /// a [checkpointer](Self::with_checkpointer), writes each one's pending position first; a
+    /// failed write is the error (after the partitions are given up all the same).
+    pub async fn relinquish(&self) -> Result<()> {
+        let releases: Vec<Ownership> = std::mem::take(&mut *lock(&self.owned))
+            .into_values()
+            .map(|o| Ownership {
+                owner_id: None,
+                ..o
+            })
+            .collect();
+        self.handover.release_all();
+        // Partitions handed over at the last cycle: their last positions go out now.
+        self.write_handed_over().await;
+        if releases.is_empty() {
+            return Ok(());
+        }
+        // Checkpoint first: the next owner resumes from what is written when it claims.
+        let written = match &self.checkpointer {
+            Some(checkpointer) => {
+                handover::write_last(
+                    checkpointer,
+                    &self.owner_id,
+                    releases.iter().map(|r| r.partition_id.as_str()),
+                )
+                .await
+            }
+            None => Ok(()),
+        };
+        self.store.claim_ownership(&releases).await?;
+        written
+    }
+
+    /// Cycles now and then `interval` after each cycle ends, until `shutdown` completes; then
+    /// relinquishes. `on_cycle` sees the result of each cycle; a failed cycle is logged and
+    /// retried at the next one.
+    pub async fn run(
+        &self,
+        shutdown: impl Future<Output = ()>,
+        mut on_cycle: impl FnMut(&Result<BTreeSet<String>>),
+    ) -> Result<()> {
+        // Its pause is a Tokio timer, which would panic outside a runtime.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime { operation: "run" });
+        }
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let result = self.cycle().await;
+            if let Err(err) = &result {
+                tracing::warn!(owner_id = %self.owner_id, error = %err, "balancing cycle failed");
+            }
+            on_cycle(&result);
+            let mut pause = self.jittered_interval();
+            if self.handover.any_lost() {
+                // Partitions just found taken: a quarter interval for the application to see
+                // them gone from `ready` and stop, then their last positions, well before the
+                // takers' hold ends.
+                let settle = std::pin::pin!(tokio::time::sleep(pause / 4));
+                if let Either::Left(_) = future::select(shutdown.as_mut(), settle).await {
+                    break;
+                }
+                self.write_handed_over().await;
+                pause -= pause / 4;
+            }
+            let pause = std::pin::pin!(tokio::time::sleep(pause));
+            if let Either::Left(_) = future::select(shutdown.as_mut(), pause).await {
+                break;
+            }
+        }
+        self.relinquish().await
+    }
+
+    /// The interval ±10%, different each time: consumers started together with one interval
+    /// would otherwise cycle in lockstep, where an owner's renewal and a stealer's claim always
+    /// race for the same version and the owner tends to win.
+    fn jittered_interval(&self) -> Duration {
+        let cycle = self.cycles.fetch_add(1, Ordering::Relaxed);
+        let permille = 900 + self.shuffle.hash_one(cycle) % 201;
+        // Cannot overflow: the interval is at most MAX_INTERVAL (validated in `new`).
+        self.options.interval * permille as u32 / 1000
+    }
+
+    /// Without a listing, keep only the claims that have not expired yet.
+    fn drop_expired(&self) {
+        let now = self.now();
+        // Without a date there is no evidence the claim still holds: drop it.
+        lock(&self.owned).retain(|_, o| {
+            o.last_modified
+                .is_some_and(|t| unexpired(t, now, self.options.expiration))
+        });
+    }
+}
+
+impl std::fmt::Debug for PartitionBalancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionBalancer")
+            .field("owner_id", &self.owner_id)
+            .field("scope", &self.scope)
+            .field("partitions", &self.partitions.len())
+            .field("owned", &self.owned())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked() {
+        struct NoStore;
+        #[async_trait::async_trait]
+        impl CheckpointStore for NoStore {
+            async fn list_ownership(&self, _: &Scope) -> Result<Vec<Ownership>> {
+                unreachable!()
+            }
+            async fn claim_ownership(&self, _: &[Ownership]) -> Result<Vec<Ownership>> {
+                unreachable!()
+            }
+            async fn update_checkpoint(&self, _: &crate::Checkpoint) -> Result<()> {
+                unreachable!()
+            }
+            async fn list_checkpoints(&self, _: &Scope) -> Result<Vec<crate::Checkpoint>> {
+                unreachable!()
+            }
+        }
+        let make = |owner: &str, partitions: &[&str], options: BalancerOptions| {
+            PartitionBalancer::new(
+                Arc::new(NoStore),
+                ("ns", "eh", "cg"),
+                owner,
+                partitions.iter().copied(),
+                options,
+            )
+        };
+        let secs = Duration::from_secs;
+        let timing = |interval, expiration| BalancerOptions {
+            interval,
+            expiration,
+            ..Default::default()
+        };
+        assert!(make("a", &["0", "1"], BalancerOptions::default()).is_ok());
+        assert!(make("a", &["0"], timing(MAX_INTERVAL, MAX_EXPIRATION)).is_ok());
+        for (owner, partitions, options) in [
+            ("", &["0"][..], BalancerOptions::default()),
+            ("a", &[][..], BalancerOptions::default()),
+            ("a", &["0", "0"][..], BalancerOptions::default()),
+            ("a", &["0"][..], timing(secs(10), secs(10))),
+            ("a", &["0"][..], timing(secs(0), secs(10))),
+            // Would overflow the jittered interval (`interval * 1100`).
+            ("a", &["0"][..], timing(Duration::MAX / 2, Duration::MAX)),
+            (
+                "a",
+                &["0"][..],
+                timing(MAX_INTERVAL + secs(1), MAX_EXPIRATION),
+            ),
+            ("a", &["0"][..], timing(secs(10), MAX_EXPIRATION + secs(1))),
+        ] {
+            if !(owner.is_empty() || partitions.len() != 1) {
+                assert!(options.validate().is_err(), "{options:?}");
+            }
+            match make(owner, partitions, options.clone()) {
+                Err(Error::InvalidInput { .. }) => {}
+                other => panic!("{owner:?} {partitions:?} {options:?}: {other:?}"),
+            }
+        }
+    }
+}
