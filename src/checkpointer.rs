@@ -11,7 +11,13 @@
 //! A partition that was *taken* (stolen, or expired and claimed) is different: its new owner has
 //! already read the checkpoint and resumed from it, so a late write cannot help it and may move
 //! its checkpoint backwards once it has written its own. Such positions are
-//! [discarded](Checkpointer::discard), not written.
+//! [discarded](Checkpointer::discard), not written, where the balancer knows the taker resumed at
+//! once; and every write goes out through
+//! [`advance_checkpoint`](CheckpointStore::advance_checkpoint), so a position older than the
+//! stored checkpoint is never written, whoever wrote that one and whenever this consumer learns
+//! of the loss (a stall past its claim's expiry, a store that was unreachable, a steal by a
+//! processor that does not hold). Such a position is dropped and counted in
+//! [`CheckpointerStats::refused`].
 //!
 //! Writes of one partition go out one at a time, each carrying the newest position at the moment
 //! it is sent, so a slow write never overwrites a newer one. A write that fails leaves the
@@ -43,6 +49,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::model::Advance;
 use crate::scope::Scope;
 use crate::store::CheckpointStore;
 use crate::sync::lock;
@@ -109,6 +116,9 @@ pub struct CheckpointerStats {
     pub recorded: u64,
     /// Checkpoints written to the store.
     pub writes: u64,
+    /// Positions not written because the stored checkpoint was at or past them: another
+    /// consumer took the partition and processed further (or an operator moved it).
+    pub refused: u64,
 }
 
 /// Coalesces checkpoints of one consumer group. See the [module docs](self).
@@ -119,6 +129,7 @@ pub struct Checkpointer {
     partitions: Mutex<HashMap<String, Arc<Partition>>>,
     recorded: AtomicU64,
     writes: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// One partition's unwritten position, and the lock that keeps its writes in order.
@@ -169,6 +180,7 @@ impl Checkpointer {
             partitions: Mutex::new(HashMap::new()),
             recorded: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -289,6 +301,7 @@ impl Checkpointer {
         CheckpointerStats {
             recorded: self.recorded.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 
@@ -325,7 +338,8 @@ impl Checkpointer {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Writes the newest pending position of one partition, one write at a time per partition.
+    /// Writes the newest pending position of one partition, one write at a time per partition,
+    /// unless the stored checkpoint is at or past it. Returns whether it wrote.
     async fn write(&self, partition_id: &str, partition: &Partition) -> Result<bool> {
         let _in_order = partition.writing.lock().await;
         let (position, count) = {
@@ -339,12 +353,35 @@ impl Checkpointer {
         let checkpoint = self
             .scope
             .checkpoint(partition_id, position.0.clone(), position.1);
-        self.store.update_checkpoint(&checkpoint).await?;
-        self.writes.fetch_add(1, Ordering::Relaxed);
+        let advance = self.store.advance_checkpoint(&checkpoint).await?;
+        // What the store holds now, at least: nothing older is written from here on.
+        let stored = match &advance {
+            Advance::Stale { stored } => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    scope = %self.scope,
+                    partition_id,
+                    position = ?position.1,
+                    stored = ?stored.sequence_number,
+                    "the stored checkpoint is at or past this consumer's position (another consumer processed further): the position is dropped"
+                );
+                stored.sequence_number.max(position.1)
+            }
+            Advance::Written => {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+                position.1
+            }
+            _ => position.1,
+        };
         let mut pending = lock(&partition.pending);
         pending.unwritten = pending.unwritten.saturating_sub(count);
-        pending.written = pending.written.max(position.1);
-        if pending.newest.as_ref() == Some(&position) {
+        pending.written = pending.written.max(stored);
+        let superseded = pending.newest.as_ref() == Some(&position)
+            || matches!(
+                (pending.newest.as_ref().and_then(|(_, seq)| *seq), stored),
+                (Some(newest), Some(stored)) if newest <= stored
+            );
+        if superseded {
             pending.newest = None;
             pending.unwritten = 0;
             pending.since = None;
@@ -352,7 +389,7 @@ impl Checkpointer {
             // Recorded while the write was out: still pending, counted from now.
             pending.since = Some(Instant::now());
         }
-        Ok(true)
+        Ok(matches!(advance, Advance::Written))
     }
 }
 

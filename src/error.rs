@@ -17,19 +17,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An argument is not acceptable (empty name, bad ETag, unsupported character, …).
-    /// Raised before any request is sent.
+    /// An argument is not acceptable (empty name, bad ETag, unsupported character, a connection
+    /// string with an unknown key or no usable credential, …). Raised before any request is sent;
+    /// the message names the argument or key, never a key's or signature's value.
     #[error("invalid input: {message}")]
     InvalidInput {
         /// What is wrong, naming the argument.
-        message: String,
-    },
-
-    /// A connection string could not be used. Raised before any request is sent; the message names
-    /// the offending key but never echoes a key or signature.
-    #[error("invalid connection string: {message}")]
-    InvalidConnectionString {
-        /// What is wrong, naming the offending key.
         message: String,
     },
 
@@ -98,6 +91,14 @@ pub enum Error {
     #[error("the blocking store was called from inside an async runtime; use the async BlobCheckpointStore there (or call it from tokio::task::spawn_blocking)")]
     BlockingInAsyncContext,
 
+    /// A conditional write kept losing to other writers of the same record and gave up: another
+    /// process writes this partition's checkpoint as fast as this one retries.
+    #[error("conflict: {message}")]
+    Conflict {
+        /// Which record, and how often it was tried.
+        message: String,
+    },
+
     /// The service answered with something this crate could not understand.
     #[error("unexpected response from the storage service: {message}")]
     UnexpectedResponse {
@@ -113,9 +114,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid_connection_string(message: impl Into<String>) -> Self {
-        Error::InvalidConnectionString {
-            message: message.into(),
+    /// A connection string that cannot be used: [`Error::InvalidInput`], naming the offending key,
+    /// never its value.
+    pub(crate) fn invalid_connection_string(message: impl std::fmt::Display) -> Self {
+        Error::InvalidInput {
+            message: format!("connection string: {message}"),
         }
     }
 
@@ -197,9 +200,8 @@ impl From<Error> for azure_core::Error {
             Error::Timeout { .. } => ErrorKind::Io,
             Error::Authentication { .. } => ErrorKind::Credential,
             Error::UnexpectedResponse { .. } => ErrorKind::DataConversion,
-            Error::InvalidInput { .. }
-            | Error::InvalidConnectionString { .. }
-            | Error::NoRuntime { .. } => ErrorKind::Other,
+            Error::Conflict { .. } => ErrorKind::Other,
+            Error::InvalidInput { .. } | Error::NoRuntime { .. } => ErrorKind::Other,
             #[cfg(feature = "blocking")]
             Error::BlockingInAsyncContext | Error::BlockingRuntime { .. } => ErrorKind::Other,
         };

@@ -43,13 +43,19 @@
 //! requirement (1.x) resolves together with `azure_storage_blob` 1.1; 0.16 requires
 //! `azure_core` 1.2.0-beta.1.
 //!
+//! The processor's `update_checkpoint` never moves a stored checkpoint back: it writes through
+//! [`CheckpointStore::advance_checkpoint`], so a processor that lost a partition and still
+//! checkpoints it (the Rust processor 0.15 keeps reading a partition until its next balancing
+//! cycle, since its receivers carry no epoch) cannot overwrite its successor's newer checkpoint.
+//! Such a write is dropped and logged at `INFO`.
+//!
 //! Errors reach the processor as `azure_core::Error`s that keep the HTTP status and
 //! `x-ms-error-code` (see [`Error`](crate::Error)); a lost ownership race is, as everywhere in
 //! this crate, a partition left out of the result, which is what the processor expects.
 
 use crate::blob::BlobCheckpointStore;
 use crate::memory::InMemoryCheckpointStore;
-use crate::model::{Checkpoint, Ownership};
+use crate::model::{Advance, Checkpoint, Ownership};
 use crate::scope::Scope;
 use crate::store::CheckpointStore;
 use async_trait::async_trait;
@@ -186,7 +192,17 @@ async fn update_checkpoint(
     store: &dyn CheckpointStore,
     checkpoint: models::Checkpoint,
 ) -> azure_core::Result<()> {
-    Ok(store.update_checkpoint(&checkpoint.into()).await?)
+    let checkpoint = Checkpoint::from(checkpoint);
+    if let Advance::Stale { stored } = store.advance_checkpoint(&checkpoint).await? {
+        tracing::info!(
+            scope = %checkpoint.scope,
+            partition_id = %checkpoint.partition_id,
+            position = ?checkpoint.sequence_number,
+            stored = ?stored.sequence_number,
+            "the processor's checkpoint is behind the stored one (the partition moved on): not written"
+        );
+    }
+    Ok(())
 }
 
 impl From<models::Ownership> for Ownership {

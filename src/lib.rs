@@ -81,7 +81,7 @@ pub use client::connection_string::{
 pub use client::credential::{SasToken, SharedKeyCredential, StorageCredential};
 pub use error::{Error, Result};
 pub use memory::InMemoryCheckpointStore;
-pub use model::{Checkpoint, Ownership};
+pub use model::{Advance, Checkpoint, Ownership};
 pub use options::{ServiceOptions, DEFAULT_CLAIM_CONCURRENCY, DEFAULT_OPERATION_TIMEOUT};
 pub use scope::Scope;
 pub use store::{CheckpointStore, ServiceTime};

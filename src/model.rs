@@ -82,6 +82,48 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// How `self`, a stored checkpoint, stands to `new`, one about to be written: only sequence
+    /// numbers order checkpoints (an offset is opaque), so without one on either side `new` counts
+    /// as newer.
+    pub(crate) fn standing_against(&self, new: &Checkpoint) -> Standing {
+        if self.sequence_number == new.sequence_number && self.offset == new.offset {
+            return Standing::Same;
+        }
+        match (self.sequence_number, new.sequence_number) {
+            (Some(stored), Some(new)) if stored >= new => Standing::AtOrPast,
+            _ => Standing::Behind,
+        }
+    }
+}
+
+/// Where a stored checkpoint stands against one about to be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// The same position: nothing to write.
+    Same,
+    /// At or past the new one by sequence number: writing would not move it forward.
+    AtOrPast,
+    /// Behind the new one, or not comparable: the new one may be written.
+    Behind,
+}
+
+/// What [`CheckpointStore::advance_checkpoint`](crate::CheckpointStore::advance_checkpoint) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Advance {
+    /// Written: the stored checkpoint was older, absent, or had no sequence number to compare.
+    Written,
+    /// Nothing written: the stored checkpoint is this very position already.
+    Unchanged,
+    /// Not written: the stored checkpoint is at or past this one by sequence number (another
+    /// consumer processed further, or an operator moved it). Writing would move it back.
+    Stale {
+        /// The checkpoint the store holds.
+        stored: Checkpoint,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +175,38 @@ mod tests {
             );
         }
         assert!(serde_json::from_str::<Checkpoint>(r#"{"partition_id":"0"}"#).is_err());
+    }
+
+    #[test]
+    fn only_sequence_numbers_order_checkpoints() {
+        let at = |offset: Option<&str>, seq: Option<i64>| {
+            Checkpoint::new(("ns", "eh", "cg"), "0", offset.map(str::to_owned), seq)
+        };
+        let stored = at(Some("100"), Some(10));
+        assert_eq!(
+            stored.standing_against(&at(Some("100"), Some(10))),
+            Standing::Same
+        );
+        assert_eq!(
+            stored.standing_against(&at(Some("90"), Some(9))),
+            Standing::AtOrPast
+        );
+        assert_eq!(
+            stored.standing_against(&at(None, Some(10))),
+            Standing::AtOrPast
+        );
+        assert_eq!(
+            stored.standing_against(&at(Some("110"), Some(11))),
+            Standing::Behind
+        );
+        // Offsets alone cannot be ordered: the new one may be written.
+        assert_eq!(
+            stored.standing_against(&at(Some("1"), None)),
+            Standing::Behind
+        );
+        assert_eq!(
+            at(Some("geo:1"), None).standing_against(&at(Some("0"), Some(0))),
+            Standing::Behind
+        );
     }
 }

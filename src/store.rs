@@ -1,7 +1,7 @@
 //! The checkpoint store contract, independent of where the records live.
 
 use crate::error::Result;
-use crate::model::{Checkpoint, Ownership};
+use crate::model::{Advance, Checkpoint, Ownership, Standing};
 use crate::scope::Scope;
 use async_trait::async_trait;
 use azure_core::{
@@ -110,9 +110,44 @@ pub trait CheckpointStore: Send + Sync {
     /// The input is not modified.
     async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>>;
 
-    /// Records `checkpoint` unconditionally, creating the record on first use.
-    /// At least one of `offset` and `sequence_number` must be set.
+    /// Records `checkpoint` unconditionally, creating the record on first use: whatever is stored
+    /// is replaced, a newer checkpoint included (an operator's rewind). At least one of `offset`
+    /// and `sequence_number` must be set.
     async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+
+    /// Records `checkpoint` only if that moves the stored checkpoint forward: nothing is written
+    /// when the store holds the same position ([`Advance::Unchanged`]) or one at or past it by
+    /// sequence number ([`Advance::Stale`]), so a consumer that lost a partition (a stall past
+    /// its claim's expiry, a steal) cannot write its old position over its successor's newer one.
+    /// Without a sequence number on either side the two cannot be ordered, and `checkpoint` is
+    /// written.
+    ///
+    /// This crate's stores make it one conditional request in the common case (on the version of
+    /// the record they last wrote or read, so a concurrent writer is never overwritten: its write
+    /// is read and compared first), and two (a read, then the write) the first time a store
+    /// writes a partition. The checkpointer, the balancer's handover, `copy` and the CLI write
+    /// through it.
+    ///
+    /// The default, for stores outside this crate, lists the scope's checkpoints, compares, and
+    /// updates: correct for one writer per partition, not atomic against a concurrent writer.
+    /// Implement it with a conditional write where the backend has one.
+    async fn advance_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Advance> {
+        let stored = self
+            .list_checkpoints(&checkpoint.scope)
+            .await?
+            .into_iter()
+            .find(|c| c.partition_id == checkpoint.partition_id);
+        match stored.as_ref().map(|s| s.standing_against(checkpoint)) {
+            Some(Standing::Same) => Ok(Advance::Unchanged),
+            Some(Standing::AtOrPast) => Ok(Advance::Stale {
+                stored: stored.expect("compared"),
+            }),
+            Some(Standing::Behind) | None => {
+                self.update_checkpoint(checkpoint).await?;
+                Ok(Advance::Written)
+            }
+        }
+    }
 
     /// Records `checkpoint` as [`update_checkpoint`](Self::update_checkpoint) does, in the fewest
     /// requests for a record that probably does not exist yet: the blob store's

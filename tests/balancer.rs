@@ -1,20 +1,20 @@
 //! The partition balancer against Azurite: consumers driven cycle by cycle, so every step can be
 //! checked against what the store records.
 
-use eventhub_checkpointstore::{Scope, ServiceOptions};
+use eventhub_checkpointstore::Scope;
 use eventhub_checkpointstore_testkit as common;
 
-use common::hooked::{Call, Hooked, Hooks};
+use common::hooked::{Down, Hooked};
 use common::wins::{check_chains, recording};
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer, Strategy},
-    BlobCheckpointStore, BlobCheckpointStoreOptions, CheckpointStore, Ownership, Result,
+    CheckpointStore, Ownership,
 };
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     hash::{BuildHasher, RandomState},
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -310,48 +310,6 @@ async fn run_cycles_on_its_own_and_relinquishes_on_shutdown() {
     assert!(recorded(&store).await.is_empty(), "all four relinquished");
 }
 
-/// A store that can be taken down: while down, every call goes to an endpoint nothing listens
-/// on, and fails as a real unreachable store fails (refused, retried, timed out).
-struct Down {
-    dead: BlobCheckpointStore,
-    down: AtomicBool,
-}
-
-impl Down {
-    fn new() -> Self {
-        let options = BlobCheckpointStoreOptions {
-            service: ServiceOptions {
-                operation_timeout: Some(Duration::from_secs(5)),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let dead = format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;", common::unused_port());
-        Self {
-            dead: BlobCheckpointStore::from_connection_string(&dead, "unreachable", Some(options))
-                .unwrap(),
-            down: AtomicBool::new(false),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Hooks for Down {
-    async fn before(&self, call: Call<'_>) -> Result<()> {
-        if !self.down.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let dead = &self.dead;
-        let failed = match call {
-            Call::ListOwnership(scope) => dead.list_ownership(scope).await.map(drop),
-            Call::ClaimOwnership(claims) => dead.claim_ownership(claims).await.map(drop),
-            Call::UpdateCheckpoint(c) | Call::PutCheckpoint(c) => dead.update_checkpoint(c).await,
-            Call::ListCheckpoints(scope) => dead.list_checkpoints(scope).await.map(drop),
-        };
-        Err(failed.expect_err("nothing listens on the dead store's port"))
-    }
-}
-
 fn five_minutes_ahead() -> OffsetDateTime {
     OffsetDateTime::now_utc() + time::Duration::minutes(5)
 }
@@ -450,7 +408,7 @@ async fn without_the_store_claims_expire_by_the_service_clock() {
     assert_eq!(behind.cycle().await.unwrap().len(), 1);
     assert_eq!(ahead.cycle().await.unwrap().len(), 1);
 
-    switch.hooks.down.store(true, Ordering::Relaxed);
+    switch.hooks.set(true);
     assert!(ahead.cycle().await.is_err());
     assert_eq!(
         ahead.owned().len(),

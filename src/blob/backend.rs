@@ -1,14 +1,14 @@
 //! The blob backend behind the store shell: records as empty block blobs named in one layout,
 //! their fields as metadata. Each method is one Blob REST call in the common case.
 
-use super::client::Container;
+use super::client::{self, Container};
 use super::{etag, metadata, naming, BlobNaming};
 use crate::client::credential::StorageCredential;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::scope::Scope;
 use crate::shell::record::{Fields, Listed, Record};
-use crate::shell::{Backend, OnRecord, Written};
+use crate::shell::{Backend, OnRecord, Version, Written};
 use crate::store::ServiceTime;
 use async_trait::async_trait;
 use azure_core::http::Etag;
@@ -97,25 +97,64 @@ impl Backend for BlobBackend {
         Written::of(written, |err| lost_race(err, claim.etag.is_some()))
     }
 
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Version> {
         let (name, metadata) = self.checkpoint_blob(checkpoint)?;
         match self.container.set_metadata(&name, &metadata, None).await {
-            Ok(_) => Ok(()),
             Err(err) if err.error_code() == Some("BlobNotFound") => {
                 // First checkpoint of this partition: create the blob. Overwriting is right if a
                 // concurrent writer created it meanwhile: checkpoints are last-writer-wins.
-                self.container.put_empty(&name, &metadata, false).await?;
-                Ok(())
+                self.container.put_empty(&name, &metadata, false).await
             }
-            Err(err) => Err(err),
+            written => written,
         }
     }
 
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Version> {
         let (name, metadata) = self.checkpoint_blob(checkpoint)?;
         // Put Blob replaces the blob whole, metadata included: last writer wins, as for updates.
-        self.container.put_empty(&name, &metadata, false).await?;
-        Ok(())
+        self.container.put_empty(&name, &metadata, false).await
+    }
+
+    async fn read_checkpoint(
+        &self,
+        scope: &Scope,
+        partition_id: &str,
+    ) -> Result<Option<(Checkpoint, Etag)>> {
+        let name = naming::blob_name(self.naming, scope, Record::Checkpoint, partition_id)?;
+        let Some(headers) = self.container.properties(&name).await? else {
+            return Ok(None);
+        };
+        let version = client::version_of(&headers);
+        let Some(etag) = version.etag else {
+            return Err(Error::UnexpectedResponse {
+                message: format!("Get Blob Properties of {name} returned no ETag"),
+            });
+        };
+        let listed = Listed {
+            partition_id: partition_id.to_owned(),
+            etag: None,
+            last_modified: version.last_modified,
+            fields: &metadata::MetadataHeaders(&headers),
+            source: &name,
+        };
+        Ok(Some((listed.into_checkpoint(scope), etag)))
+    }
+
+    async fn write_checkpoint_if(
+        &self,
+        checkpoint: &Checkpoint,
+        version: Option<&Etag>,
+    ) -> Result<Written> {
+        let (name, metadata) = self.checkpoint_blob(checkpoint)?;
+        let written = match version {
+            Some(etag) => {
+                self.container
+                    .set_metadata(&name, &metadata, Some(etag))
+                    .await
+            }
+            None => self.container.put_empty(&name, &metadata, true).await,
+        };
+        Written::of(written, |err| lost_race(err, version.is_some()))
     }
 
     async fn list(

@@ -110,6 +110,29 @@ impl Container {
             }
         }
     }
+    /// Get Blob Properties: the blob's response headers (its ETag, Last-Modified and metadata as
+    /// `x-ms-meta-*`), or `None` when the blob does not exist.
+    pub(crate) async fn properties(&self, name: &str) -> Result<Option<Headers>> {
+        let mut request = self.rest.request(self.blob_url(name)?, Method::Head);
+        match self.rest.send(&mut request, &[200]).await {
+            Ok(response) => Ok(Some(response.headers().clone())),
+            Err(err) if err.error_code() == Some("BlobNotFound") => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Whether the container exists (Get Container Properties).
+    pub(crate) async fn exists(&self) -> Result<bool> {
+        let mut url = self.url.clone();
+        url.set_query(Some("restype=container"));
+        let mut request = self.rest.request(url, Method::Head);
+        match self.rest.send(&mut request, &[200]).await {
+            Ok(_) => Ok(true),
+            Err(err) if err.error_code() == Some("ContainerNotFound") => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Put Blob: an empty block blob with `metadata`. With `only_if_absent` the service refuses
     /// (409 `BlobAlreadyExists`) when the blob exists; otherwise it overwrites.
     pub(crate) async fn put_empty(
@@ -185,8 +208,8 @@ fn insert_metadata(request: &mut Request, metadata: &Fields) {
     }
 }
 
-/// The new version a write's response reports.
-fn version_of(headers: &Headers) -> Version {
+/// The version a response reports (a write's new one, or a read's current one).
+pub(crate) fn version_of(headers: &Headers) -> Version {
     const ETAG: HeaderName = HeaderName::from_static("etag");
     const LAST_MODIFIED: HeaderName = HeaderName::from_static("last-modified");
     Version {

@@ -2,9 +2,11 @@
 //! service; a peer may have written `OwnerId`); writing is strict: metadata travels as HTTP
 //! headers, so only values every peer reads back unchanged are written.
 
+use crate::client::headers;
 use crate::error::{Error, Result};
 use crate::model::Checkpoint;
 use crate::shell::record::{self, Fields, StoredFields, OWNER_ID};
+use azure_core::http::headers::{HeaderName, Headers};
 use std::{borrow::Cow, collections::HashMap};
 
 /// Metadata of a claim; no owner (or `""`) writes `ownerid=""`, which every peer reads as released.
@@ -35,6 +37,17 @@ impl StoredFields for HashMap<String, String> {
                     .map(|(_, v)| v)
             })
             .map(|v| Cow::Borrowed(v.as_str()))
+    }
+}
+
+/// A blob's metadata as Get Blob Properties returns it: `x-ms-meta-{key}` response headers (whose
+/// names arrive lower-cased, so keys match whatever case a peer wrote them in).
+pub(crate) struct MetadataHeaders<'a>(pub(crate) &'a Headers);
+
+impl StoredFields for MetadataHeaders<'_> {
+    fn field(&self, key: &str) -> Option<Cow<'_, str>> {
+        let name = HeaderName::from(format!("x-ms-meta-{}", key.to_ascii_lowercase()));
+        headers::get(self.0, &name).map(Cow::Borrowed)
     }
 }
 

@@ -23,7 +23,7 @@ use crate::client::connection_string::ConnectionString;
 use crate::client::credential::StorageCredential;
 use crate::client::Service;
 use crate::error::{Error, Result};
-use crate::model::{Checkpoint, Ownership};
+use crate::model::{Advance, Checkpoint, Ownership};
 use crate::scope::Scope;
 use crate::shell::Shell;
 use crate::store::{CheckpointStore, ServiceTime};
@@ -156,6 +156,13 @@ impl BlobCheckpointStore {
         self.inner.backend.container.blob(blob_name)
     }
 
+    /// Whether the container exists (one Get Container Properties request).
+    pub async fn container_exists(&self) -> Result<bool> {
+        self.inner
+            .bounded("container_exists", self.inner.backend.container.exists())
+            .await
+    }
+
     /// Creates the container if it does not exist yet; `true` when it was created.
     pub async fn create_container_if_missing(&self) -> Result<bool> {
         self.inner
@@ -190,6 +197,10 @@ impl CheckpointStore for BlobCheckpointStore {
 
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         self.inner.put_checkpoint(checkpoint).await
+    }
+
+    async fn advance_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Advance> {
+        self.inner.advance_checkpoint(checkpoint).await
     }
 
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {

@@ -125,8 +125,34 @@ fn development_port(service: Service) -> u16 {
     }
 }
 
-/// The recognised keys, before they are combined. Unknown keys (`QueueEndpoint`,
-/// `FileEndpoint`, …) are ignored: portal connection strings carry them.
+/// Keys of Azure Storage connection strings that this crate does not use but accepts: portal
+/// connection strings carry them.
+const OTHER_SERVICE_KEYS: [&str; 7] = [
+    "QueueEndpoint",
+    "FileEndpoint",
+    "BlobSecondaryEndpoint",
+    "QueueSecondaryEndpoint",
+    "TableSecondaryEndpoint",
+    "FileSecondaryEndpoint",
+    "DfsEndpoint",
+];
+
+/// The keys this crate reads, as documented.
+const KNOWN_KEYS: [&str; 9] = [
+    "AccountName",
+    "AccountKey",
+    "DefaultEndpointsProtocol",
+    "EndpointSuffix",
+    "BlobEndpoint",
+    "TableEndpoint",
+    "SharedAccessSignature",
+    "UseDevelopmentStorage",
+    "DevelopmentStorageProxyUri",
+];
+
+/// The recognised keys, before they are combined. A key no Azure Storage connection string has
+/// (a typo such as `AcountKey`) is refused, as the .NET and Java SDKs refuse it: ignoring it would
+/// turn a misspelled credential into anonymous access that fails later with a misleading 403.
 #[derive(Default)]
 struct Fields<'a> {
     account_name: Option<&'a str>,
@@ -167,7 +193,13 @@ impl<'a> Fields<'a> {
                 "sharedaccesssignature" => &mut fields.sas,
                 "usedevelopmentstorage" => &mut fields.use_development_storage,
                 "developmentstorageproxyuri" => &mut fields.development_proxy,
-                _ => continue,
+                _ if OTHER_SERVICE_KEYS
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(key)) =>
+                {
+                    continue
+                }
+                _ => return Err(unknown_key(key)),
             };
             if slot.is_some() {
                 return Err(Error::invalid_connection_string(format!(
@@ -222,6 +254,13 @@ impl<'a> Fields<'a> {
                     )
                 })?
                 .into(),
+            // An account name says which account's key or SAS to use: without either, every
+            // request would go out anonymously and fail with a 403 far from the cause.
+            (None, None) if self.account_name.is_some() => {
+                return Err(Error::invalid_connection_string(
+                    "AccountName is given without AccountKey or SharedAccessSignature: no credential to use",
+                ))
+            }
             (None, None) => StorageCredential::Anonymous,
         };
         Ok(ConnectionString {
@@ -294,6 +333,41 @@ impl<'a> Fields<'a> {
             .into(),
         })
     }
+}
+
+/// The error for a key no connection string has: it names the key (a key name, not a secret) and
+/// the known key it most resembles, never the value.
+fn unknown_key(key: &str) -> Error {
+    let lower = key.to_ascii_lowercase();
+    let nearest = KNOWN_KEYS
+        .iter()
+        .chain(&OTHER_SERVICE_KEYS)
+        .map(|known| (edit_distance(&lower, &known.to_ascii_lowercase()), *known))
+        .min()
+        .filter(|(distance, _)| *distance <= 2);
+    let key = key.chars().take(64).collect::<String>();
+    Error::invalid_connection_string(match nearest {
+        Some((_, known)) => format!("unknown key '{key}' (did you mean {known}?)"),
+        None => format!(
+            "unknown key '{key}' (known keys: {})",
+            KNOWN_KEYS.join(", ")
+        ),
+    })
+}
+
+/// Levenshtein distance, for "did you mean": keys are short.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn parse_endpoint(key: &str, value: &str) -> Result<Url> {
@@ -402,6 +476,22 @@ mod tests {
     }
 
     #[test]
+    fn other_services_keys_are_accepted_and_an_endpoint_alone_is_anonymous() {
+        let conn = ConnectionString::parse(&format!(
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};\
+             QueueEndpoint=https://acct.queue.core.windows.net;\
+             fileendpoint=https://acct.file.core.windows.net;\
+             BlobSecondaryEndpoint=https://acct-secondary.blob.core.windows.net"
+        ))
+        .unwrap();
+        assert_eq!(shared_key_account(&conn), "acct");
+        // A public container: an endpoint with no account and no credential.
+        let conn =
+            ConnectionString::parse("BlobEndpoint=https://acct.blob.core.windows.net").unwrap();
+        assert!(matches!(conn.credential(), StorageCredential::Anonymous));
+    }
+
+    #[test]
     fn sas_connection_string() {
         let conn = ConnectionString::parse(
             "BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=2019-07-07&sig=abc%3D",
@@ -415,7 +505,27 @@ mod tests {
     fn bad_connection_strings_name_the_problem_and_hide_secrets() {
         let cases: &[(&str, &str)] = &[
             ("", "no recognised key"),
-            ("Foo=bar", "no recognised key"),
+            ("Foo=bar", "unknown key 'Foo'"),
+            (
+                "AccountName=a;AcountKey=topsecretsig",
+                "unknown key 'AcountKey' (did you mean AccountKey?)",
+            ),
+            (
+                "AccountName=a;AccountKey=a2V5;BlobEndPont=https://x",
+                "did you mean BlobEndpoint?",
+            ),
+            (
+                "AccountName=a;SharedAccesSignature=sv=1&sig=topsecretsig",
+                "did you mean SharedAccessSignature?",
+            ),
+            (
+                "UseDevelopmentStorage=true;Colour=topsecretsig",
+                "unknown key 'Colour' (known keys: AccountName",
+            ),
+            (
+                "AccountName=a;EndpointSuffix=core.windows.net",
+                "AccountName is given without AccountKey or SharedAccessSignature",
+            ),
             ("AccountName=a;justsecretstuff", "segment 2"),
             (
                 "AccountName=a;AccountKey=%%%notbase64secret",
@@ -457,10 +567,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             let err = ConnectionString::parse(text).unwrap_err();
-            assert!(
-                matches!(err, Error::InvalidConnectionString { .. }),
-                "{text}: {err:?}"
-            );
+            assert!(matches!(err, Error::InvalidInput { .. }), "{text}: {err:?}");
             let shown = format!("{err} {err:?}");
             assert!(shown.contains(expected), "{text}: {shown}");
             for secret in ["%%%notbase64secret", "topsecretsig", "justsecretstuff"] {

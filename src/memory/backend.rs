@@ -56,6 +56,22 @@ impl MemoryBackend {
         crate::sync::lock(&self.state)
     }
 
+    /// Writes `fields` as the record's new version if the record is at `condition`: `None` for
+    /// "no record yet", `Some(None)` for a version this store never issued (no record has it).
+    fn write_if(&self, key: Key, fields: Fields, condition: Option<Option<u64>>) -> Written {
+        let mut state = self.state();
+        let current = state.records.get(&key).map(|s| s.version);
+        let lost = |why: &str| Written::Lost(why.to_owned());
+        match (condition, current) {
+            (None, Some(_)) => lost("the record exists"),
+            (Some(_), None) => lost("the record does not exist"),
+            (Some(wanted), Some(current)) if wanted != Some(current) => {
+                lost("the record has changed since that version")
+            }
+            _ => Written::Applied(self.write(&mut state, key, fields)),
+        }
+    }
+
     /// Writes `fields` as the record's new version.
     fn write(&self, state: &mut State, key: Key, fields: Fields) -> Version {
         state.versions += 1;
@@ -75,6 +91,11 @@ impl MemoryBackend {
 
 fn etag_of(version: u64) -> Etag {
     Etag::from(format!("\"{version}\""))
+}
+
+/// The version an etag names; `None` for one this store never issued (which no record has).
+fn version_of(etag: &Etag) -> Option<u64> {
+    etag.as_ref().trim().trim_matches('"').parse().ok()
 }
 
 /// The key of one partition's record; names must not be empty.
@@ -129,7 +150,7 @@ impl Backend for MemoryBackend {
                         "etag must be the etag of a listed or claimed ownership (not empty, not '*')",
                     ));
                 }
-                Some(inner.parse().ok())
+                Some(version_of(etag))
             }
         };
         Ok(Claim {
@@ -140,24 +161,10 @@ impl Backend for MemoryBackend {
     }
 
     async fn claim(&self, claim: Claim) -> Result<Written> {
-        let mut state = self.state();
-        let current = state.records.get(&claim.key).map(|s| s.version);
-        let lost = |why: &str| Ok(Written::Lost(why.to_owned()));
-        match (claim.condition, current) {
-            (None, Some(_)) => lost("the record exists"),
-            (Some(_), None) => lost("the record does not exist"),
-            (Some(wanted), Some(current)) if wanted != Some(current) => {
-                lost("the record has changed since that version")
-            }
-            _ => Ok(Written::Applied(self.write(
-                &mut state,
-                claim.key,
-                claim.fields,
-            ))),
-        }
+        Ok(self.write_if(claim.key, claim.fields, claim.condition))
     }
 
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Version> {
         let key = key(
             Record::Checkpoint,
             &checkpoint.scope,
@@ -165,8 +172,40 @@ impl Backend for MemoryBackend {
         )?;
         let fields = record::checkpoint_fields(checkpoint)?;
         let mut state = self.state();
-        self.write(&mut state, key, fields);
-        Ok(())
+        Ok(self.write(&mut state, key, fields))
+    }
+
+    async fn read_checkpoint(
+        &self,
+        scope: &Scope,
+        partition_id: &str,
+    ) -> Result<Option<(Checkpoint, Etag)>> {
+        let key = key(Record::Checkpoint, scope, partition_id)?;
+        let state = self.state();
+        Ok(state.records.get(&key).map(|stored| {
+            let listed = Listed {
+                partition_id: partition_id.to_owned(),
+                etag: None,
+                last_modified: Some(stored.last_modified),
+                fields: &stored.fields,
+                source: partition_id,
+            };
+            (listed.into_checkpoint(scope), etag_of(stored.version))
+        }))
+    }
+
+    async fn write_checkpoint_if(
+        &self,
+        checkpoint: &Checkpoint,
+        version: Option<&Etag>,
+    ) -> Result<Written> {
+        let key = key(
+            Record::Checkpoint,
+            &checkpoint.scope,
+            &checkpoint.partition_id,
+        )?;
+        let fields = record::checkpoint_fields(checkpoint)?;
+        Ok(self.write_if(key, fields, version.map(version_of)))
     }
 
     async fn list(

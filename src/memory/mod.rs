@@ -7,7 +7,7 @@
 mod backend;
 
 use crate::error::Result;
-use crate::model::{Checkpoint, Ownership};
+use crate::model::{Advance, Checkpoint, Ownership};
 use crate::options::DEFAULT_CLAIM_CONCURRENCY;
 use crate::scope::Scope;
 use crate::shell::Shell;
@@ -96,6 +96,10 @@ impl CheckpointStore for InMemoryCheckpointStore {
 
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         self.inner.put_checkpoint(checkpoint).await
+    }
+
+    async fn advance_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Advance> {
+        self.inner.advance_checkpoint(checkpoint).await
     }
 
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {

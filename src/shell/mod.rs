@@ -10,11 +10,12 @@
 
 mod claim;
 pub(crate) mod record;
+mod versions;
 
 use crate::client::account::{Account, Open};
 use crate::client::timeout::{bounded, OperationTimeout};
 use crate::error::{Error, Result};
-use crate::model::{Checkpoint, Ownership};
+use crate::model::{Advance, Checkpoint, Ownership, Standing};
 use crate::options::ServiceOptions;
 use crate::scope::Scope;
 use crate::store::ServiceTime;
@@ -22,6 +23,12 @@ use async_trait::async_trait;
 use azure_core::{http::Etag, time::OffsetDateTime};
 use claim::{claim_all, ClaimOutcome};
 use record::{Listed, Record};
+use versions::Versions;
+
+/// How often a write that must not move a checkpoint back re-reads the record after losing a
+/// race before it gives up: each lost race means another writer wrote the same partition just
+/// then, which a partition with one owner does not see twice in a row.
+const ADVANCE_ATTEMPTS: usize = 16;
 use std::{fmt, num::NonZeroUsize, sync::Arc, time::Duration};
 
 /// Where a backend's listing hands each record as it reads it.
@@ -78,13 +85,29 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// one, only if the record does not exist. Lost when the condition did not hold.
     async fn claim(&self, claim: Self::Claim) -> Result<Written>;
 
-    /// The unconditional write of a checkpoint, creating its record on first use.
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+    /// The unconditional write of a checkpoint, creating its record on first use; its new
+    /// version.
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Version>;
 
     /// The same, in one request whether or not the record exists, where the backend can.
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Version> {
         self.update_checkpoint(checkpoint).await
     }
+
+    /// One partition's stored checkpoint and the version it is at, or `None` without a record.
+    async fn read_checkpoint(
+        &self,
+        scope: &Scope,
+        partition_id: &str,
+    ) -> Result<Option<(Checkpoint, Etag)>>;
+
+    /// The conditional write of a checkpoint: only if its record is still at `version`, or, with
+    /// `None`, only if it has no record yet. Lost when the condition did not hold.
+    async fn write_checkpoint_if(
+        &self,
+        checkpoint: &Checkpoint,
+        version: Option<&Etag>,
+    ) -> Result<Written>;
 
     /// Every record of one kind in one scope, each handed to `on_record` as it is read; the
     /// service's time as the (last) response showed it, when it did.
@@ -101,6 +124,8 @@ pub(crate) struct Shell<B> {
     pub(crate) backend: B,
     claim_concurrency: usize,
     timeout: OperationTimeout,
+    /// The checkpoint versions this store last wrote or read.
+    versions: Versions,
 }
 
 impl<B: Backend> Shell<B> {
@@ -114,6 +139,7 @@ impl<B: Backend> Shell<B> {
             backend,
             claim_concurrency: claim_concurrency.get(),
             timeout: OperationTimeout::new(operation_timeout)?,
+            versions: Versions::default(),
         }))
     }
 
@@ -189,11 +215,13 @@ impl<B: Backend> Shell<B> {
         err
     )]
     pub(crate) async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        self.bounded(
-            "update_checkpoint",
-            self.backend.update_checkpoint(checkpoint),
-        )
-        .await
+        let written = self
+            .bounded(
+                "update_checkpoint",
+                self.backend.update_checkpoint(checkpoint),
+            )
+            .await;
+        self.remember(checkpoint, written)
     }
 
     #[tracing::instrument(
@@ -203,8 +231,102 @@ impl<B: Backend> Shell<B> {
         err
     )]
     pub(crate) async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        self.bounded("put_checkpoint", self.backend.put_checkpoint(checkpoint))
-            .await
+        let written = self
+            .bounded("put_checkpoint", self.backend.put_checkpoint(checkpoint))
+            .await;
+        self.remember(checkpoint, written)
+    }
+
+    /// Notes the version an unconditional checkpoint write made, for the next conditional one.
+    fn remember(&self, checkpoint: &Checkpoint, written: Result<Version>) -> Result<()> {
+        let key = Versions::key(checkpoint);
+        match written {
+            Ok(version) => {
+                self.versions.set(key, version.etag);
+                Ok(())
+            }
+            Err(err) => {
+                self.versions.set(key, None);
+                Err(err)
+            }
+        }
+    }
+
+    /// Writes `checkpoint` unless the stored one is at or past it (see
+    /// [`CheckpointStore::advance_checkpoint`](crate::CheckpointStore::advance_checkpoint)):
+    /// conditional on the version this store last saw of the record, so a write by anyone else in
+    /// between is read and compared first, never overwritten.
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(partition_id = %checkpoint.partition_id, sequence_number = ?checkpoint.sequence_number),
+        err
+    )]
+    pub(crate) async fn advance_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Advance> {
+        // Refused now, not after a read.
+        record::checkpoint_fields(checkpoint)?;
+        let key = Versions::key(checkpoint);
+        self.bounded("advance_checkpoint", async {
+            let mut known = self.versions.get(&key);
+            for _ in 0..ADVANCE_ATTEMPTS {
+                let version = match known.take() {
+                    Some(version) => Some(version),
+                    None => {
+                        let stored = self
+                            .backend
+                            .read_checkpoint(&checkpoint.scope, &checkpoint.partition_id)
+                            .await;
+                        match stored {
+                            Err(err) => {
+                                self.versions.set(key, None);
+                                return Err(err);
+                            }
+                            Ok(None) => None,
+                            Ok(Some((stored, etag))) => match stored.standing_against(checkpoint) {
+                                Standing::Same => {
+                                    self.versions.set(key, Some(etag));
+                                    return Ok(Advance::Unchanged);
+                                }
+                                Standing::AtOrPast => {
+                                    self.versions.set(key, Some(etag));
+                                    tracing::debug!(
+                                        stored = ?stored.sequence_number,
+                                        "the stored checkpoint is at or past this one: not written"
+                                    );
+                                    return Ok(Advance::Stale { stored });
+                                }
+                                Standing::Behind => Some(etag),
+                            },
+                        }
+                    }
+                };
+                match self
+                    .backend
+                    .write_checkpoint_if(checkpoint, version.as_ref())
+                    .await
+                {
+                    Ok(Written::Applied(written)) => {
+                        self.versions.set(key, written.etag);
+                        return Ok(Advance::Written);
+                    }
+                    // Someone else wrote it since: read what they wrote, and compare again.
+                    Ok(Written::Lost(reason)) => {
+                        tracing::debug!(%reason, "checkpoint changed since last seen; reading it")
+                    }
+                    Err(err) => {
+                        self.versions.set(key, None);
+                        return Err(err);
+                    }
+                }
+            }
+            Err(Error::Conflict {
+                message: format!(
+                    "the checkpoint of partition {} changed {ADVANCE_ATTEMPTS} times while this write was tried; not written",
+                    checkpoint.partition_id
+                ),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(scope = %scope), err)]

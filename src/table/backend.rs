@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::scope::Scope;
 use crate::shell::record::{Listed, Record};
-use crate::shell::{Backend, OnRecord, Written};
+use crate::shell::{Backend, OnRecord, Version, Written};
 use crate::store::ServiceTime;
 use async_trait::async_trait;
 use azure_core::http::Etag;
@@ -77,7 +77,7 @@ impl Backend for TableBackend {
         Written::of(written, |err| lost_race(err, claim.etag.is_some()))
     }
 
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Version> {
         let partition_key = keys::partition_key(&checkpoint.scope, Record::Checkpoint)?;
         let row_key = keys::row_key(&checkpoint.partition_id)?;
         let body = entity::checkpoint_body(&partition_key, row_key, checkpoint)?;
@@ -86,7 +86,50 @@ impl Backend for TableBackend {
         self.table
             .replace(&partition_key, row_key, &body, None)
             .await
-            .map(drop)
+    }
+
+    async fn read_checkpoint(
+        &self,
+        scope: &Scope,
+        partition_id: &str,
+    ) -> Result<Option<(Checkpoint, Etag)>> {
+        let partition_key = keys::partition_key(scope, Record::Checkpoint)?;
+        let row_key = keys::row_key(partition_id)?;
+        let Some(entity) = self.table.get(&partition_key, row_key).await? else {
+            return Ok(None);
+        };
+        let Some(etag) = entity.etag() else {
+            return Err(Error::UnexpectedResponse {
+                message: format!("the checkpoint entity of partition {partition_id} has no ETag"),
+            });
+        };
+        let listed = Listed {
+            partition_id: entity.row_key.clone(),
+            etag: None,
+            last_modified: entity.timestamp(),
+            fields: &entity,
+            source: &entity.row_key,
+        };
+        Ok(Some((listed.into_checkpoint(scope), etag)))
+    }
+
+    async fn write_checkpoint_if(
+        &self,
+        checkpoint: &Checkpoint,
+        version: Option<&Etag>,
+    ) -> Result<Written> {
+        let partition_key = keys::partition_key(&checkpoint.scope, Record::Checkpoint)?;
+        let row_key = keys::row_key(&checkpoint.partition_id)?;
+        let body = entity::checkpoint_body(&partition_key, row_key, checkpoint)?;
+        let written = match version {
+            Some(etag) => {
+                self.table
+                    .replace(&partition_key, row_key, &body, Some(etag))
+                    .await
+            }
+            None => self.table.insert(&body).await,
+        };
+        Written::of(written, |err| lost_race(err, version.is_some()))
     }
 
     async fn list(

@@ -142,6 +142,34 @@ impl Table {
         Ok(written)
     }
 
+    /// Query Entity (one entity by its keys), or `None` when it does not exist.
+    pub(crate) async fn get(&self, partition_key: &str, row_key: &str) -> Result<Option<Entity>> {
+        let mut request = self.request(self.entity_url(partition_key, row_key), Method::Get);
+        match self.rest.send(&mut request, &[200]).await {
+            Ok(response) => serde_json::from_slice(response.body())
+                .map(Some)
+                .map_err(|e| Error::UnexpectedResponse {
+                    message: format!("an entity is not the expected JSON: {e}"),
+                }),
+            Err(err) if err.error_code() == Some("ResourceNotFound") => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Whether the table exists (Query Tables for its name).
+    pub(crate) async fn exists(&self) -> Result<bool> {
+        let address = format!(
+            "Tables({})",
+            utf8_percent_encode(&super::keys::odata_literal(&self.name), KEY_ENCODE)
+        );
+        let mut request = self.request(self.at(&address), Method::Get);
+        match self.rest.send(&mut request, &[200]).await {
+            Ok(_) => Ok(true),
+            Err(err) if err.status() == Some(404) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Update Entity (replace) with `If-Match: etag`, or Insert Or Replace Entity without one.
     /// The response has no body; the new ETag carries the new Timestamp.
     pub(crate) async fn replace(
@@ -151,19 +179,23 @@ impl Table {
         body: &Value,
         if_match: Option<&Etag>,
     ) -> Result<Version> {
-        let address = format!(
-            "{}(PartitionKey={},RowKey={})",
-            self.name,
-            utf8_percent_encode(&super::keys::odata_literal(partition_key), KEY_ENCODE),
-            utf8_percent_encode(&super::keys::odata_literal(row_key), KEY_ENCODE),
-        );
-        let mut request = self.request(self.at(&address), Method::Put);
+        let mut request = self.request(self.entity_url(partition_key, row_key), Method::Put);
         if let Some(etag) = if_match {
             request.insert_header("if-match", etag.to_string());
         }
         set_json(&mut request, body);
         let response = self.rest.send(&mut request, &[204]).await?;
         Ok(written_from(response.headers()))
+    }
+
+    /// The address of one entity: `{table}(PartitionKey='…',RowKey='…')`.
+    fn entity_url(&self, partition_key: &str, row_key: &str) -> Url {
+        self.at(&format!(
+            "{}(PartitionKey={},RowKey={})",
+            self.name,
+            utf8_percent_encode(&super::keys::odata_literal(partition_key), KEY_ENCODE),
+            utf8_percent_encode(&super::keys::odata_literal(row_key), KEY_ENCODE),
+        ))
     }
 
     /// A request with the service version and the OData headers every Table call carries.

@@ -19,7 +19,7 @@ use crate::client::connection_string::ConnectionString;
 use crate::client::credential::StorageCredential;
 use crate::client::Service;
 use crate::error::Result;
-use crate::model::{Checkpoint, Ownership};
+use crate::model::{Advance, Checkpoint, Ownership};
 use crate::scope::Scope;
 use crate::shell::Shell;
 use crate::store::{CheckpointStore, ServiceTime};
@@ -134,6 +134,13 @@ impl TableCheckpointStore {
         self.inner.backend.table.url()
     }
 
+    /// Whether the table exists (one Query Tables request).
+    pub async fn table_exists(&self) -> Result<bool> {
+        self.inner
+            .bounded("table_exists", self.inner.backend.table.exists())
+            .await
+    }
+
     /// Creates the table if it does not exist yet; `true` when it was created.
     pub async fn create_table_if_missing(&self) -> Result<bool> {
         self.inner
@@ -168,6 +175,10 @@ impl CheckpointStore for TableCheckpointStore {
 
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         self.inner.put_checkpoint(checkpoint).await
+    }
+
+    async fn advance_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Advance> {
+        self.inner.advance_checkpoint(checkpoint).await
     }
 
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {

@@ -200,9 +200,7 @@ impl From<eventhub_checkpointstore::Error> for Failure {
         use eventhub_checkpointstore::Error;
         match err {
             // Refused before any request: the arguments are wrong.
-            Error::InvalidInput { message } | Error::InvalidConnectionString { message } => {
-                Failure::Refused(message)
-            }
+            Error::InvalidInput { message } => Failure::Refused(message),
             other => Failure::Store(other),
         }
     }
