@@ -33,7 +33,7 @@
 //! Each case panics (fails its test) with a message naming what broke.
 
 use crate::azure_core::http::Etag;
-use crate::{Checkpoint, CheckpointStore, Error, Ownership, Scope};
+use crate::{Advance, Checkpoint, CheckpointStore, Error, Ownership, Scope};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -532,6 +532,90 @@ pub async fn losing_every_claim_is_not_an_error(fixture: &dyn Fixture) {
     assert_eq!(store.claim_ownership(&again).await.unwrap(), vec![]);
 }
 
+/// Ours: `advance_checkpoint` writes only what moves a checkpoint forward, also over another
+/// client's write it has not seen; `update_checkpoint` still rewinds.
+pub async fn advance_never_moves_a_checkpoint_back(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let a = fixture.client().await;
+    let b = fixture.client().await;
+    let stored = |store: Arc<dyn CheckpointStore>| {
+        let s = s.clone();
+        async move {
+            store.list_checkpoints(&s).await.unwrap()[0]
+                .sequence_number
+                .unwrap()
+        }
+    };
+    let advance = |store: &Arc<dyn CheckpointStore>, seq: i64| {
+        let checkpoint = checkpoint(&s, "0", &seq.to_string(), seq);
+        let store = store.clone();
+        async move { store.advance_checkpoint(&checkpoint).await.unwrap() }
+    };
+    assert_eq!(
+        advance(&a, 10).await,
+        Advance::Written,
+        "a first checkpoint"
+    );
+    assert_eq!(advance(&a, 20).await, Advance::Written);
+    assert_eq!(advance(&a, 20).await, Advance::Unchanged);
+    match advance(&a, 15).await {
+        Advance::Stale { stored } => assert_eq!(stored.sequence_number, Some(20)),
+        other => panic!("an older position was not refused: {other:?}"),
+    }
+    assert_eq!(stored(a.clone()).await, 20);
+    // Another client writes further; `a`, which last saw its own write, must read it, not
+    // overwrite it.
+    assert_eq!(advance(&b, 40).await, Advance::Written);
+    assert!(
+        matches!(advance(&a, 30).await, Advance::Stale { .. }),
+        "a write over another client's newer checkpoint"
+    );
+    assert_eq!(stored(a.clone()).await, 40);
+    assert_eq!(advance(&a, 41).await, Advance::Written);
+    // An operator's rewind is an unconditional update; later advances compare against it.
+    a.update_checkpoint(&checkpoint(&s, "0", "5", 5))
+        .await
+        .unwrap();
+    assert_eq!(stored(b.clone()).await, 5);
+    assert_eq!(advance(&b, 6).await, Advance::Written);
+    assert_eq!(stored(a.clone()).await, 6);
+    // Positions without a sequence number cannot be ordered: written.
+    let offset_only = s.checkpoint("0", Some("geo:1".into()), None);
+    assert_eq!(
+        a.advance_checkpoint(&offset_only).await.unwrap(),
+        Advance::Written
+    );
+    assert!(matches!(
+        a.advance_checkpoint(&s.checkpoint("0", None, None)).await,
+        Err(Error::InvalidInput { .. })
+    ));
+}
+
+/// Ours: two clients advance one partition's checkpoint at the same time, each with its own
+/// positions; the stored checkpoint ends at the newest of all, whatever the interleaving.
+pub async fn racing_advances_keep_the_newest(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let clients = [fixture.client().await, fixture.client().await];
+    let writers = clients.iter().enumerate().map(|(i, store)| {
+        let s = s.clone();
+        async move {
+            for n in 0..20i64 {
+                // Client 0 writes even positions, client 1 odd ones, interleaved.
+                let seq = n * 2 + i as i64;
+                store
+                    .advance_checkpoint(&checkpoint(&s, "7", &seq.to_string(), seq))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    futures::future::join_all(writers).await;
+    let listed = clients[0].list_checkpoints(&s).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].sequence_number, Some(39));
+    assert_eq!(listed[0].offset.as_deref(), Some("39"));
+}
+
 /// Ours: bad input is a typed error and nothing is written.
 pub async fn invalid_input_is_rejected_before_any_write(fixture: &dyn Fixture) {
     let s = fixture.scope();
@@ -615,6 +699,8 @@ macro_rules! conformance_suite {
             many_claims_in_one_call,
             losing_every_claim_is_not_an_error,
             put_checkpoint_creates_then_replaces,
+            advance_never_moves_a_checkpoint_back,
+            racing_advances_keep_the_newest,
             invalid_input_is_rejected_before_any_write,
         );
     };

@@ -173,3 +173,39 @@ pub trait CheckpointStore: Send + Sync {
     /// Every checkpoint of the consumer group.
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>>;
 }
+
+/// A shared store is a store: an `Arc<dyn CheckpointStore>` (or an `Arc` of a concrete store) can
+/// be passed, or wrapped, wherever a store is taken. Every call goes to the store inside.
+#[async_trait]
+impl<T: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<T> {
+    async fn list_ownership(&self, scope: &Scope) -> Result<Vec<Ownership>> {
+        (**self).list_ownership(scope).await
+    }
+
+    async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
+        (**self).claim_ownership(ownership).await
+    }
+
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        (**self).update_checkpoint(checkpoint).await
+    }
+
+    async fn advance_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Advance> {
+        (**self).advance_checkpoint(checkpoint).await
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        (**self).put_checkpoint(checkpoint).await
+    }
+
+    async fn list_ownership_with_service_time(
+        &self,
+        scope: &Scope,
+    ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
+        (**self).list_ownership_with_service_time(scope).await
+    }
+
+    async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
+        (**self).list_checkpoints(scope).await
+    }
+}

@@ -18,10 +18,12 @@ use eventhub_checkpointstore_testkit as common;
 
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer, Strategy},
+    checkpointer::{Checkpointer, CheckpointerOptions},
     CheckpointStore,
 };
 use std::{
     collections::BTreeMap,
+    num::NonZeroU64,
     process::Stdio,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -50,6 +52,17 @@ fn python() -> String {
 }
 
 fn python_consumer(container: &str, owner: &str) -> Child {
+    python_peer(container, owner, PARTITIONS, None)
+}
+
+/// Python's load balancer as `owner` over `partitions`; with `checkpoint_at`, it also checkpoints
+/// every partition it owns at that sequence number after each cycle.
+fn python_peer(
+    container: &str,
+    owner: &str,
+    partitions: usize,
+    checkpoint_at: Option<i64>,
+) -> Child {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/python-peer/balancer.py");
     let mut child = Command::new(python())
         .arg(script)
@@ -62,8 +75,9 @@ fn python_consumer(container: &str, owner: &str) -> Child {
             owner,
             &INTERVAL.as_secs_f64().to_string(),
             &EXPIRATION.as_secs_f64().to_string(),
-            &PARTITIONS.to_string(),
+            &partitions.to_string(),
         ])
+        .args(checkpoint_at.map(|n| n.to_string()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -211,4 +225,101 @@ async fn rust_and_python_balancers_share_fairly_and_take_over_a_killed_python_co
         left.values().all(|o| o == "python-1"),
         "the Rust consumers relinquished on shutdown: {left:?}"
     );
+}
+
+/// Python's processor steals partitions from a Rust consumer that hands over (it holds nothing,
+/// as no other language's processor does), resumes and checkpoints further at once. The Rust
+/// consumer learns of the steals at its next cycle and then writes its last positions, which are
+/// older: none of them lands over Python's checkpoints. (Fails when the checkpointer writes with
+/// `update_checkpoint`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_stealing_from_a_rust_consumer_keeps_its_newer_checkpoints() {
+    const SMALL: usize = 8;
+    let container = common::fresh_container().await;
+    let store: Arc<dyn CheckpointStore> = Arc::new(common::store_on(&container, None));
+    let scope = Scope::new(NS, HUB, GROUP);
+    let checkpointer = Arc::new(
+        Checkpointer::new(
+            store.clone(),
+            scope.clone(),
+            CheckpointerOptions {
+                every_events: NonZeroU64::new(1_000_000),
+                every: None,
+            },
+        )
+        .unwrap(),
+    );
+    let rust = PartitionBalancer::new(
+        store.clone(),
+        scope.clone(),
+        "rust",
+        (0..SMALL).map(|p| p.to_string()),
+        BalancerOptions {
+            interval: INTERVAL,
+            expiration: EXPIRATION,
+            strategy: Strategy::Greedy,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .with_checkpointer(checkpointer.clone());
+    // Every ownership record exists before Python runs (see the module docs).
+    assert_eq!(rust.cycle().await.unwrap().len(), SMALL);
+    for p in 0..SMALL {
+        for seq in 0..=50i64 {
+            checkpointer
+                .record(&p.to_string(), Some(seq.to_string()), Some(seq))
+                .await
+                .unwrap();
+        }
+    }
+
+    let python = python_peer(&container, "python", SMALL, Some(1000));
+    // Python steals one partition per cycle and checkpoints what it owns at 1000.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let stolen = loop {
+        let stolen: Vec<String> = store
+            .list_checkpoints(&scope)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.sequence_number == Some(1000))
+            .map(|c| c.partition_id)
+            .collect();
+        if stolen.len() >= 2 {
+            break stolen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Python stole nothing within {DEADLINE:?}"
+        );
+        rust.cycle().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // The Rust consumer finds the steals and writes its last positions of everything it lost.
+    rust.cycle().await.unwrap();
+    rust.cycle().await.unwrap();
+    drop(python);
+    rust.relinquish().await.unwrap();
+    checkpointer.flush_all().await.unwrap();
+    let after: BTreeMap<String, Option<i64>> = store
+        .list_checkpoints(&scope)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.partition_id, c.sequence_number))
+        .collect();
+    for p in &stolen {
+        assert_eq!(
+            after[p],
+            Some(1000),
+            "partition {p}: Python's checkpoint moved back: {after:?}"
+        );
+    }
+    assert!(
+        checkpointer.stats().refused >= stolen.len() as u64,
+        "{after:?}"
+    );
+    // What Python did not take keeps the Rust consumer's last position.
+    assert!(after.values().all(|s| *s == Some(50) || *s == Some(1000)));
 }

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use azure_core::{http::Etag, time::OffsetDateTime};
 use claim::{claim_all, ClaimOutcome};
 use record::{Listed, Record};
-use versions::Versions;
+use versions::{Seen, Versions};
 
 /// How often a write that must not move a checkpoint back re-reads the record after losing a
 /// race before it gives up: each lost race means another writer wrote the same partition just
@@ -242,20 +242,21 @@ impl<B: Backend> Shell<B> {
         let key = Versions::key(checkpoint);
         match written {
             Ok(version) => {
-                self.versions.set(key, version.etag);
+                self.versions.set(key, version.etag, checkpoint);
                 Ok(())
             }
             Err(err) => {
-                self.versions.set(key, None);
+                self.versions.forget(&key);
                 Err(err)
             }
         }
     }
 
     /// Writes `checkpoint` unless the stored one is at or past it (see
-    /// [`CheckpointStore::advance_checkpoint`](crate::CheckpointStore::advance_checkpoint)):
-    /// conditional on the version this store last saw of the record, so a write by anyone else in
-    /// between is read and compared first, never overwritten.
+    /// [`CheckpointStore::advance_checkpoint`](crate::CheckpointStore::advance_checkpoint)). The
+    /// record as this store last saw it is compared first, and the write is conditional on that
+    /// version: a write by anyone else in between fails the condition, and is read and compared
+    /// before anything is written, never overwritten.
     #[tracing::instrument(
         level = "debug",
         skip_all,
@@ -267,46 +268,48 @@ impl<B: Backend> Shell<B> {
         record::checkpoint_fields(checkpoint)?;
         let key = Versions::key(checkpoint);
         self.bounded("advance_checkpoint", async {
-            let mut known = self.versions.get(&key);
+            let mut seen = self.versions.get(&key);
             for _ in 0..ADVANCE_ATTEMPTS {
-                let version = match known.take() {
-                    Some(version) => Some(version),
-                    None => {
-                        let stored = self
-                            .backend
-                            .read_checkpoint(&checkpoint.scope, &checkpoint.partition_id)
-                            .await;
-                        match stored {
-                            Err(err) => {
-                                self.versions.set(key, None);
-                                return Err(err);
-                            }
-                            Ok(None) => None,
-                            Ok(Some((stored, etag))) => match stored.standing_against(checkpoint) {
-                                Standing::Same => {
-                                    self.versions.set(key, Some(etag));
-                                    return Ok(Advance::Unchanged);
+                // What this store last saw decides a write; only the record as read now decides
+                // against one (someone may have moved it back since: an operator's rewind).
+                let (seen_now, fresh) = match seen.take() {
+                    Some(seen) => (Some(seen), false),
+                    None => match self
+                        .backend
+                        .read_checkpoint(&checkpoint.scope, &checkpoint.partition_id)
+                        .await
+                    {
+                        Ok(read) => (read.map(|(stored, etag)| Seen { etag, stored }), true),
+                        Err(err) => {
+                            self.versions.forget(&key);
+                            return Err(err);
+                        }
+                    },
+                };
+                if let Some(Seen { etag, stored }) = &seen_now {
+                    match stored.standing_against(checkpoint) {
+                        Standing::Behind => {}
+                        _ if !fresh => continue,
+                        standing => {
+                            self.versions.set(key, Some(etag.clone()), stored);
+                            return Ok(if standing == Standing::Same {
+                                Advance::Unchanged
+                            } else {
+                                tracing::debug!(
+                                    stored = ?stored.sequence_number,
+                                    "the stored checkpoint is at or past this one: not written"
+                                );
+                                Advance::Stale {
+                                    stored: stored.clone(),
                                 }
-                                Standing::AtOrPast => {
-                                    self.versions.set(key, Some(etag));
-                                    tracing::debug!(
-                                        stored = ?stored.sequence_number,
-                                        "the stored checkpoint is at or past this one: not written"
-                                    );
-                                    return Ok(Advance::Stale { stored });
-                                }
-                                Standing::Behind => Some(etag),
-                            },
+                            });
                         }
                     }
-                };
-                match self
-                    .backend
-                    .write_checkpoint_if(checkpoint, version.as_ref())
-                    .await
-                {
+                }
+                let version = seen_now.as_ref().map(|seen| &seen.etag);
+                match self.backend.write_checkpoint_if(checkpoint, version).await {
                     Ok(Written::Applied(written)) => {
-                        self.versions.set(key, written.etag);
+                        self.versions.set(key, written.etag, checkpoint);
                         return Ok(Advance::Written);
                     }
                     // Someone else wrote it since: read what they wrote, and compare again.
@@ -314,7 +317,7 @@ impl<B: Backend> Shell<B> {
                         tracing::debug!(%reason, "checkpoint changed since last seen; reading it")
                     }
                     Err(err) => {
-                        self.versions.set(key, None);
+                        self.versions.forget(&key);
                         return Err(err);
                     }
                 }

@@ -3,10 +3,12 @@ OwnershipManager over azure-eventhub-checkpointstoreblob-aio's BlobCheckpointSto
 client is a stand-in that only supplies partition ids; nothing connects to Event Hubs.
 
 Usage: balancer.py CONNECTION_STRING CONTAINER NAMESPACE EVENT_HUB CONSUMER_GROUP OWNER_ID
-                   INTERVAL_SECONDS OWNERSHIP_TIMEOUT_SECONDS PARTITIONS
+                   INTERVAL_SECONDS OWNERSHIP_TIMEOUT_SECONDS PARTITIONS [CHECKPOINT_AT]
 
 Prints the sorted owned partition ids as one JSON line per balancing cycle; stops when stdin
-closes, releasing nothing (as a processor that stops without closing does).
+closes, releasing nothing (as a processor that stops without closing does). With CHECKPOINT_AT,
+after each cycle it checkpoints every partition it owns at that sequence number (and offset), as a
+processor that resumed and processed that far would, through the same blob store.
 """
 
 import asyncio
@@ -36,7 +38,8 @@ class StandInClient:
 
 
 async def main():
-    (conn, container, namespace, eventhub, group, owner, interval, timeout, partitions) = sys.argv[1:]
+    (conn, container, namespace, eventhub, group, owner, interval, timeout, partitions) = sys.argv[1:10]
+    checkpoint_at = int(sys.argv[10]) if len(sys.argv) > 10 else None
     store = BlobCheckpointStore.from_connection_string(conn, container)
     manager = OwnershipManager(
         StandInClient(namespace, eventhub, int(partitions)),
@@ -53,6 +56,16 @@ async def main():
         while not stdin_closed.done():
             try:
                 owned = await manager.claim_ownership()
+                if checkpoint_at is not None:
+                    for partition in owned:
+                        await store.update_checkpoint({
+                            "fully_qualified_namespace": namespace,
+                            "eventhub_name": eventhub,
+                            "consumer_group": group,
+                            "partition_id": partition,
+                            "sequence_number": checkpoint_at,
+                            "offset": str(checkpoint_at),
+                        })
                 print(json.dumps(sorted(owned, key=int)), flush=True)
             except Exception as err:  # a failed cycle is retried, as the processor does
                 print(json.dumps({"error": str(err)}), flush=True)
