@@ -32,13 +32,29 @@ fn run(args: &[&str]) -> Run {
 }
 
 fn run_with_input(args: &[&str], input: Option<&str>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eh-checkpoints"))
-        .args(args)
-        .env(
+    run_in(
+        &[(
             "AZURE_STORAGE_CONNECTION_STRING",
-            common::connection_string(),
-        )
-        .env_remove("AZURE_STORAGE_SAS")
+            Some(&common::connection_string()),
+        )],
+        args,
+        input,
+    )
+}
+
+/// Runs `eh-checkpoints ARGS` with exactly `env` as the storage variables (`None`: unset).
+fn run_in(env: &[(&str, Option<&str>)], args: &[&str], input: Option<&str>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eh-checkpoints"));
+    command
+        .args(args)
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        .env_remove("AZURE_STORAGE_SAS");
+    for (name, value) in env {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -56,8 +72,11 @@ fn run_with_input(args: &[&str], input: Option<&str>) -> Run {
         stderr: String::from_utf8(out.stderr).unwrap(),
     };
     for text in [&run.stdout, &run.stderr] {
+        let signature_shown = text
+            .match_indices("sig=")
+            .any(|(at, _)| !text[at + 4..].starts_with("REDACTED"));
         assert!(
-            !text.contains(DEVELOPMENT_ACCOUNT_KEY) && !text.contains("sig="),
+            !text.contains(DEVELOPMENT_ACCOUNT_KEY) && !signature_shown,
             "a secret in the output of {args:?}: {text}"
         );
     }
@@ -193,10 +212,11 @@ async fn set_refuses_a_live_partition_and_dry_runs_write_nothing() {
         refused.stderr
     );
     assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
-    assert_eq!(
-        refused.stderr.lines().count(),
-        1,
-        "one line: {}",
+    let lines: Vec<&str> = refused.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "where, then why: {}", refused.stderr);
+    assert!(
+        lines[0].contains(&container) && lines[0].contains("consumer group"),
+        "it says where it would write first: {}",
         refused.stderr
     );
 
@@ -231,16 +251,102 @@ async fn set_refuses_a_live_partition_and_dry_runs_write_nothing() {
     let forced = run(&args(
         "set",
         &scope,
-        &["--partition", "0", "--sequence-number", "-1", "--force"],
+        &["--partition", "0", "--sequence-number", "7", "--force"],
     ));
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     let after = positions(&store, CG).await;
     assert_eq!(after["2"], (Some("4200".into()), Some(42)));
     assert_eq!(
         after["0"],
-        (None, Some(-1)),
+        (None, Some(7)),
         "a checkpoint at a sequence number only"
     );
+}
+
+#[tokio::test]
+async fn set_never_moves_a_checkpoint_back_unless_forced_and_says_what_it_moved() {
+    let (container, store) = seeded().await;
+    let scope = scope(&container);
+    // Partition 3 is free, at sequence number 3.
+    let back = run(&args(
+        "set",
+        &scope,
+        &["--partition", "3", "--sequence-number", "1"],
+    ));
+    assert_eq!(back.code, 2, "{}", back.stderr);
+    assert!(
+        back.stderr
+            .contains("partition 3 is at sequence number 3, offset 300; sequence number 1")
+            && back.stderr.contains("would move it back"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(
+        positions(&store, CG).await["3"].1,
+        Some(3),
+        "nothing written"
+    );
+
+    let dry = run(&args(
+        "set",
+        &scope,
+        &[
+            "--partition",
+            "3",
+            "--sequence-number",
+            "1",
+            "--force",
+            "--dry-run",
+        ],
+    ));
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry
+        .stdout
+        .contains("would move partition 3 back from sequence number 3"));
+    assert_eq!(
+        positions(&store, CG).await["3"].1,
+        Some(3),
+        "nothing written"
+    );
+
+    let rewind = run(&args(
+        "set",
+        &scope,
+        &["--partition", "3", "--sequence-number", "1", "--force"],
+    ));
+    assert_eq!(rewind.code, 0, "{}", rewind.stderr);
+    assert!(
+        rewind.stdout.contains(
+            "moved partition 3 back from sequence number 3, offset 300 to sequence number 1, offset none"
+        ),
+        "{}",
+        rewind.stdout
+    );
+    assert_eq!(positions(&store, CG).await["3"], (None, Some(1)));
+
+    // Forward, and to where it is: no force needed.
+    let ahead = run(&args(
+        "set",
+        &scope,
+        &["--partition", "3", "--sequence-number", "9"],
+    ));
+    assert_eq!(ahead.code, 0, "{}", ahead.stderr);
+    let again = run(&args(
+        "set",
+        &scope,
+        &["--partition", "3", "--sequence-number", "9"],
+    ));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("already there"), "{}", again.stdout);
+
+    // Negative sequence numbers are a usage error.
+    let negative = run(&args(
+        "set",
+        &scope,
+        &["--partition", "3", "--sequence-number", "-1", "--force"],
+    ));
+    assert_eq!(negative.code, 2, "{}", negative.stderr);
+    assert_eq!(positions(&store, CG).await["3"].1, Some(9));
 }
 
 #[tokio::test]
@@ -258,9 +364,11 @@ async fn release_is_conditional_and_filtered() {
     };
     let dry = run(&args("release", &scope, &["--all", "--dry-run"]));
     assert_eq!(dry.code, 0);
+    assert_eq!(dry.stdout.trim(), "would release 2 partitions: 0-1");
     assert!(
-        dry.stdout.contains("would release partition 0")
-            && dry.stdout.contains("would release partition 1")
+        dry.stderr.contains("dry run: would release ownership"),
+        "{}",
+        dry.stderr
     );
     assert_eq!(owners().await["0"].as_deref(), Some("consumer-a"));
 
@@ -282,6 +390,88 @@ async fn release_is_conditional_and_filtered() {
         usage.code, 2,
         "neither --partition nor --all: {}",
         usage.stderr
+    );
+    assert!(
+        usage.stderr.contains("--partition") && usage.stderr.contains("--all"),
+        "the message names what is missing: {}",
+        usage.stderr
+    );
+}
+
+#[tokio::test]
+async fn many_partitions_are_summarised_in_numeric_order_and_detailed_with_verbose() {
+    let container = common::fresh_container().await;
+    let store = common::store_on(&container, None);
+    let claims: Vec<Ownership> = (0..24)
+        .map(|p| Ownership::new((NS, EH, CG), p.to_string(), "consumer-a"))
+        .collect();
+    assert_eq!(store.claim_ownership(&claims).await.unwrap().len(), 24);
+    let scope = scope(&container);
+    let summary = run(&args("release", &scope, &["--all", "--dry-run"]));
+    assert_eq!(summary.code, 0, "{}", summary.stderr);
+    assert_eq!(summary.stdout.trim(), "would release 24 partitions: 0-23");
+    let detail = run(&args("release", &scope, &["--all", "--dry-run", "-v"]));
+    let lines: Vec<&str> = detail.stdout.lines().collect();
+    assert_eq!(lines.len(), 25, "{}", detail.stdout);
+    assert_eq!(lines[2], "would release partition 2");
+    assert_eq!(lines[10], "would release partition 10", "numeric order");
+    // Piped: no progress bar, nothing but the announcement on stderr.
+    let released = run(&args("release", &scope, &["--all"]));
+    assert_eq!(released.stdout.trim(), "released 24 partitions: 0-23");
+    assert_eq!(released.stderr.lines().count(), 1, "{}", released.stderr);
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_quietly() {
+    let container = common::fresh_container().await;
+    let store = common::store_on(&container, None);
+    // Far more than a pipe's buffer of JSON.
+    common::put_many(
+        &store,
+        "cli.servicebus.windows.net/telemetry/$default/checkpoint/",
+        2000,
+    )
+    .await;
+    let scope = scope(&container);
+    // `eh-checkpoints list … | head -3`
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eh-checkpoints"))
+        .args(args("list", &scope, &["--output", "json"]))
+        .env(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            common::connection_string(),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A file that cannot be written is named.
+    let unwritable = run(&args(
+        "export",
+        &scope,
+        &["--file", "/nonexistent/dir/out.jsonl"],
+    ));
+    assert_eq!(unwritable.code, 2, "{}", unwritable.stderr);
+    assert!(
+        unwritable.stderr.contains("/nonexistent/dir/out.jsonl"),
+        "{}",
+        unwritable.stderr
     );
 }
 
@@ -344,6 +534,38 @@ async fn copy_across_layouts_and_into_the_table_store() {
     assert_eq!(migrated.code, 0, "{}", migrated.stderr);
     assert!(migrated.stdout.contains("wrote 4 checkpoint(s)"));
     assert_eq!(positions(&verbatim, CG).await, source);
+
+    // A second run of a finished migrate writes nothing, and says so.
+    let again = run(&args("migrate", &scope, &["--to-naming", "verbatim"]));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("nothing to write"),
+        "{}",
+        again.stdout
+    );
+    // Once the consumers moved on in the new layout, a run would take them back: refused.
+    verbatim
+        .update_checkpoint(&Checkpoint::new(
+            (NS, EH, CG),
+            "2",
+            Some("900".into()),
+            Some(9),
+        ))
+        .await
+        .unwrap();
+    let rewind = run(&args("migrate", &scope, &["--to-naming", "verbatim"]));
+    assert_eq!(rewind.code, 2, "{}", rewind.stderr);
+    assert!(
+        rewind.stderr.contains(
+            "partition 2: the destination is at sequence number 9 (offset 900), the source at sequence number 2 (offset 200); copying would move it back"
+        ),
+        "{}",
+        rewind.stderr
+    );
+    assert_eq!(
+        positions(&verbatim, CG).await["2"],
+        (Some("900".into()), Some(9))
+    );
     let same_layout = run(&args("migrate", &scope, &[]));
     assert_eq!(same_layout.code, 2, "{}", same_layout.stderr);
 
@@ -380,7 +602,7 @@ async fn exit_codes_and_one_line_errors_without_secrets() {
     );
 
     let wrong_key = Command::new(env!("CARGO_BIN_EXE_eh-checkpoints"))
-        .args(["list", "--verbose"])
+        .args(["list", "-vv"])
         .args(&scope)
         .arg("--connection-string")
         .arg(common::connection_string().replace(
@@ -392,7 +614,7 @@ async fn exit_codes_and_one_line_errors_without_secrets() {
     let stderr = String::from_utf8(wrong_key.stderr).unwrap();
     assert_eq!(wrong_key.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("403"), "{stderr}");
-    assert!(stderr.lines().count() > 1, "--verbose logs the requests");
+    assert!(stderr.lines().count() > 1, "-vv logs the requests");
     assert!(
         !stderr.contains("d3Jvbmcga2V5IG9mIHRoZSByaWdodCBsZW5ndGg="),
         "{stderr}"
@@ -414,5 +636,316 @@ async fn exit_codes_and_one_line_errors_without_secrets() {
         !bad_string.stderr.contains("not base64!"),
         "{}",
         bad_string.stderr
+    );
+}
+
+#[tokio::test]
+async fn copies_never_rewind_a_live_fleet_or_themselves() {
+    let (container, store) = seeded().await;
+    let scope = scope(&container);
+
+    // Onto its own records: refused.
+    let onto_itself = run(&args("copy", &scope, &[]));
+    assert_eq!(onto_itself.code, 2, "{}", onto_itself.stderr);
+    assert!(
+        onto_itself.stderr.contains("own records"),
+        "{}",
+        onto_itself.stderr
+    );
+
+    // Into a group whose consumers are live (claims on 0 and 1, renewed just now): refused,
+    // naming each owner; nothing written.
+    let into_live = run(&args(
+        "copy",
+        &scope,
+        &["--to-namespace", "other.servicebus.windows.net"],
+    ));
+    assert_eq!(into_live.code, 0, "an empty group: {}", into_live.stderr);
+    let source_group = run(&args(
+        "copy",
+        &[
+            "--container".to_owned(),
+            container.clone(),
+            "--namespace".to_owned(),
+            "other.servicebus.windows.net".to_owned(),
+            "--eventhub".to_owned(),
+            EH.to_owned(),
+        ],
+        &["--to-namespace", NS],
+    ));
+    assert_eq!(source_group.code, 2, "{}", source_group.stderr);
+    assert!(
+        source_group
+            .stderr
+            .contains("partition 0: owned by consumer-a")
+            && source_group
+                .stderr
+                .contains("partition 1: owned by consumer-b"),
+        "{}",
+        source_group.stderr
+    );
+    // ... unless forced, which says what it overrode.
+    let forced = run(&args(
+        "copy",
+        &[
+            "--container".to_owned(),
+            container.clone(),
+            "--namespace".to_owned(),
+            "other.servicebus.windows.net".to_owned(),
+            "--eventhub".to_owned(),
+            EH.to_owned(),
+        ],
+        &["--to-namespace", NS, "--force"],
+    ));
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert!(
+        forced
+            .stdout
+            .contains("forced: partition 0: owned by consumer-a"),
+        "{}",
+        forced.stdout
+    );
+    assert!(
+        forced.stdout.contains("nothing to write"),
+        "{}",
+        forced.stdout
+    );
+
+    // Import: a destination further along is never moved back.
+    store
+        .update_checkpoint(&Checkpoint::new(
+            (NS, EH, "replay"),
+            "1",
+            Some("5000".into()),
+            Some(50),
+        ))
+        .await
+        .unwrap();
+    let exported = run(&args("export", &scope, &[]));
+    let into_replay = args("import", &scope, &["--consumer-group", "replay"]);
+    let refused = run_with_input(&into_replay, Some(&exported.stdout));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("partition 1: the destination is at sequence number 50 (offset 5000), the source at sequence number 1 (offset 100)"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        positions(&store, "replay").await.len(),
+        1,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn import_checks_its_whole_input_before_it_creates_or_writes_anything() {
+    let container = common::unique_container();
+    let scope = scope(&container);
+    let store = common::store_on(&container, None);
+    let lines = [
+        r#"{"fully_qualified_namespace":"x","eventhub_name":"y","consumer_group":"z","partition_id":"0","offset":"1","sequence_number":1}"#,
+        r#"{"fully_qualified_namespace":"x","eventhub_name":"y","consumer_group":"z","partition_id":"1","offset":"2","sequence_number":2}"#,
+    ];
+    for (bad, expected) in [
+        (
+            r#"{"fully_qualified_namespace":"x","eventhub_name":"y","consumer_group":"z","partition_id":"2","offset":null,"sequence_number":-4}"#,
+            "line 3: partition 2 has a negative sequence number (-4)",
+        ),
+        (
+            r#"{"fully_qualified_namespace":"x","eventhub_name":"y","consumer_group":"z","partition_id":"0","offset":"9","sequence_number":9}"#,
+            "line 3: partition 0 is on line 1 too",
+        ),
+        (
+            r#"{"fully_qualified_namespace":"x","eventhub_name":"y","consumer_group":"z","partition_id":"2","offset":null,"sequence_number":null}"#,
+            "line 3: partition 2 has neither an offset nor a sequence number",
+        ),
+        ("not json", "line 3: not a checkpoint"),
+    ] {
+        let input = format!("{}\n{}\n{bad}\n", lines[0], lines[1]);
+        let refused = run_with_input(&args("import", &scope, &[]), Some(&input));
+        assert_eq!(refused.code, 2, "{}", refused.stderr);
+        assert!(refused.stderr.contains(expected), "{}", refused.stderr);
+        assert!(
+            !store.container_exists().await.unwrap(),
+            "the container was created before the input was checked"
+        );
+    }
+    // A good input: the dry run says it would create the container, and creates nothing.
+    let input = format!("{}\n{}\n", lines[0], lines[1]);
+    let dry = run_with_input(&args("import", &scope, &["--dry-run"]), Some(&input));
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stderr
+            .contains("dry run: would import checkpoints in container")
+            && dry.stderr.contains("would create container"),
+        "{}",
+        dry.stderr
+    );
+    assert!(!store.container_exists().await.unwrap());
+    let done = run_with_input(&args("import", &scope, &[]), Some(&input));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(done.stderr.contains("created container"), "{}", done.stderr);
+    assert_eq!(positions(&store, CG).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_records_are_named_one_way_and_a_flag_beats_the_environment() {
+    let (container, _store) = seeded().await;
+    let scope = scope(&container);
+    let conn = common::connection_string();
+    let parsed: eventhub_checkpointstore::ConnectionString = conn.parse().unwrap();
+    let account_url = parsed.blob_endpoint().unwrap().to_string();
+    let sas = common::account_sas(&parsed);
+    let dead = format!(
+        "http://127.0.0.1:{}/devstoreaccount1",
+        common::unused_port()
+    );
+    let dead_conn = conn.replace(
+        &account_url.trim_end_matches('/').to_string(),
+        dead.as_str(),
+    );
+
+    // Two at once is a usage error.
+    let both = run(&args(
+        "list",
+        &scope,
+        &["--connection-string", &conn, "--account-url", &account_url],
+    ));
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    assert!(
+        both.stderr
+            .contains("--connection-string and --account-url"),
+        "{}",
+        both.stderr
+    );
+    let stray_sas = run(&args("list", &scope, &["--sas", &sas]));
+    assert_eq!(stray_sas.code, 2, "{}", stray_sas.stderr);
+
+    // The environment names a dead account; the flags name Azurite: the flags win.
+    let flags_win = run_in(
+        &[("AZURE_STORAGE_CONNECTION_STRING", Some(&dead_conn))],
+        &args(
+            "list",
+            &scope,
+            &[
+                "--account-url",
+                &account_url,
+                "--sas",
+                &sas,
+                "--output",
+                "json",
+            ],
+        ),
+        None,
+    );
+    assert_eq!(flags_win.code, 0, "{}", flags_win.stderr);
+    assert!(flags_win.stdout.contains("consumer-a"));
+    // And the other way round: the environment names Azurite, the flag a dead account; the
+    // command works on the flag's, and says so before it writes.
+    let flag_is_used = run(&args(
+        "set",
+        &scope,
+        &[
+            "--account-url",
+            &dead,
+            "--sas",
+            &sas,
+            "--partition",
+            "3",
+            "--sequence-number",
+            "30",
+            "--timeout",
+            "1s",
+        ],
+    ));
+    assert_eq!(flag_is_used.code, 1, "{}", flag_is_used.stderr);
+    assert!(
+        flag_is_used.stderr.lines().next().unwrap().contains(&dead),
+        "{}",
+        flag_is_used.stderr
+    );
+    // The SAS in the environment goes with --account-url only.
+    let env_sas = run_in(
+        &[("AZURE_STORAGE_SAS", Some(&sas))],
+        &args(
+            "list",
+            &scope,
+            &["--account-url", &account_url, "--output", "json"],
+        ),
+        None,
+    );
+    assert_eq!(env_sas.code, 0, "{}", env_sas.stderr);
+}
+
+#[test]
+fn help_explains_every_option_and_keeps_the_global_ones_apart() {
+    for command in [
+        "list", "set", "release", "export", "import", "copy", "migrate",
+    ] {
+        let help = run_in(&[], &[command, "--help"], None);
+        assert_eq!(help.code, 0, "{}", help.stderr);
+        let lines: Vec<&str> = help.stdout.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let option = line.trim_start();
+            let is_option = option.starts_with("--")
+                || (option.starts_with('-') && option.get(2..5) == Some(", -"));
+            if is_option && !line.contains("--help") {
+                let text = lines.get(i + 1).map_or("", |l| l.trim());
+                assert!(
+                    !text.is_empty() && !text.starts_with('-'),
+                    "{command}: {line:?} has no help text"
+                );
+            }
+        }
+        let options = help.stdout.find("Options:").unwrap();
+        for heading in ["Store:", "Consumer group:", "Output:"] {
+            let at = help.stdout.find(heading).unwrap_or_else(|| {
+                panic!("{command} --help has no {heading} section: {}", help.stdout)
+            });
+            assert!(
+                at > options,
+                "{command}: {heading} comes after the command's own options"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_says_what_it_waits_for_and_gives_up_on_time() {
+    let dead = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEVELOPMENT_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1",
+        common::unused_port()
+    );
+    let started = std::time::Instant::now();
+    let waited = run_in(
+        &[("AZURE_STORAGE_CONNECTION_STRING", Some(&dead))],
+        &[
+            "list",
+            "--container",
+            "gone",
+            "--namespace",
+            NS,
+            "--eventhub",
+            EH,
+            "--timeout",
+            "5s",
+        ],
+        None,
+    );
+    // A hang guard, far above the bound: the bound itself is the store's (its tests check it).
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(waited.code, 1, "{}", waited.stderr);
+    assert!(
+        waited
+            .stderr
+            .contains("still waiting for the container http://127.0.0.1")
+            && waited.stderr.contains("gives up after 5s (--timeout)"),
+        "{}",
+        waited.stderr
+    );
+    assert!(
+        waited.stderr.contains("Connection refused"),
+        "{}",
+        waited.stderr
     );
 }

@@ -6,7 +6,7 @@
 use eventhub_checkpointstore_testkit as common;
 
 use common::{fresh_container, store_on, Recorder};
-use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions};
+use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions, CopyOutcome};
 use eventhub_checkpointstore::{
     BlobCheckpointStoreOptions, BlobNaming, CheckpointStore, Error, Ownership, Scope,
 };
@@ -80,7 +80,7 @@ async fn dry_run_writes_nothing_and_reports_what_a_real_run_writes() {
     )
     .await
     .unwrap();
-    assert!(plan.dry_run);
+    assert_eq!(plan.outcome, CopyOutcome::DryRun);
     assert_eq!(plan.checkpoints.len(), 12);
     assert_eq!(plan.ownership.len(), 3, "the claims it would make");
     assert_eq!(seen.len(), 12);
@@ -115,15 +115,19 @@ async fn dry_run_writes_nothing_and_reports_what_a_real_run_writes() {
     );
     assert_eq!(
         costs.iter().filter(|o| *o == "list").count(),
-        1,
-        "{costs:?}"
+        3,
+        "the source's checkpoints, the destination's checkpoints and ownership: {costs:?}"
     );
     assert_eq!(
         costs.iter().filter(|o| *o == "put-blob").count(),
         12,
-        "one request per checkpoint written: {costs:?}"
+        "one write per checkpoint, created only if still absent: {costs:?}"
     );
-    assert_eq!(costs.len(), 13, "{costs:?}");
+    assert_eq!(
+        costs.len(),
+        3 + 12 * 2,
+        "each write after a read of its record: {costs:?}"
+    );
     // Ownership untouched unless asked.
     assert!(store
         .list_ownership(&Scope::new(NS, EH, "replay"))
@@ -265,4 +269,76 @@ async fn a_failed_write_is_the_copys_error() {
         matches!(&err, Error::Service { status: 404, error_code: Some(code), .. } if code == "ContainerNotFound"),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_copy_that_would_move_a_checkpoint_back_or_disturb_live_owners_writes_nothing() {
+    let container = fresh_container().await;
+    let store = store_on(&container, None);
+    let (from, to) = (scope("$Default"), scope("replay"));
+    seed(&store, &from).await;
+    // The destination is further along on partition 4, and has a live consumer on 7.
+    store
+        .update_checkpoint(&to.checkpoint("4", Some("9000".into()), Some(90)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_ownership(&[to.ownership("7", "live-consumer")])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let before = positions(&store, &to).await;
+    let report = copy_checkpoints(&store, &from, &store, &to, &CopyOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, CopyOutcome::Refused);
+    let refusals: Vec<String> = report.refusals.iter().map(ToString::to_string).collect();
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert_eq!(
+        refusals[0],
+        "partition 4: the destination is at sequence number 90 (offset 9000), the source at sequence number 4 (offset 4000); copying would move it back"
+    );
+    assert!(
+        refusals[1].starts_with("partition 7: owned by live-consumer (claim renewed"),
+        "{refusals:?}"
+    );
+    assert_eq!(positions(&store, &to).await, before, "nothing written");
+
+    // Forced: written, the rewind included, and reported as overridden.
+    let forced = copy_checkpoints(
+        &store,
+        &from,
+        &store,
+        &to,
+        &CopyOptions {
+            force: true,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(forced.outcome, CopyOutcome::Written);
+    assert_eq!(forced.overridden.len(), 2);
+    assert_eq!(positions(&store, &to).await, positions(&store, &from).await);
+
+    // Run again: everything is there already; nothing is written.
+    let again = copy_checkpoints(
+        &store,
+        &from,
+        &store,
+        &to,
+        &CopyOptions {
+            force: true,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(again.checkpoints.is_empty());
+    assert_eq!(again.unchanged.len(), 12);
 }

@@ -1,12 +1,16 @@
-//! From the command line to a store and a scope.
+//! From the command line to a store and a scope: where the records are is given one way only, a
+//! flag always beats the environment, and every store can say where it is (never its secret).
 
 use crate::{Auth, CopyArgs, Failure, Global, Naming};
 use eventhub_checkpointstore::azure_core::credentials::TokenCredential;
 use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, CheckpointStore, SasToken, Scope,
-    StorageCredential, TableCheckpointStore,
+    ServiceOptions, StorageCredential, TableCheckpointStore, TableCheckpointStoreOptions,
 };
 use std::sync::Arc;
+
+const CONNECTION_STRING_VAR: &str = "AZURE_STORAGE_CONNECTION_STRING";
+const SAS_VAR: &str = "AZURE_STORAGE_SAS";
 
 /// The scope the command works on.
 pub(crate) fn scope(global: &Global) -> Result<Scope, Failure> {
@@ -53,6 +57,39 @@ impl Store {
         }
     }
 
+    /// Where the records are, for people: never a key or a signature (the URLs carry none).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Store::Blob(store) => {
+                let naming = match store.naming() {
+                    BlobNaming::Verbatim => "verbatim",
+                    _ => "lower-case",
+                };
+                format!("container {} ({naming} names)", store.container_url())
+            }
+            Store::Table(store) => format!("table {}", store.table_url()),
+        }
+    }
+
+    /// The same store and layout: the same records.
+    pub(crate) fn same_as(&self, other: &Store) -> bool {
+        match (self, other) {
+            (Store::Blob(a), Store::Blob(b)) => {
+                a.container_url() == b.container_url() && a.naming() == b.naming()
+            }
+            (Store::Table(a), Store::Table(b)) => a.table_url() == b.table_url(),
+            _ => false,
+        }
+    }
+
+    /// Whether the container or table exists.
+    pub(crate) async fn exists(&self) -> Result<bool, Failure> {
+        Ok(match self {
+            Store::Blob(store) => store.container_exists().await?,
+            Store::Table(store) => store.table_exists().await?,
+        })
+    }
+
     /// Creates the container or table if it does not exist yet (a copy's or import's target).
     pub(crate) async fn create_if_missing(&self) -> Result<(), Failure> {
         match self {
@@ -63,50 +100,124 @@ impl Store {
     }
 }
 
-/// The store the global options name; with `to`, the destination of a copy (what it does not
-/// change is the source's).
-pub(crate) fn store(global: &Global, to: Option<&CopyArgs>) -> Result<Store, Failure> {
-    let naming = to.and_then(|t| t.to_naming).unwrap_or(global.naming);
-    let (container, table) = match to {
-        Some(CopyArgs {
-            to_container: Some(c),
-            ..
-        }) => (Some(c.clone()), None),
-        Some(CopyArgs {
-            to_table: Some(t), ..
-        }) => (None, Some(t.clone())),
-        _ => (global.container.clone(), global.table.clone()),
+/// How to reach the account.
+enum Account {
+    ConnectionString(String),
+    Url {
+        url: String,
+        credential: StorageCredential,
+    },
+}
+
+/// The store the global options name.
+pub(crate) fn source(global: &Global) -> Result<Store, Failure> {
+    let account = account(global)?;
+    open(
+        &account,
+        global.container.clone(),
+        global.table.clone(),
+        global.naming,
+        global,
+    )
+}
+
+/// The destination of a copy: what `to` does not change is the source's.
+pub(crate) fn destination(global: &Global, to: &CopyArgs) -> Result<Store, Failure> {
+    let account = match &to.to_connection_string {
+        Some(conn) => Account::ConnectionString(conn.clone()),
+        None => account(global)?,
     };
-    let connection_string = to
-        .and_then(|t| t.to_connection_string.clone())
-        .or_else(|| global.connection_string.clone());
-    let blob_options = || BlobCheckpointStoreOptions {
+    let (container, table) = match (&to.to_container, &to.to_table) {
+        (Some(c), _) => (Some(c.clone()), None),
+        (None, Some(t)) => (None, Some(t.clone())),
+        (None, None) => (global.container.clone(), global.table.clone()),
+    };
+    let naming = to.to_naming.unwrap_or(global.naming);
+    open(&account, container, table, naming, global)
+}
+
+/// Where the records' account is: given one way only, a flag before the environment.
+fn account(global: &Global) -> Result<Account, Failure> {
+    let usage = |message: &str| Err(Failure::Refused(message.to_owned()));
+    match (&global.connection_string, &global.account_url) {
+        (Some(_), Some(_)) => {
+            usage("--connection-string and --account-url both say where the records are: give one")
+        }
+        (Some(conn), None) => {
+            if global.sas.is_some() || global.auth.is_some() {
+                return usage("--sas and --auth go with --account-url, not --connection-string");
+            }
+            Ok(Account::ConnectionString(conn.clone()))
+        }
+        (None, Some(url)) => {
+            let credential = match (&global.sas, global.auth) {
+                (Some(_), Some(_)) => {
+                    return usage("--sas and --auth both give a credential: give one")
+                }
+                (Some(sas), None) => SasToken::new(sas)?.into(),
+                (None, Some(auth)) => entra_id(auth)?,
+                // The environment's SAS only where no flag says otherwise.
+                (None, None) => match env(SAS_VAR) {
+                    Some(sas) => SasToken::new(&sas)?.into(),
+                    None => entra_id(Auth::DeveloperTools)?,
+                },
+            };
+            Ok(Account::Url {
+                url: url.clone(),
+                credential,
+            })
+        }
+        (None, None) => {
+            if global.sas.is_some() || global.auth.is_some() {
+                return usage("--sas and --auth go with --account-url");
+            }
+            match env(CONNECTION_STRING_VAR) {
+                Some(conn) => Ok(Account::ConnectionString(conn)),
+                None => usage(
+                    "say where the records are: --connection-string (or AZURE_STORAGE_CONNECTION_STRING), or --account-url",
+                ),
+            }
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn open(
+    account: &Account,
+    container: Option<String>,
+    table: Option<String>,
+    naming: Naming,
+    global: &Global,
+) -> Result<Store, Failure> {
+    let service = ServiceOptions {
+        operation_timeout: Some(global.timeout),
+        ..Default::default()
+    };
+    let blob_options = BlobCheckpointStoreOptions {
         naming: match naming {
             Naming::Lowercase => BlobNaming::Lowercase,
             Naming::Verbatim => BlobNaming::Verbatim,
         },
+        service: service.clone(),
         ..Default::default()
     };
-    Ok(match (container, table, connection_string) {
-        (Some(container), None, Some(conn)) => Store::Blob(
-            BlobCheckpointStore::from_connection_string(&conn, &container, Some(blob_options()))?,
+    let table_options = TableCheckpointStoreOptions { service };
+    Ok(match (container, table, account) {
+        (Some(container), None, Account::ConnectionString(conn)) => Store::Blob(
+            BlobCheckpointStore::from_connection_string(conn, &container, Some(blob_options))?,
         ),
-        (None, Some(table), Some(conn)) => Store::Table(
-            TableCheckpointStore::from_connection_string(&conn, &table, None)?,
+        (None, Some(table), Account::ConnectionString(conn)) => Store::Table(
+            TableCheckpointStore::from_connection_string(conn, &table, Some(table_options))?,
         ),
-        (Some(container), None, None) => {
-            let (url, credential) = account(global)?;
-            Store::Blob(BlobCheckpointStore::new(
-                &url,
-                &container,
-                credential,
-                Some(blob_options()),
-            )?)
-        }
-        (None, Some(table), None) => {
-            let (url, credential) = account(global)?;
-            Store::Table(TableCheckpointStore::new(&url, &table, credential, None)?)
-        }
+        (Some(container), None, Account::Url { url, credential }) => Store::Blob(
+            BlobCheckpointStore::new(url, &container, credential.clone(), Some(blob_options))?,
+        ),
+        (None, Some(table), Account::Url { url, credential }) => Store::Table(
+            TableCheckpointStore::new(url, &table, credential.clone(), Some(table_options))?,
+        ),
         _ => {
             return Err(Failure::Refused(
                 "name the records' container (--container) or table (--table)".into(),
@@ -115,18 +226,8 @@ pub(crate) fn store(global: &Global, to: Option<&CopyArgs>) -> Result<Store, Fai
     })
 }
 
-/// `--account-url` with `--sas`, or with an Entra ID credential.
-fn account(global: &Global) -> Result<(String, StorageCredential), Failure> {
-    let url = global.account_url.clone().ok_or_else(|| {
-        Failure::Refused(
-            "give --connection-string (or AZURE_STORAGE_CONNECTION_STRING), or --account-url"
-                .into(),
-        )
-    })?;
-    if let Some(sas) = &global.sas {
-        return Ok((url, SasToken::new(sas)?.into()));
-    }
-    let credential: Arc<dyn TokenCredential> = match global.auth {
+fn entra_id(auth: Auth) -> Result<StorageCredential, Failure> {
+    let credential: Arc<dyn TokenCredential> = match auth {
         Auth::DeveloperTools => azure_identity::DeveloperToolsCredential::new(None)
             .map(|c| c as Arc<dyn TokenCredential>),
         Auth::ManagedIdentity => azure_identity::ManagedIdentityCredential::new(None)
@@ -135,5 +236,5 @@ fn account(global: &Global) -> Result<(String, StorageCredential), Failure> {
             .map(|c| c as Arc<dyn TokenCredential>),
     }
     .map_err(|e| Failure::Refused(format!("cannot set up the Entra ID credential: {e}")))?;
-    Ok((url, credential.into()))
+    Ok(credential.into())
 }

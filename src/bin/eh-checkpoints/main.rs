@@ -7,8 +7,9 @@
 
 mod commands;
 mod connect;
+mod output;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 #[derive(Parser)]
@@ -18,8 +19,11 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
     about = "Look at and fix the checkpoints and ownership of Event Hubs consumer groups",
     long_about = "Look at and fix the checkpoints and ownership of Event Hubs consumer groups, \
                   in a blob container (as the Python, .NET, Java, JS, Go and Rust stores keep them) \
-                  or a table.\n\nExit codes: 0 success, 1 service or connection failure, \
-                  2 bad usage or a refusal."
+                  or a table.\n\nWhere the records are is given one way: a connection string \
+                  (--connection-string, or AZURE_STORAGE_CONNECTION_STRING), or an account URL \
+                  (--account-url) with a SAS (--sas, or AZURE_STORAGE_SAS) or an Entra ID \
+                  credential (--auth). A flag always beats the environment.\n\nExit codes: 0 \
+                  success, 1 service or connection failure, 2 bad usage or a refusal."
 )]
 struct Cli {
     #[command(flatten)]
@@ -31,46 +35,51 @@ struct Cli {
 /// Where the records are, and which consumer group: accepted before or after the subcommand.
 #[derive(Args, Clone)]
 pub(crate) struct Global {
-    /// A storage connection string (or AZURE_STORAGE_CONNECTION_STRING).
-    #[arg(
-        long,
-        global = true,
-        env = "AZURE_STORAGE_CONNECTION_STRING",
-        hide_env_values = true
-    )]
+    /// A storage connection string [default: AZURE_STORAGE_CONNECTION_STRING]. Not with
+    /// --account-url.
+    #[arg(long, global = true, help_heading = "Store")]
     pub(crate) connection_string: Option<String>,
-    /// The storage account's URL, e.g. https://myaccount.blob.core.windows.net (with --sas, or
-    /// an Entra ID credential, see --auth).
-    #[arg(long, global = true)]
+    /// The storage account's URL, e.g. https://myaccount.blob.core.windows.net, with --sas or an
+    /// Entra ID credential (--auth). Not with --connection-string.
+    #[arg(long, global = true, help_heading = "Store")]
     pub(crate) account_url: Option<String>,
-    /// A SAS for --account-url (or AZURE_STORAGE_SAS).
-    #[arg(long, global = true, env = "AZURE_STORAGE_SAS", hide_env_values = true)]
+    /// A SAS for --account-url [default: AZURE_STORAGE_SAS].
+    #[arg(long, global = true, help_heading = "Store")]
     pub(crate) sas: Option<String>,
-    /// The Entra ID credential for --account-url without a SAS.
-    #[arg(long, global = true, value_enum, default_value_t = Auth::DeveloperTools)]
-    pub(crate) auth: Auth,
+    /// The Entra ID credential for --account-url without a SAS [default: developer-tools].
+    #[arg(long, global = true, value_enum, help_heading = "Store")]
+    pub(crate) auth: Option<Auth>,
     /// The blob container holding the records.
-    #[arg(long, global = true, conflicts_with = "table")]
+    #[arg(long, global = true, conflicts_with = "table", help_heading = "Store")]
     pub(crate) container: Option<String>,
     /// The table holding the records (instead of a container).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Store")]
     pub(crate) table: Option<String>,
     /// The blob naming layout: lowercase (Python, .NET, JS, Java) or verbatim (Go, the official
     /// Rust store).
-    #[arg(long, global = true, value_enum, default_value_t = Naming::Lowercase)]
+    #[arg(long, global = true, value_enum, default_value_t = Naming::Lowercase, help_heading = "Store")]
     pub(crate) naming: Naming,
+    /// How long one request to the store may take, retries included, before the command gives up.
+    #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Store")]
+    pub(crate) timeout: Duration,
     /// The Event Hubs namespace, e.g. myns.servicebus.windows.net.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Consumer group")]
     pub(crate) namespace: Option<String>,
     /// The event hub.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Consumer group")]
     pub(crate) eventhub: Option<String>,
     /// The consumer group.
-    #[arg(long, global = true, default_value = "$Default")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "$Default",
+        help_heading = "Consumer group"
+    )]
     pub(crate) consumer_group: String,
-    /// Log what the store does (requests, retries) to stderr.
-    #[arg(long, short, global = true)]
-    pub(crate) verbose: bool,
+    /// More detail: once, one line per partition instead of a summary; twice, also the store's
+    /// requests and retries (to stderr).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count, help_heading = "Output")]
+    pub(crate) verbose: u8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -95,39 +104,50 @@ pub(crate) enum Output {
     Json,
 }
 
+/// What decides whether a claim is live, for the commands that must not disturb a live fleet.
+#[derive(Args, Clone, Copy)]
+pub(crate) struct Liveness {
+    /// A claim renewed within this long is live (as the processors' ownership expiration).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) expiration: Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// One row per partition: owner, claim age, expiry (by the service's clock), position.
     List {
-        /// A claim not renewed for this long is expired (as the processors' ownership expiration).
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        expiration: Duration,
+        #[command(flatten)]
+        liveness: Liveness,
         /// table (the default on a terminal) or json.
         #[arg(long, value_enum)]
         output: Option<Output>,
     },
-    /// Move a partition's checkpoint (rewind, or skip a poison event).
+    /// Move a partition's checkpoint: skip a poison event, or (with --force) rewind.
     Set {
+        /// The partition whose checkpoint to set.
         #[arg(long)]
         partition: String,
-        #[arg(long, allow_hyphen_values = true)]
+        /// The sequence number of the last event processed: the consumer resumes after it.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
         sequence_number: i64,
+        /// The offset of that event (none: consumers resume from the sequence number).
         #[arg(long)]
         offset: Option<String>,
-        /// Write even when the partition is owned by a live consumer.
+        /// Write even when the partition is owned by a live consumer, or when it moves the
+        /// checkpoint back (prints what it moved back).
         #[arg(long)]
         force: bool,
-        /// How long a claim stays live without renewal.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        expiration: Duration,
+        #[command(flatten)]
+        liveness: Liveness,
         /// Print what would be written; write nothing.
         #[arg(long)]
         dry_run: bool,
     },
     /// Relinquish ownership, conditionally on the versions just listed.
+    #[command(group(ArgGroup::new("which").required(true).args(["partition", "all"])))]
     Release {
         /// One partition.
-        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        #[arg(long)]
         partition: Option<String>,
         /// Every owned partition (of --owner, if given).
         #[arg(long)]
@@ -135,6 +155,7 @@ enum Command {
         /// Only partitions this owner holds.
         #[arg(long)]
         owner: Option<String>,
+        /// Print what would be released; release nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -149,8 +170,8 @@ enum Command {
         /// A file instead of stdin.
         #[arg(long)]
         file: Option<PathBuf>,
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        safety: Safety,
     },
     /// Copy the checkpoints to another consumer group, event hub, container, account, layout or
     /// table.
@@ -159,32 +180,52 @@ enum Command {
     Migrate(CopyArgs),
 }
 
+/// How a writing command treats what is there already.
+#[derive(Args, Clone, Copy)]
+pub(crate) struct Safety {
+    /// Write even over destination checkpoints that are further along (moving them back), and
+    /// into a consumer group with live owners.
+    #[arg(long)]
+    pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) liveness: Liveness,
+    /// Print what would be written; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
 /// Where a copy goes: anything not given is the same as the source.
 #[derive(Args)]
 pub(crate) struct CopyArgs {
-    #[arg(long)]
+    /// Another namespace.
+    #[arg(long, help_heading = "Destination")]
     pub(crate) to_namespace: Option<String>,
-    #[arg(long)]
+    /// Another event hub.
+    #[arg(long, help_heading = "Destination")]
     pub(crate) to_eventhub: Option<String>,
-    #[arg(long)]
+    /// Another consumer group.
+    #[arg(long, help_heading = "Destination")]
     pub(crate) to_consumer_group: Option<String>,
-    #[arg(long, conflicts_with = "to_table")]
+    /// Another blob container.
+    #[arg(long, conflicts_with = "to_table", help_heading = "Destination")]
     pub(crate) to_container: Option<String>,
-    #[arg(long)]
+    /// A table (the table store) instead of a container.
+    #[arg(long, help_heading = "Destination")]
     pub(crate) to_table: Option<String>,
-    /// Another account (the source's credential is used otherwise).
-    #[arg(long, hide_env_values = true)]
+    /// Another account, by its connection string (the source's account otherwise).
+    #[arg(long, help_heading = "Destination")]
     pub(crate) to_connection_string: Option<String>,
-    #[arg(long, value_enum)]
+    /// The other blob naming layout.
+    #[arg(long, value_enum, help_heading = "Destination")]
     pub(crate) to_naming: Option<Naming>,
     /// Copy ownership too (claims for the same owners, conditional on the destination's records).
     #[arg(long)]
     pub(crate) ownership: bool,
     /// Writes in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub(crate) concurrency: usize,
-    #[arg(long)]
-    pub(crate) dry_run: bool,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) concurrency: u16,
+    #[command(flatten)]
+    pub(crate) safety: Safety,
 }
 
 /// Why a command did not succeed, and its exit code.
@@ -193,6 +234,8 @@ pub(crate) enum Failure {
     Refused(String),
     /// The service or the connection failed: exit 1.
     Store(eventhub_checkpointstore::Error),
+    /// Standard output was closed (`… | head`): nothing more to say.
+    ClosedPipe,
 }
 
 impl From<eventhub_checkpointstore::Error> for Failure {
@@ -206,23 +249,28 @@ impl From<eventhub_checkpointstore::Error> for Failure {
     }
 }
 
+/// Writing to stdout: a closed pipe ends the command quietly; anything else is a failure.
 impl From<std::io::Error> for Failure {
     fn from(err: std::io::Error) -> Self {
-        Failure::Refused(err.to_string())
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::ClosedPipe
+        } else {
+            Failure::Refused(format!("cannot write the output: {err}"))
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.global.verbose {
+    if cli.global.verbose >= 2 {
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(std::io::stderr)
             .init();
     }
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
         Err(Failure::Refused(message)) => {
             eprintln!("eh-checkpoints: {message}");
             ExitCode::from(2)
@@ -236,38 +284,42 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let global = &cli.global;
-    let target = connect::store(global, None)?;
-    let store = target.records();
+    let source = connect::source(global)?;
     let scope = connect::scope(global)?;
-    match cli.command {
-        Command::List { expiration, output } => {
-            commands::list(store, &scope, expiration, output).await
-        }
-        Command::Set {
-            partition,
-            sequence_number,
-            offset,
-            force,
-            expiration,
-            dry_run,
-        } => {
-            let checkpoint = scope.checkpoint(partition, offset, Some(sequence_number));
-            commands::set(store, &checkpoint, expiration, force, dry_run).await
-        }
-        Command::Release {
-            partition,
-            all: _,
-            owner,
-            dry_run,
-        } => commands::release(store, &scope, partition, owner, dry_run).await,
-        Command::Export { file } => commands::export(store, &scope, file).await,
-        Command::Import { file, dry_run } => {
-            if !dry_run {
-                target.create_if_missing().await?;
+    let command = async {
+        match cli.command {
+            Command::List { liveness, output } => {
+                commands::list::run(&source, &scope, liveness, output).await
             }
-            commands::import(store, &scope, file, dry_run).await
+            Command::Set {
+                partition,
+                sequence_number,
+                offset,
+                force,
+                liveness,
+                dry_run,
+            } => {
+                let checkpoint = scope.checkpoint(partition, offset, Some(sequence_number));
+                let safety = Safety {
+                    force,
+                    liveness,
+                    dry_run,
+                };
+                commands::set::run(&source, &checkpoint, safety).await
+            }
+            Command::Release {
+                partition,
+                all: _,
+                owner,
+                dry_run,
+            } => commands::release::run(global, &source, &scope, partition, owner, dry_run).await,
+            Command::Export { file } => commands::export::run(&source, &scope, file).await,
+            Command::Import { file, safety } => {
+                commands::import::run(global, &source, &scope, file, safety).await
+            }
+            Command::Copy(to) => commands::copy::run(global, &source, &scope, &to, false).await,
+            Command::Migrate(to) => commands::copy::run(global, &source, &scope, &to, true).await,
         }
-        Command::Copy(to) => commands::copy(global, store, &scope, &to, false).await,
-        Command::Migrate(to) => commands::copy(global, store, &scope, &to, true).await,
-    }
+    };
+    output::with_patience(&source.describe(), global.timeout, command).await
 }

@@ -1,0 +1,107 @@
+//! `list`: one row per partition, owner and position side by side.
+
+use super::{age, expired, service_now};
+use crate::connect::Store;
+use crate::output::partition_order;
+use crate::{Failure, Liveness, Output};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use eventhub_checkpointstore::azure_core::time::OffsetDateTime;
+use eventhub_checkpointstore::Scope;
+use serde::Serialize;
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Write},
+};
+
+/// One row of `list`, as `--output json` prints it.
+#[derive(Serialize)]
+struct Row {
+    partition_id: String,
+    owner_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_modified: Option<OffsetDateTime>,
+    /// Whether any consumer may take the partition now: nobody owns it, or its claim has not been
+    /// renewed within the expiration (by the service's clock).
+    expired: bool,
+    offset: Option<String>,
+    sequence_number: Option<i64>,
+}
+
+/// The row of partition `id`, new (free, no position) if it has none yet.
+fn row_of<'a>(rows: &'a mut BTreeMap<(usize, String), Row>, id: &str) -> &'a mut Row {
+    rows.entry((partition_order(id).0, id.to_owned()))
+        .or_insert_with(|| Row {
+            partition_id: id.to_owned(),
+            owner_id: None,
+            last_modified: None,
+            expired: true,
+            offset: None,
+            sequence_number: None,
+        })
+}
+
+pub(crate) async fn run(
+    source: &Store,
+    scope: &Scope,
+    liveness: Liveness,
+    output: Option<Output>,
+) -> Result<(), Failure> {
+    let store = source.records();
+    let (ownership, time) = store.list_ownership_with_service_time(scope).await?;
+    let checkpoints = store.list_checkpoints(scope).await?;
+    let now = service_now(time);
+    let mut rows: BTreeMap<(usize, String), Row> = BTreeMap::new();
+    for o in &ownership {
+        let row = row_of(&mut rows, &o.partition_id);
+        row.owner_id = o.owner_id.clone();
+        row.last_modified = o.last_modified;
+        row.expired = expired(o, now, liveness.expiration);
+    }
+    for c in checkpoints {
+        let row = row_of(&mut rows, &c.partition_id);
+        row.offset = c.offset;
+        row.sequence_number = c.sequence_number;
+    }
+    let rows: Vec<Row> = rows.into_values().collect();
+    let output = output.unwrap_or(if std::io::stdout().is_terminal() {
+        Output::Table
+    } else {
+        Output::Json
+    });
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &rows).map_err(std::io::Error::from)?;
+            writeln!(stdout)?;
+        }
+        Output::Table => {
+            let mut table = Table::new();
+            table.load_preset(UTF8_BORDERS_ONLY).set_header([
+                "PARTITION",
+                "OWNER",
+                "RENEWED",
+                "EXPIRED",
+                "OFFSET",
+                "SEQUENCE NUMBER",
+            ]);
+            for r in &rows {
+                table.add_row([
+                    r.partition_id.clone(),
+                    r.owner_id.clone().unwrap_or_else(|| "-".into()),
+                    age(now, r.last_modified),
+                    if r.expired { "yes" } else { "no" }.into(),
+                    r.offset.clone().unwrap_or_default(),
+                    r.sequence_number.map(|n| n.to_string()).unwrap_or_default(),
+                ]);
+            }
+            writeln!(stdout, "{table}")?;
+            writeln!(
+                stdout,
+                "{} partitions of {scope}; ages by the service's clock; expired = free, or not renewed for {}",
+                rows.len(),
+                humantime::format_duration(liveness.expiration)
+            )?;
+        }
+    }
+    Ok(())
+}
