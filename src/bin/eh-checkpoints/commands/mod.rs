@@ -164,24 +164,6 @@ pub(crate) fn report(global: &Global, report: &CopyReport, to: &Scope) -> Result
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_compress_numeric_runs_in_numeric_order() {
-        assert_eq!(
-            ranges(["10", "2", "0", "1", "3", "7", "x", "9"]),
-            "0-3, 7, 9-10, x"
-        );
-        assert_eq!(ranges(["5"]), "5");
-        assert_eq!(ranges(["07", "8", "+9"]), "8, 07, +9");
-        assert_eq!(ranges(Vec::<&str>::new()), "");
-        let all: Vec<String> = (0..1024).map(|p| p.to_string()).collect();
-        assert_eq!(ranges(all.iter().map(String::as_str)), "0-1023");
-    }
-}
-
 /// Creates the destination's container or table if it does not exist yet (a dry run says it
 /// would). Returns whether it exists now: a dry run's destination may not.
 pub(crate) async fn ensure_exists(
@@ -243,4 +225,22 @@ pub(crate) async fn run_copy(
     .await;
     bar.finish_and_clear();
     Ok(report?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_compress_numeric_runs_in_numeric_order() {
+        assert_eq!(
+            ranges(["10", "2", "0", "1", "3", "7", "x", "9"]),
+            "0-3, 7, 9-10, x"
+        );
+        assert_eq!(ranges(["5"]), "5");
+        assert_eq!(ranges(["07", "8", "+9"]), "8, 07, +9");
+        assert_eq!(ranges(Vec::<&str>::new()), "");
+        let all: Vec<String> = (0..1024).map(|p| p.to_string()).collect();
+        assert_eq!(ranges(all.iter().map(String::as_str)), "0-1023");
+    }
 }
