@@ -3,6 +3,7 @@
 //! that records what was sent, a recorder of won claims with the "never two winners" checks,
 //! Entra ID against Azurite, and a fault-injecting HTTP proxy.
 
+pub mod clock;
 pub mod entra;
 pub mod hooked;
 pub mod proxy;
@@ -18,7 +19,7 @@ use eventhub_checkpointstore::azure_core::http::{
 use eventhub_checkpointstore::azure_storage_blob::models::BlockBlobClientUploadOptions;
 use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, ConnectionString, StorageCredential,
-    DEVELOPMENT_ACCOUNT_KEY,
+    TableCheckpointStore, TableCheckpointStoreOptions, DEVELOPMENT_ACCOUNT_KEY,
 };
 use futures::StreamExt;
 use std::sync::{
@@ -285,4 +286,57 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     fn make_writer(&'a self) -> Self {
         self.clone()
     }
+}
+
+/// The address of the Azurite service `endpoint` points at.
+fn upstream(endpoint: &Url) -> std::net::SocketAddr {
+    format!(
+        "{}:{}",
+        endpoint.host_str().expect("Azurite's endpoint has a host"),
+        endpoint.port().expect("Azurite's endpoint has a port")
+    )
+    .parse()
+    .expect("Azurite listens on an IP address")
+}
+
+/// A fault proxy in front of the Azurite blob service under test, and a store on a new container
+/// behind it.
+pub async fn proxied_blob_store(
+    options: Option<BlobCheckpointStoreOptions>,
+) -> (proxy::FaultProxy, BlobCheckpointStore) {
+    let connection = ConnectionString::parse(&connection_string()).unwrap();
+    let endpoint = connection
+        .blob_endpoint()
+        .expect("Azurite has a blob endpoint");
+    let proxy = proxy::FaultProxy::start(upstream(endpoint)).await;
+    let store = BlobCheckpointStore::new(
+        &format!("http://{}/devstoreaccount1", proxy.addr()),
+        &unique_container(),
+        connection.credential().clone(),
+        options,
+    )
+    .unwrap();
+    assert!(store.create_container_if_missing().await.unwrap());
+    (proxy, store)
+}
+
+/// A fault proxy in front of the Azurite table service under test, and a table store on a new
+/// table behind it.
+pub async fn proxied_table_store(
+    options: Option<TableCheckpointStoreOptions>,
+) -> (proxy::FaultProxy, TableCheckpointStore) {
+    let connection = ConnectionString::parse(&connection_string()).unwrap();
+    let endpoint = connection
+        .table_endpoint()
+        .expect("Azurite has a table endpoint");
+    let proxy = proxy::FaultProxy::start(upstream(endpoint)).await;
+    let store = TableCheckpointStore::new(
+        &format!("http://{}/devstoreaccount1", proxy.addr()),
+        &unique_container(),
+        connection.credential().clone(),
+        options,
+    )
+    .unwrap();
+    assert!(store.create_table_if_missing().await.unwrap());
+    (proxy, store)
 }

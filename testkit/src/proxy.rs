@@ -98,6 +98,8 @@ struct Rule {
 
 #[derive(Default)]
 struct State {
+    /// How far the service's clock appears ahead of this host's (negative: behind).
+    clock_shift: Mutex<Option<time::Duration>>,
     rules: Mutex<VecDeque<Rule>>,
     seen: Mutex<Vec<Seen>>,
     /// Requests read and not yet answered, and the most there ever were at once.
@@ -166,6 +168,13 @@ impl FaultProxy {
         });
     }
 
+    /// From now on, the service's clock appears `by` ahead of this host's (negative: behind):
+    /// every time it reports is shifted, and the times clients send back are shifted back
+    /// (see [`crate::clock`]).
+    pub fn shift_clock(&self, by: time::Duration) {
+        *self.state.clock_shift.lock().unwrap() = Some(by);
+    }
+
     /// Removes every rule.
     pub fn clear_rules(&self) {
         self.state.rules.lock().unwrap().clear();
@@ -191,9 +200,13 @@ impl Drop for FaultProxy {
 }
 
 async fn serve(mut client: TcpStream, upstream: SocketAddr, state: Arc<State>) {
-    let Some((head, body)) = read_request(&mut client).await else {
+    let Some((mut head, body)) = read_request(&mut client).await else {
         return;
     };
+    let clock_shift = *state.clock_shift.lock().unwrap();
+    if let Some(by) = clock_shift {
+        head = crate::clock::request_head(&head, by);
+    }
     let _in_flight = InFlight::start(&state);
     let mut request_line = head.lines().next().unwrap_or_default().split(' ');
     let method = request_line.next().unwrap_or_default().to_owned();
@@ -249,6 +262,9 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: Arc<State>) {
     };
     if let Some(Fault::StripHeader(name)) = fault {
         response = without_header(&response, name);
+    }
+    if let Some(by) = clock_shift {
+        response = crate::clock::response(&response, by);
     }
     state.seen.lock().unwrap()[index].upstream_status = status_of(&response);
     if fault == Some(Fault::DropResponse) {
@@ -342,6 +358,6 @@ fn status_of(response: &[u8]) -> Option<u16> {
     std::str::from_utf8(response.get(9..12)?).ok()?.parse().ok()
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }

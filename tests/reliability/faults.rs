@@ -8,15 +8,13 @@
 //! partition as its own, and renewing with the listed etag wins); `operation_timeout` bounds every
 //! call.
 
-use crate::common::{connection_string, unique_container};
 use crate::proxy::{Fault, FaultProxy, Match, Seen};
 use eventhub_checkpointstore::Scope;
 use eventhub_checkpointstore::ServiceOptions;
 use eventhub_checkpointstore::{
-    BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, ConnectionString,
-    Error, Ownership,
+    BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore, Error, Ownership,
 };
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 pub const NS: &str = "faults.servicebus.windows.net";
 pub const HUB: &str = "hub";
@@ -26,26 +24,7 @@ pub const GROUP: &str = "$Default";
 async fn proxied_store(
     options: Option<BlobCheckpointStoreOptions>,
 ) -> (FaultProxy, BlobCheckpointStore) {
-    let connection = ConnectionString::parse(&connection_string()).unwrap();
-    let endpoint = connection
-        .blob_endpoint()
-        .expect("Azurite has a blob endpoint");
-    let upstream: SocketAddr = format!(
-        "{}:{}",
-        endpoint.host_str().unwrap(),
-        endpoint.port().unwrap()
-    )
-    .parse()
-    .unwrap();
-    let proxy = FaultProxy::start(upstream).await;
-    let store = BlobCheckpointStore::new(
-        &format!("http://{}/devstoreaccount1", proxy.addr()),
-        &unique_container(),
-        connection.credential().clone(),
-        options,
-    )
-    .unwrap();
-    assert!(store.create_container_if_missing().await.unwrap());
+    let (proxy, store) = crate::common::proxied_blob_store(options).await;
     proxy.take_seen();
     (proxy, store)
 }

@@ -7,41 +7,20 @@
 //! lost is reported as not won while the record names the claimant; `operation_timeout` bounds
 //! every call.
 
-use crate::common::{connection_string, unique_container};
 use crate::faults::{checkpoint, faulted_once, statuses, GROUP, HUB, NS};
 use crate::proxy::{Fault, FaultProxy, Match};
 use eventhub_checkpointstore::Scope;
 use eventhub_checkpointstore::ServiceOptions;
 use eventhub_checkpointstore::{
-    CheckpointStore, ConnectionString, Error, Ownership, TableCheckpointStore,
-    TableCheckpointStoreOptions,
+    CheckpointStore, Error, Ownership, TableCheckpointStore, TableCheckpointStoreOptions,
 };
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 /// A proxy in front of the Azurite under test, and a table store on a new table behind it.
 async fn proxied_table_store(
     options: Option<TableCheckpointStoreOptions>,
 ) -> (FaultProxy, TableCheckpointStore) {
-    let connection = ConnectionString::parse(&connection_string()).unwrap();
-    let endpoint = connection
-        .table_endpoint()
-        .expect("Azurite has a table endpoint");
-    let upstream: SocketAddr = format!(
-        "{}:{}",
-        endpoint.host_str().unwrap(),
-        endpoint.port().unwrap()
-    )
-    .parse()
-    .unwrap();
-    let proxy = FaultProxy::start(upstream).await;
-    let store = TableCheckpointStore::new(
-        &format!("http://{}/devstoreaccount1", proxy.addr()),
-        &unique_container(),
-        connection.credential().clone(),
-        options,
-    )
-    .unwrap();
-    assert!(store.create_table_if_missing().await.unwrap());
+    let (proxy, store) = crate::common::proxied_table_store(options).await;
     proxy.take_seen();
     (proxy, store)
 }
