@@ -13,12 +13,12 @@ scripts/system-deps.sh
 PYTHON_PEER=$(scripts/python-peer.sh)
 export PYTHON_PEER
 cargo fmt --all --check
-cargo clippy --all-targets --all-features --quiet -- -D warnings
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 # The docs as docs.rs builds them (all features), with broken links and bad markup as errors.
 RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps --quiet
 # Build first so Azurite is not left waiting on the compiler.
-cargo test --all-features --no-run --quiet
-scripts/azurite.sh run -- cargo test --all-features "$@"
+cargo test --workspace --all-features --no-run --quiet
+scripts/azurite.sh run -- cargo test --workspace --all-features "$@"
 if [[ $# -eq 0 ]]; then
   # The demo, then the Entra ID example over HTTPS against the OAuth Azurite.
   scripts/azurite.sh run -- bash -c \
