@@ -1,20 +1,23 @@
 //! A fleet of consumer processes shares the 32 partitions of an event hub through a
-//! [`PartitionBalancer`] over a `BlobCheckpointStore`, processes events and checkpoints them
-//! through a coalescing [`Checkpointer`]. The fleet grows from one consumer to four, one is killed
-//! (SIGKILL: no relinquish, no last checkpoint), and the survivors take over its partitions from
-//! its last checkpoints. The run ends with a summary that is checked, not just printed; a failed
-//! check exits non-zero.
+//! [`PartitionBalancer`] over a `BlobCheckpointStore`, reads real events through the official
+//! consumer client's partition receivers, and checkpoints them through a coalescing
+//! [`Checkpointer`]. The fleet grows from one consumer to four, one is killed (SIGKILL: no
+//! relinquish, no last checkpoint), and the survivors take over its partitions from its last
+//! checkpoints. The run ends with a summary that is checked, not just printed; a failed check
+//! exits non-zero.
 //!
-//! Run it with `scripts/demo.sh`, which starts Azurite when `AZURE_STORAGE_CONNECTION_STRING` is
-//! not set. Against a real account, set that variable (and optionally `CHECKPOINT_CONTAINER`);
-//! each run uses a consumer group of its own. `--handover-intervals 0` runs the same fleet with
-//! cooperative handover off (stealing, as every other language's processor does), for contrast:
-//! its handover checks are then reported, not enforced.
+//! Run it with `scripts/demo.sh`, which starts the local Event Hubs endpoint
+//! (`tools/eventhubs-local`, whose producer appends the events) and, when
+//! `AZURE_STORAGE_CONNECTION_STRING` is not set, Azurite. Against a real storage account, set
+//! that variable (and optionally `CHECKPOINT_CONTAINER`); each run uses an event hub and a
+//! consumer group of its own. `--handover-intervals 0` runs the same fleet with cooperative
+//! handover off (stealing, as every other language's processor does), for contrast: its handover
+//! checks are then reported, not enforced.
 //!
-//! The demo is one binary in two roles: without a role it is the conductor, which starts the
-//! consumers as child processes of itself (`demo consumer <name> <group> <start> <handover>`),
-//! reads what they report on stdout, and watches the store. The event hub is simulated: partition
-//! `p` has event `n` available `n / RATE` seconds after the start, until `EVENTS_PER_PARTITION`.
+//! The demo is one binary in two roles: without a role it is the conductor, which creates the
+//! event hub, starts the consumers as child processes of itself
+//! (`demo consumer <name> <group> <hub> <handover>`), reads what they report on stdout, and
+//! watches the store. Each partition gets `RATE` events a second until `EVENTS_PER_PARTITION`.
 //!
 //! What the checks rely on is what each consumer reports, as it happens: which partitions it
 //! resumes (from where) and stops, which events it processed (and when, by this host's clock),
@@ -26,13 +29,17 @@ use eventhub_checkpointstore::{
     checkpointer::{Checkpointer, CheckpointerOptions},
     BlobCheckpointStore, CheckpointStore, Ownership, Scope,
 };
-use eventhub_checkpointstore_testkit::wins::{self, recording, Win};
+use eventhub_checkpointstore_testkit::{
+    eventhubs::{self, consume, Fact, HubSpec, ReadEnd},
+    wins::{self, recording, Win},
+};
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     error::Error,
     io::Write,
     num::NonZeroU64,
     process::Stdio,
+    rc::Rc,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -42,10 +49,9 @@ use tokio::{
     sync::mpsc,
 };
 
-const NAMESPACE: &str = "demo.servicebus.windows.net";
 const EVENT_HUB: &str = "telemetry";
 const PARTITIONS: usize = 32;
-/// Events per second per partition while the simulated producers run.
+/// Events per second per partition while the endpoint's producer runs.
 const RATE: u64 = 25;
 const PRODUCE_FOR: Duration = Duration::from_secs(20);
 const EVENTS_PER_PARTITION: u64 = RATE * PRODUCE_FOR.as_secs();
@@ -53,7 +59,6 @@ const INTERVAL: Duration = Duration::from_millis(500);
 /// Azurite and Azure report modification times to the second, so an expiration of a few
 /// intervals leaves room for that rounding.
 const EXPIRATION: Duration = Duration::from_secs(3);
-const PROCESS_EVERY: Duration = Duration::from_millis(100);
 /// Each partition's position is written every this many events (about 1 s of them), through a
 /// coalescing `Checkpointer`, so a killed consumer leaves events past its last checkpoint.
 const CHECKPOINT_EVERY_EVENTS: u64 = 25;
@@ -86,8 +91,18 @@ async fn main() -> AnyResult<()> {
     )?);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
-        [role, name, group, start, handover] if role == "consumer" => {
-            consumer(store, name, group, start.parse()?, handover.parse()?).await
+        [role, name, group, hub, handover] if role == "consumer" => {
+            if std::env::var("DEMO_TRACE").is_ok() {
+                tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::DEBUG)
+                    .with_writer(std::io::stderr)
+                    .init();
+            }
+            // The partition receivers' streams are not `Send`: the consumer runs on one thread.
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(consumer(store, name, group, hub, handover.parse()?))
+                .await
         }
         [] => conductor(store, 2).await,
         [flag, handover] if flag == "--handover-intervals" => {
@@ -103,17 +118,8 @@ fn unix_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Events `0..available` of every partition exist at `now` (the simulated event hub).
-fn available(start: u64, now: u64) -> u64 {
-    (now.saturating_sub(start) * RATE / 1000).min(EVENTS_PER_PARTITION)
-}
-
-fn partition_ids() -> impl Iterator<Item = String> {
-    (0..PARTITIONS).map(|p| p.to_string())
-}
-
-fn scope(group: &str) -> Scope {
-    Scope::new(NAMESPACE, EVENT_HUB, group)
+fn scope(hub: &str, group: &str) -> Scope {
+    Scope::new(eventhubs::NAMESPACE, hub, group)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,26 +136,28 @@ async fn consumer(
     store: Arc<BlobCheckpointStore>,
     name: &str,
     group: &str,
-    start: u64,
+    hub: &str,
     handover_intervals: u32,
 ) -> AnyResult<()> {
+    let scope = scope(hub, group);
     // Every claim this consumer wins is reported, so the conductor can check that no version of
     // a partition was won twice across the fleet.
     let recording = Arc::new(recording((*store).clone()));
     let checkpointer = Arc::new(Checkpointer::new(
         store.clone(),
-        scope(group),
+        scope.clone(),
         CheckpointerOptions {
             every_events: NonZeroU64::new(CHECKPOINT_EVERY_EVENTS),
             every: None,
         },
     )?);
-    let balancer = Arc::new(
+    let (client, partitions) = eventhubs::consumer_client_and_partitions(hub, group).await;
+    let balancer = Rc::new(
         PartitionBalancer::new(
             recording.clone(),
-            scope(group),
+            scope,
             name,
-            partition_ids(),
+            partitions,
             BalancerOptions {
                 interval: INTERVAL,
                 expiration: EXPIRATION,
@@ -169,19 +177,19 @@ async fn consumer(
     };
 
     // The conductor stops a consumer gracefully by closing its stdin.
-    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(_)) = lines.next_line().await {}
         let _ = stop_tx.send(true);
     });
-    let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
     let balancing = {
         let balancer = balancer.clone();
         let report_wins = report_wins.clone();
-        tokio::spawn(async move {
-            let stopped = async {
-                let _ = done.await;
+        let mut stop = stop.clone();
+        tokio::task::spawn_local(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
             };
             balancer
                 .run(stopped, |result| match result {
@@ -194,73 +202,47 @@ async fn consumer(
                 .await
         })
     };
-
-    // Next event to process, per partition being processed.
-    let mut next: BTreeMap<String, u64> = BTreeMap::new();
-    let mut tick = tokio::time::interval(PROCESS_EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        let ready = balancer.ready();
-        stop_leaving(&mut next, &ready);
-        if ready.iter().any(|p| !next.contains_key(p)) {
-            // Newly ready partitions resume from the store's checkpoint, whoever wrote it.
-            let checkpoints = store.list_checkpoints(&scope(group)).await?;
-            let new: Vec<String> = ready
-                .iter()
-                .filter(|p| !next.contains_key(*p))
-                .cloned()
-                .collect();
-            for p in new {
-                let from = checkpoints
-                    .iter()
-                    .find(|c| c.partition_id == p)
-                    .and_then(|c| c.sequence_number)
-                    .map_or(0, |s| s as u64 + 1);
-                report(format_args!("resume {p} {from} {}", unix_millis()));
-                next.insert(p, from);
-            }
-        }
-        let partitions: Vec<String> = next.keys().cloned().collect();
-        for p in partitions {
-            // Right before processing: a cycle may have taken the partition since the tick began.
-            if !balancer.ready().contains(&p) {
-                report(format_args!("stop {p} {}", unix_millis()));
-                next.remove(&p);
-                continue;
-            }
-            let from = next[&p];
-            let upto = available(start, unix_millis());
-            if from >= upto {
-                continue;
-            }
-            report(format_args!(
-                "processed {p} {from} {} {}",
-                upto - 1,
+    // Reads each partition while it is in `ready()`, from the stored checkpoint; reports each
+    // step with this host's time.
+    let name = name.to_owned();
+    consume(
+        client,
+        store,
+        balancer,
+        checkpointer.clone(),
+        stop,
+        move |fact| match fact {
+            Fact::Resumed { partition, after } => report(format_args!(
+                "resume {partition} {} {}",
+                after.map_or(0, |s| s + 1),
                 unix_millis()
-            ));
-            // Each processed event is recorded; the checkpointer writes every
-            // CHECKPOINT_EVERY_EVENTS of a partition and says when it did.
-            for seq in from..upto {
-                match checkpointer
-                    .record(&p, Some((seq * 100).to_string()), Some(seq as i64))
-                    .await
-                {
-                    Ok(true) => report(format_args!("checkpointed {p} {seq}")),
-                    Ok(false) => {}
-                    Err(err) => eprintln!("checkpoint of partition {p} failed: {err}"),
-                }
+            )),
+            Fact::Processed {
+                partition,
+                first,
+                last,
+            } => report(format_args!(
+                "processed {partition} {first} {last} {}",
+                unix_millis()
+            )),
+            Fact::Checkpointed { partition, seq } => {
+                report(format_args!("checkpointed {partition} {seq}"))
             }
-            next.insert(p, upto);
-        }
-    }
-    for p in std::mem::take(&mut next).into_keys() {
-        report(format_args!("stop {p} {}", unix_millis()));
-    }
-    // Graceful stop: `run` relinquishes, writing each partition's last position first.
-    let _ = done_tx.send(());
+            Fact::Stopped { partition, end } => {
+                if let ReadEnd::Failed(err) = end {
+                    eprintln!("consumer {name}: partition {partition}: {err}");
+                }
+                report(format_args!("stop {partition} {}", unix_millis()))
+            }
+            Fact::Reconnected { why } => {
+                eprintln!("consumer {name}: a new consumer client after: {why}");
+                report(format_args!("reconnected"))
+            }
+        },
+    )
+    .await;
+    // Graceful stop: the readers have stopped; `run` relinquishes, writing each partition's last
+    // position first.
     balancing.await??;
     report_wins();
     let stats = checkpointer.stats();
@@ -269,17 +251,6 @@ async fn consumer(
         stats.recorded, stats.writes, stats.refused
     ));
     Ok(())
-}
-
-/// Stops processing what is no longer ready, and says so.
-fn stop_leaving(next: &mut BTreeMap<String, u64>, ready: &BTreeSet<String>) {
-    next.retain(|p, _| {
-        let keep = ready.contains(p);
-        if !keep {
-            report(format_args!("stop {p} {}", unix_millis()));
-        }
-        keep
-    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,6 +265,8 @@ struct Member {
     checkpoints: u64,
     /// What its checkpointer reported at a graceful stop: (recorded, written, refused).
     stats: Option<(u64, u64, u64)>,
+    /// Consumer clients it replaced after one failed (see `eventhubs::consume`).
+    reconnects: u64,
 }
 
 /// One consumer's stretch of processing one partition: from the resume to the stop (or death).
@@ -379,10 +352,22 @@ impl Tally {
 async fn conductor(store: Arc<BlobCheckpointStore>, handover: u32) -> AnyResult<()> {
     let created = store.create_container_if_missing().await?;
     let group = format!("demo-{}", unix_millis());
+    // The endpoint's producer starts appending as soon as the hub exists.
+    let hub = eventhubs::create_hub(
+        EVENT_HUB,
+        HubSpec {
+            partitions: PARTITIONS,
+            preload: 0,
+            rate: RATE as f64,
+            total: Some(EVENTS_PER_PARTITION as usize),
+        },
+    );
     println!(
-        "container {} ({}), event hub {NAMESPACE}/{EVENT_HUB}, consumer group {group}",
+        "container {} ({}), event hub {}/{hub} at {}, consumer group {group}",
         store.container_url(),
-        if created { "created" } else { "exists" }
+        if created { "created" } else { "exists" },
+        eventhubs::NAMESPACE,
+        eventhubs::amqp_url(),
     );
     println!(
         "{PARTITIONS} partitions x {EVENTS_PER_PARTITION} events ({RATE}/s for {}s); \
@@ -401,7 +386,6 @@ async fn conductor(store: Arc<BlobCheckpointStore>, handover: u32) -> AnyResult<
     );
 
     let exe = std::env::current_exe()?;
-    let start = unix_millis();
     let began = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, String)>();
     let mut fleet: Vec<Member> = Vec::new();
@@ -418,7 +402,7 @@ async fn conductor(store: Arc<BlobCheckpointStore>, handover: u32) -> AnyResult<
                     "consumer",
                     &letter.to_string(),
                     &group,
-                    &start.to_string(),
+                    &hub,
                     &handover.to_string(),
                 ])
                 .stdin(Stdio::piped())
@@ -440,6 +424,7 @@ async fn conductor(store: Arc<BlobCheckpointStore>, handover: u32) -> AnyResult<
                 processed: 0,
                 checkpoints: 0,
                 stats: None,
+                reconnects: 0,
             });
             println!(
                 "{:>5.1}s  + consumer {letter} starts",
@@ -469,7 +454,7 @@ async fn conductor(store: Arc<BlobCheckpointStore>, handover: u32) -> AnyResult<
             _ = watch.tick() => {}
         }
 
-        let listed = store.list_ownership(&scope(&group)).await?;
+        let listed = store.list_ownership(&scope(&hub, &group)).await?;
         print_frame(began.elapsed(), &fleet, &listed, &tally);
         let all_done = tally
             .seen
@@ -479,7 +464,21 @@ async fn conductor(store: Arc<BlobCheckpointStore>, handover: u32) -> AnyResult<
             break Ok(());
         }
         if began.elapsed() > GIVE_UP_AFTER {
-            break Err("the fleet did not process every event in time".into());
+            let missing: Vec<String> = tally
+                .seen
+                .iter()
+                .enumerate()
+                .filter_map(|(p, events)| {
+                    let first = events.iter().position(|(n, _)| *n == 0)?;
+                    let count = events.iter().filter(|(n, _)| *n == 0).count();
+                    Some(format!("partition {p}: {count} from {first}"))
+                })
+                .collect();
+            break Err(format!(
+                "the fleet did not process every event in time; never processed: {}",
+                missing.join(", ")
+            )
+            .into());
         }
     };
 
@@ -509,11 +508,11 @@ async fn conductor(store: Arc<BlobCheckpointStore>, handover: u32) -> AnyResult<
             }
         }
     }
-    let left = store.list_ownership(&scope(&group)).await?;
+    let left = store.list_ownership(&scope(&hub, &group)).await?;
     let still_owned = left.iter().filter(|o| o.owner_id.is_some()).count();
     // Every partition's last event, written by whoever processed it last.
     let final_checkpoints = store
-        .list_checkpoints(&scope(&group))
+        .list_checkpoints(&scope(&hub, &group))
         .await?
         .iter()
         .filter(|c| c.sequence_number == Some(EVENTS_PER_PARTITION as i64 - 1))
@@ -578,6 +577,7 @@ fn absorb(
                 session.open = false;
             }
         }
+        ("reconnected", &[]) => fleet[index].reconnects += 1,
         ("stats", &[recorded, writes, refused]) => {
             fleet[index].stats = Some((recorded, writes, refused))
         }
@@ -816,10 +816,15 @@ fn summarize(
     ));
     for m in fleet {
         note(format!(
-            "consumer {}: {} events processed, {} checkpoints{}",
+            "consumer {}: {} events processed, {} checkpoints{}{}",
             m.letter,
             m.processed,
             m.checkpoints,
+            if m.reconnects > 0 {
+                format!(", {} consumer clients reopened after a failure", m.reconnects)
+            } else {
+                String::new()
+            },
             if m.alive { "" } else { " (killed)" }
         ));
     }

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# The benchmarks (benches/store_vs_ceiling.rs) against a fresh Azurite: prints the store/ceiling
-# table and the claim-concurrency sweep. BENCH_REPS sets the repetitions (default 5).
+# The benchmarks against a fresh Azurite (and, for the processor bench, a fresh local Event Hubs
+# endpoint):
+#
+#   scripts/bench.sh              benches/store_vs_ceiling.rs: the store/ceiling table and the
+#                                 claim-concurrency sweep (BENCH_REPS sets the repetitions,
+#                                 default 5)
+#   scripts/bench.sh processor    benches/processor.rs: two official processors on real events,
+#                                 events/s and storage requests per 1,000 events
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-cargo bench --bench store_vs_ceiling --no-run --quiet
 # A backtrace per discarded SDK error would be measured too; production runs without it.
 unset RUST_BACKTRACE
+if [[ "${1:-}" == "processor" ]]; then
+  shift
+  cargo bench --features eventhubs --bench processor --no-run --quiet
+  scripts/eventhubs.sh install
+  exec scripts/azurite.sh run -- scripts/eventhubs.sh run -- \
+    cargo bench --quiet --features eventhubs --bench processor "$@"
+fi
+cargo bench --bench store_vs_ceiling --no-run --quiet
 exec scripts/azurite.sh run -- cargo bench --quiet --bench store_vs_ceiling "$@"

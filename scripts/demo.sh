@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs the demo (examples/demo.rs). Uses AZURE_STORAGE_CONNECTION_STRING when it is set;
-# otherwise installs and starts Azurite for the run and stops it afterwards.
+# Runs the demo (examples/demo.rs) against the local Event Hubs endpoint, which this script
+# builds, starts and stops (scripts/eventhubs.sh). Uses AZURE_STORAGE_CONNECTION_STRING when it
+# is set; otherwise installs and starts Azurite for the run and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --quiet --example demo
+scripts/eventhubs.sh install
 if [[ -n "${AZURE_STORAGE_CONNECTION_STRING:-}" ]]; then
-  exec cargo run --quiet --example demo -- "$@"
+  exec scripts/eventhubs.sh run -- cargo run --quiet --example demo -- "$@"
 fi
-exec scripts/azurite.sh run -- cargo run --quiet --example demo -- "$@"
+exec scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo run --quiet --example demo -- "$@"

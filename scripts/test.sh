@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting and lints, then unit, integration and doc tests
-# (all features) against a fresh Azurite that this script installs, starts and stops, then the
-# demo, whose summary checks exit non-zero on failure, and the Entra ID example (always against
-# their own Azurite). Python's Event Hubs processor is installed into a venv for the mixed-fleet
-# test.
+# (all features) against a fresh Azurite and a fresh local Event Hubs endpoint that this script
+# installs, starts and stops, then the demo, whose summary checks exit non-zero on failure, the
+# official processor example, and the Entra ID example (always against their own Azurite).
+# Python's Event Hubs client, processor and blob store are installed into a venv for the
+# mixed-fleet tests.
 # Extra arguments go to `cargo test` (e.g. a test name filter) and skip the demo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,9 +19,14 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps --quiet
 # Build first so Azurite is not left waiting on the compiler.
 cargo test --workspace --all-features --no-run --quiet
-scripts/azurite.sh run -- cargo test --workspace --all-features "$@"
+scripts/eventhubs.sh install
+scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo test --workspace --all-features "$@"
 if [[ $# -eq 0 ]]; then
-  # The demo, then the Entra ID example over HTTPS against the OAuth Azurite.
-  scripts/azurite.sh run -- bash -c \
-    'cargo run --all-features --quiet --example demo && cargo run --all-features --quiet --example entra_id'
+  # The demo, the official processor example, then the Entra ID example over HTTPS against the
+  # OAuth Azurite.
+  cargo build --all-features --quiet --examples
+  scripts/azurite.sh run -- scripts/eventhubs.sh run --hub telemetry=4:0:20:200 -- bash -c \
+    'cargo run --all-features --quiet --example demo &&
+     cargo run --all-features --quiet --example processor &&
+     cargo run --all-features --quiet --example entra_id'
 fi

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod entra;
+pub mod eventhubs;
 pub mod hooked;
 pub mod proxy;
 pub mod wins;

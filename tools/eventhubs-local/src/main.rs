@@ -1,0 +1,94 @@
+//! `eventhubs-local`: a local Event Hubs endpoint for tests, demos and examples. It serves the
+//! consumer side of Event Hubs over plain AMQP 1.0 on loopback (SASL ANONYMOUS, `$cbs`
+//! put-token, `$management` reads of hubs and partitions, partition receivers with start filters
+//! and epochs), and an HTTP control plane to create hubs and append events.
+//!
+//! ```text
+//! eventhubs-local [--port N] [--control-port N] [--latency-ms N] [--hub NAME=PARTITIONS[:PRELOAD[:RATE[:TOTAL]]]]...
+//! ```
+//!
+//! `--latency-ms` (default 2): how much later what the endpoint sends reaches a client, as over
+//! a network (see `latency.rs` for why it is not 0).
+//!
+//! When both listen, it prints one line, `eventhubs-local amqp://127.0.0.1:N http://127.0.0.1:N`,
+//! and serves until interrupted. Control plane (`Connection: close`, JSON):
+//!
+//! - `PUT /hubs/{name}` `{"partitions": 8, "preload": 100, "rate": 25.0, "total": 500}`: creates a
+//!   hub (201; 409 if it exists), preloaded, and produces `rate` events per second per partition
+//!   until `total` (`rate` 0 or absent: none).
+//! - `GET /hubs/{name}`: its partitions: event counts, last sequence numbers, offsets, times.
+//! - `POST /hubs/{name}/partitions/{id}/events?count=N`: appends N events now.
+
+mod amqp;
+mod control;
+mod epoch;
+mod filter;
+mod hubs;
+mod latency;
+
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() {
+    if let Err(err) = run().await {
+        eprintln!("eventhubs-local: {err}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let mut port = 0u16;
+    let mut control_port = 0u16;
+    let hubs = Arc::new(hubs::Hubs::default());
+    let mut args = std::env::args().skip(1);
+    let mut verbose = false;
+    let mut latency_ms = 2u64;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--port" => port = value("--port")?.parse().map_err(|_| "--port: not a port")?,
+            "--control-port" => {
+                control_port = value("--control-port")?
+                    .parse()
+                    .map_err(|_| "--control-port: not a port")?
+            }
+            "--hub" => {
+                let spec = value("--hub")?;
+                let (name, spec) = spec
+                    .split_once('=')
+                    .ok_or("--hub takes NAME=PARTITIONS[:PRELOAD[:RATE[:TOTAL]]]")?;
+                hubs.create(name, &hubs::Spec::parse(spec)?)?;
+            }
+            "--latency-ms" => {
+                latency_ms = value("--latency-ms")?
+                    .parse()
+                    .map_err(|_| "--latency-ms: not a number of milliseconds")?
+            }
+            "--verbose" | "-v" => verbose = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_max_level(if verbose {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::WARN
+        })
+        .with_writer(std::io::stderr)
+        .init();
+    let amqp = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let http = TcpListener::bind(("127.0.0.1", control_port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{control_port}: {e}"))?;
+    let amqp_addr = amqp.local_addr().map_err(|e| e.to_string())?;
+    let http_addr = http.local_addr().map_err(|e| e.to_string())?;
+    println!("eventhubs-local amqp://{amqp_addr} http://{http_addr}");
+    tokio::spawn(control::serve(http, hubs.clone()));
+    tokio::select! {
+        () = amqp::serve(amqp, hubs, std::time::Duration::from_millis(latency_ms)) => Err("the AMQP listener failed".into()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
