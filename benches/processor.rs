@@ -227,7 +227,11 @@ fn main() {
         let get = |k: &str| row.requests_per_1000.get(k).copied().unwrap_or(0.0);
         println!(
             "{:<22} {:>9.0} {:>26.1} {:>8.1} {:>8.1} {:>11.1}",
-            every.map_or("never".to_owned(), |n| format!("{n} events")),
+            every.map_or("never".to_owned(), |n| if n == 1 {
+                "every event".to_owned()
+            } else {
+                format!("{n} events")
+            }),
             row.events_per_second,
             get("total"),
             get("list"),

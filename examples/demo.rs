@@ -821,7 +821,10 @@ fn summarize(
             m.processed,
             m.checkpoints,
             if m.reconnects > 0 {
-                format!(", {} consumer clients reopened after a failure", m.reconnects)
+                format!(
+                    ", {} consumer clients reopened after a failure",
+                    m.reconnects
+                )
             } else {
                 String::new()
             },
