@@ -404,6 +404,9 @@ async fn main_async() {
         bench.endpoint
     );
 
+    if let Ok(side) = std::env::var("BENCH_PROFILE") {
+        return profile_listing(&bench, &side).await;
+    }
     warm_up(&bench).await;
     let mut rows = vec![
         claim_new(&bench, 32, "").await,
@@ -435,6 +438,37 @@ async fn main_async() {
     small_listing_latency(&bench, 200).await;
     concurrency_sweep(&bench, 1024).await;
     through_latency(&bench, Duration::from_millis(10), Duration::from_millis(50)).await;
+}
+
+/// `BENCH_PROFILE=store|ceiling BENCH_ITERS=N`: only `N` listings of 1,000 checkpoints by one
+/// side, for `valgrind --tool=callgrind`; two runs with different `N` give the instructions per
+/// listed record, the set-up cancelling out (`scripts/profile-listing.sh`).
+async fn profile_listing(bench: &Bench, side: &str) {
+    const RECORDS: usize = 1000;
+    let iterations: usize = std::env::var("BENCH_ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let scope = Scope::new(NS, EH, "profile");
+    let prefix = format!("{NS}/{EH}/profile/checkpoint/");
+    bench.ceiling.put_new_all(&prefix, RECORDS, 32).await;
+    for p in 0..RECORDS {
+        bench
+            .ceiling
+            .set_metadata(
+                &format!("{prefix}{p}"),
+                &[("offset", "1024"), ("sequencenumber", "1")],
+                None,
+            )
+            .await;
+    }
+    for _ in 0..iterations {
+        let listed = match side {
+            "store" => bench.store.list_checkpoints(&scope).await.unwrap().len(),
+            _ => bench.ceiling.list(&prefix).await,
+        };
+        assert_eq!(listed, RECORDS);
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

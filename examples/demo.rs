@@ -33,6 +33,7 @@ use eventhub_checkpointstore_testkit::{
     eventhubs::{self, consume, Fact, HubSpec, ReadEnd},
     wins::{self, recording, Win},
 };
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use std::{
     collections::BTreeMap,
     error::Error,
@@ -98,6 +99,12 @@ async fn main() -> AnyResult<()> {
                     .with_writer(std::io::stderr)
                     .init();
             }
+            // What the store, balancer and checkpointer report through the `metrics` facade,
+            // reported to the conductor as deltas (`metric` lines) for its summary.
+            let recorder = DebuggingRecorder::new();
+            let snapshotter = recorder.snapshotter();
+            recorder.install()?;
+            METRICS.with(|m| *m.borrow_mut() = Some(snapshotter));
             // The partition receivers' streams are not `Send`: the consumer runs on one thread.
             let local = tokio::task::LocalSet::new();
             local
@@ -109,6 +116,43 @@ async fn main() -> AnyResult<()> {
             conductor(store, handover.parse()?).await
         }
         _ => Err("usage: demo [--handover-intervals N]".into()),
+    }
+}
+
+thread_local! {
+    /// The consumer's recorder (it runs on one thread).
+    static METRICS: std::cell::RefCell<Option<Snapshotter>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Reports what the metrics recorded since the last report: `metric\tKEY\tDELTA` lines, KEY
+/// the metric's name and its labels beyond the scope's. A histogram reports its count and sum.
+fn report_metrics() {
+    const SCOPE: [&str; 4] = [
+        "messaging.system",
+        "server.address",
+        "messaging.destination.name",
+        "messaging.consumer.group.name",
+    ];
+    let Some(snapshot) = METRICS.with(|m| m.borrow().as_ref().map(|s| s.snapshot())) else {
+        return;
+    };
+    for (key, _, _, value) in snapshot.into_vec() {
+        let key = key.key();
+        let labels: Vec<String> = key
+            .labels()
+            .filter(|l| !SCOPE.contains(&l.key()) && l.key() != "messaging.client.id")
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        match value {
+            DebugValue::Counter(n) if n > 0 => report(format_args!("metric\t{name}\t{n}")),
+            DebugValue::Histogram(values) if !values.is_empty() => {
+                let sum: f64 = values.iter().map(|v| v.into_inner()).sum();
+                report(format_args!("metric\t{name}#count\t{}", values.len()));
+                report(format_args!("metric\t{name}#sum\t{sum}"));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -193,7 +237,10 @@ async fn consumer(
             };
             balancer
                 .run(stopped, |result| match result {
-                    Ok(_) => report_wins(),
+                    Ok(_) => {
+                        report_wins();
+                        report_metrics();
+                    }
                     Err(err) => eprintln!(
                         "consumer {}: balancing cycle failed: {err}",
                         balancer.owner_id()
@@ -245,6 +292,7 @@ async fn consumer(
     // position first.
     balancing.await??;
     report_wins();
+    report_metrics();
     let stats = checkpointer.stats();
     report(format_args!(
         "stats {} {} {}",
@@ -305,6 +353,8 @@ struct Tally {
     takeover_time: Option<Duration>,
     /// Partitions resumed by a consumer other than the one that processed them last.
     moves: u64,
+    /// The fleet's metrics, summed over the consumers' reports (see `report_metrics`).
+    metrics: BTreeMap<String, f64>,
 }
 
 impl Tally {
@@ -543,6 +593,13 @@ fn absorb(
 ) {
     if let Some(win) = line.strip_prefix("won\t").and_then(Win::parse) {
         tally.wins.push(win);
+        return;
+    }
+    if let Some((key, delta)) = line
+        .strip_prefix("metric\t")
+        .and_then(|rest| rest.split_once('\t'))
+    {
+        *tally.metrics.entry(key.to_owned()).or_default() += delta.parse::<f64>().unwrap_or(0.0);
         return;
     }
     let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -831,6 +888,7 @@ fn summarize(
             if m.alive { "" } else { " (killed)" }
         ));
     }
+    print_metrics(&tally.metrics);
     for failure in &failures {
         if failure.starts_with("consumer") {
             println!("  [FAILED] {failure}");
@@ -841,4 +899,78 @@ fn summarize(
     } else {
         Err(format!("{} check(s) failed", failures.len()).into())
     }
+}
+
+/// The fleet's metrics, as the consumers' recorders counted them (the killed consumer's up to its
+/// last balancing cycle).
+fn print_metrics(metrics: &BTreeMap<String, f64>) {
+    use eventhub_checkpointstore::metrics::{
+        CHECKPOINTS, CLAIMS, HANDOVER_HOLDS, OPERATION_DURATION, OWNERSHIP_CHANGES,
+    };
+    let sum = |prefix: &str, label: &str| -> f64 {
+        metrics
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix) && k.contains(label))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let counted = |name: &str, label: &str, value: &str| {
+        sum(&format!("{name}{{"), &format!("{label}={value}")) as u64
+    };
+    println!("metrics (what the consumers' `metrics` recorders counted)");
+    let ops = |outcome: &str, part: &str| {
+        metrics
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with(OPERATION_DURATION)
+                    && k.contains(&format!("outcome={outcome}"))
+                    && k.ends_with(part)
+            })
+            .map(|(_, v)| v)
+            .sum::<f64>()
+    };
+    let (ok, failed, seconds) = (ops("ok", "#count"), ops("error", "#count"), ops("", "#sum"));
+    let mut by_operation: BTreeMap<&str, u64> = BTreeMap::new();
+    for (key, value) in metrics {
+        if let Some(operation) = key
+            .strip_prefix(OPERATION_DURATION)
+            .filter(|k| k.ends_with("#count"))
+            .and_then(|k| k.split("operation=").nth(1))
+            .and_then(|k| k.split([',', '}']).next())
+        {
+            *by_operation.entry(operation).or_default() += *value as u64;
+        }
+    }
+    let split: Vec<String> = by_operation
+        .iter()
+        .map(|(operation, n)| format!("{operation} {n}"))
+        .collect();
+    println!(
+        "       store operations: {} ({}), {} failed, mean {:.1} ms",
+        (ok + failed) as u64,
+        split.join(", "),
+        failed as u64,
+        seconds * 1000.0 / (ok + failed).max(1.0)
+    );
+    println!(
+        "       claims: {} won, {} lost, {} failed",
+        counted(CLAIMS, "outcome", "won"),
+        counted(CLAIMS, "outcome", "lost"),
+        counted(CLAIMS, "outcome", "failed")
+    );
+    println!(
+        "       ownership changes: {} taken, {} stolen, {} lost, {} relinquished; {} handover holds",
+        counted(OWNERSHIP_CHANGES, "change", "taken"),
+        counted(OWNERSHIP_CHANGES, "change", "stolen"),
+        counted(OWNERSHIP_CHANGES, "change", "lost"),
+        counted(OWNERSHIP_CHANGES, "change", "relinquished"),
+        sum(&format!("{HANDOVER_HOLDS}{{"), "") as u64
+    );
+    println!(
+        "       checkpointer: {} written, {} coalesced, {} stale (the stored one was newer), {} failed",
+        counted(CHECKPOINTS, "result", "written"),
+        counted(CHECKPOINTS, "result", "coalesced"),
+        counted(CHECKPOINTS, "result", "stale"),
+        counted(CHECKPOINTS, "result", "failed")
+    );
 }

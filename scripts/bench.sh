@@ -7,6 +7,8 @@
 #                                 default 5)
 #   scripts/bench.sh processor    benches/processor.rs: two official processors on real events,
 #                                 events/s and storage requests per 1,000 events
+#   scripts/bench.sh metrics      benches/metrics.rs: the store with and without a metrics
+#                                 recorder installed
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,6 +20,11 @@ if [[ "${1:-}" == "processor" ]]; then
   scripts/eventhubs.sh install
   exec scripts/azurite.sh run -- scripts/eventhubs.sh run -- \
     cargo bench --quiet --features eventhubs --bench processor "$@"
+fi
+if [[ "${1:-}" == "metrics" ]]; then
+  shift
+  cargo bench --features metrics --bench metrics --no-run --quiet
+  exec scripts/azurite.sh run -- cargo bench --quiet --features metrics --bench metrics "$@"
 fi
 cargo bench --bench store_vs_ceiling --no-run --quiet
 exec scripts/azurite.sh run -- cargo bench --quiet --bench store_vs_ceiling "$@"

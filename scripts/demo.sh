@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-cargo build --quiet --example demo
+cargo build --quiet --features metrics --example demo
 scripts/eventhubs.sh install
 if [[ -n "${AZURE_STORAGE_CONNECTION_STRING:-}" ]]; then
-  exec scripts/eventhubs.sh run -- cargo run --quiet --example demo -- "$@"
+  exec scripts/eventhubs.sh run -- cargo run --quiet --features metrics --example demo -- "$@"
 fi
-exec scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo run --quiet --example demo -- "$@"
+exec scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo run --quiet --features metrics --example demo -- "$@"

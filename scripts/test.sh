@@ -17,16 +17,19 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 # The docs as docs.rs builds them (all features), with broken links and bad markup as errors.
 RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps --quiet
+# What -D warnings lets through: links into other crates that did not resolve.
+scripts/doc-links.py
 # Build first so Azurite is not left waiting on the compiler.
 cargo test --workspace --all-features --no-run --quiet
 scripts/eventhubs.sh install
 scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo test --workspace --all-features "$@"
 if [[ $# -eq 0 ]]; then
-  # The demo, the official processor example, then the Entra ID example over HTTPS against the
-  # OAuth Azurite.
+  # The demo, the official processor example, the Prometheus example, then the Entra ID example
+  # over HTTPS against the OAuth Azurite.
   cargo build --all-features --quiet --examples
   scripts/azurite.sh run -- scripts/eventhubs.sh run --hub telemetry=4:0:20:200 -- bash -c \
     'cargo run --all-features --quiet --example demo &&
      cargo run --all-features --quiet --example processor &&
+     cargo run --all-features --quiet --example prometheus >/dev/null &&
      cargo run --all-features --quiet --example entra_id'
 fi

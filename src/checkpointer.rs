@@ -49,6 +49,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::metrics::{self, CheckpointResult};
 use crate::model::Advance;
 use crate::scope::Scope;
 use crate::store::CheckpointStore;
@@ -353,11 +354,18 @@ impl Checkpointer {
         let checkpoint = self
             .scope
             .checkpoint(partition_id, position.0.clone(), position.1);
-        let advance = self.store.advance_checkpoint(&checkpoint).await?;
+        let advance = match self.store.advance_checkpoint(&checkpoint).await {
+            Ok(advance) => advance,
+            Err(err) => {
+                metrics::checkpoints(&self.scope, CheckpointResult::Failed, 1);
+                return Err(err);
+            }
+        };
         // What the store holds now, at least: nothing older is written from here on.
         let stored = match &advance {
             Advance::Stale { stored } => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
+                metrics::checkpoints(&self.scope, CheckpointResult::Stale, 1);
                 tracing::info!(
                     scope = %self.scope,
                     partition_id,
@@ -369,6 +377,13 @@ impl Checkpointer {
             }
             Advance::Written => {
                 self.writes.fetch_add(1, Ordering::Relaxed);
+                metrics::checkpoints(&self.scope, CheckpointResult::Written, 1);
+                // The positions recorded since the last write, folded into this one.
+                metrics::checkpoints(
+                    &self.scope,
+                    CheckpointResult::Coalesced,
+                    count.saturating_sub(1),
+                );
                 position.1
             }
             _ => position.1,

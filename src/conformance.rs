@@ -180,6 +180,50 @@ pub async fn first_claim_sets_etag_and_last_modified(fixture: &dyn Fixture) {
     assert!(modified > started, "last_modified {modified} is recent");
 }
 
+/// `list_checkpoints_with_times` lists what `list_checkpoints` lists; a time, where the store
+/// reports one, is when the checkpoint was last written (this crate's stores report them).
+pub async fn checkpoint_times_are_the_writes(fixture: &dyn Fixture) {
+    let s = fixture.scope();
+    let store = fixture.client().await;
+    // The service's clock may differ from this host's: allow minutes, not hours.
+    let started = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    for p in 0..3 {
+        store
+            .update_checkpoint(&checkpoint(&s, &p.to_string(), "0", p))
+            .await
+            .unwrap();
+    }
+    let mut plain = store.list_checkpoints(&s).await.unwrap();
+    let mut timed = store.list_checkpoints_with_times(&s).await.unwrap();
+    plain.sort_by(|a, b| a.partition_id.cmp(&b.partition_id));
+    timed.sort_by(|a, b| a.0.partition_id.cmp(&b.0.partition_id));
+    let listed: Vec<_> = timed.iter().map(|(c, _)| c.clone()).collect();
+    assert_eq!(listed, plain, "the same checkpoints as list_checkpoints");
+    let first = timed[0].1;
+    if let Some(written) = first {
+        let ended = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
+        assert!(
+            written > started && written < ended,
+            "written at {written}, not around now"
+        );
+        // A later write is reported later (or in the same second: times have whole seconds).
+        store
+            .update_checkpoint(&checkpoint(&s, "0", "10", 10))
+            .await
+            .unwrap();
+        let again = store.list_checkpoints_with_times(&s).await.unwrap();
+        let rewritten = again
+            .iter()
+            .find(|(c, _)| c.partition_id == "0")
+            .and_then(|(_, t)| *t)
+            .expect("a store that reports times reports them for every checkpoint");
+        assert!(
+            rewritten >= written,
+            "rewritten at {rewritten}, before {written}"
+        );
+    }
+}
+
 /// .NET: a claim conditioned on a stale or invented etag is not won.
 pub async fn claim_with_stale_or_invented_etag_is_not_won(fixture: &dyn Fixture) {
     let s = fixture.scope();
@@ -702,6 +746,7 @@ macro_rules! conformance_suite {
             advance_never_moves_a_checkpoint_back,
             racing_advances_keep_the_newest,
             invalid_input_is_rejected_before_any_write,
+            checkpoint_times_are_the_writes,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -1,9 +1,12 @@
 //! The plug-in for the official Rust processor (feature `eventhubs`): every store of this crate
 //! ([`BlobCheckpointStore`], [`TableCheckpointStore`](crate::TableCheckpointStore),
 //! [`InMemoryCheckpointStore`]) implements
-//! [`azure_messaging_eventhubs::CheckpointStore`], so an
-//! [`EventProcessor`](azure_messaging_eventhubs::EventProcessor) keeps its ownership and
+//! [`azure_messaging_eventhubs::CheckpointStore`][processor-trait], so an
+//! [`EventProcessor`][processor] keeps its ownership and
 //! checkpoints in the same blobs, under the same names, as every other language's processor.
+//!
+//! [processor-trait]: https://docs.rs/azure_messaging_eventhubs/0.15/azure_messaging_eventhubs/trait.CheckpointStore.html
+//! [processor]: https://docs.rs/azure_messaging_eventhubs/0.15/azure_messaging_eventhubs/struct.EventProcessor.html
 //!
 //! ```no_run
 //! use azure_messaging_eventhubs::{ConsumerClient, EventProcessor};

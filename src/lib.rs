@@ -34,6 +34,24 @@
 //! [`checkpointer::Checkpointer`], which writes each partition's newest position every N events
 //! or T time instead of once per event.
 //!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `eventhubs` | the official processor's `CheckpointStore` for every store of this crate (module `eventhubs`); needs OpenSSL's headers |
+//! | `table` | `TableCheckpointStore`: the same records in Azure Table storage |
+//! | `blocking` | `blocking::BlobCheckpointStore`: the operations without async |
+//! | `conformance` | `conformance`: the suite any `CheckpointStore` must pass |
+//! | `metrics` | counters, gauges and histograms through the `metrics` facade (module `metrics`) |
+//! | `cli` | the `eh-checkpoints` command-line tool (below) |
+//!
+//! # Command line
+//!
+//! `cargo install eventhub-checkpointstore --features cli` installs `eh-checkpoints`, which lists,
+//! sets, releases, copies, exports, imports and migrates the records of a consumer group, and with
+//! `eventhubs` too, shows each partition's lag (`eh-checkpoints lag`). `eh-checkpoints --help`
+//! lists the commands; the repository's `docs/cli.md` walks through a session.
+//!
 //! # Authentication
 //! [`StorageCredential`]: Entra ID (any `azure_core` `TokenCredential`, e.g. from
 //! `azure_identity`; needs https), an account key ([`SharedKeyCredential`]), a SAS
@@ -63,6 +81,11 @@ mod error;
 #[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
 pub mod eventhubs;
 mod memory;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 mod model;
 mod options;
 mod redact;
@@ -89,16 +112,27 @@ pub use store::{CheckpointStore, ServiceTime};
 #[cfg_attr(docsrs, doc(cfg(feature = "table")))]
 pub use table::{TableCheckpointStore, TableCheckpointStoreOptions};
 
-// README's Rust snippets are compiled and run as doc tests; they show every feature, so with all
-// of them on (as scripts/test.sh runs).
+// The Rust snippets of README and the docs pages are compiled (and those that need no service
+// run) as doc tests; they show every feature, so with all of them on (as scripts/test.sh runs).
+// tests/readme.rs checks that each is a whole program a reader can paste.
 #[cfg(all(
     doctest,
     feature = "eventhubs",
     feature = "blocking",
     feature = "table"
 ))]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
+mod doc_pages {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/usage.md")]
+    struct Usage;
+    #[doc = include_str!("../docs/official-processor.md")]
+    struct OfficialProcessor;
+    #[doc = include_str!("../docs/interoperability.md")]
+    struct Interoperability;
+    #[doc = include_str!("../docs/guarantees.md")]
+    struct Guarantees;
+}
 
 /// The `azure_core` this crate is built on, for [`ServiceOptions::client_options`],
 /// [`Ownership::etag`] and token credentials of the same version.

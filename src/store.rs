@@ -172,6 +172,22 @@ pub trait CheckpointStore: Send + Sync {
 
     /// Every checkpoint of the consumer group.
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>>;
+
+    /// [`list_checkpoints`](Self::list_checkpoints), each with when it was last written, by the
+    /// service's clock (the record's `Last-Modified` or `Timestamp`), for reports such as
+    /// `eh-checkpoints lag`. The default lists and reports no times; this crate's stores report
+    /// them (the in-memory store, by its own clock).
+    async fn list_checkpoints_with_times(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<(Checkpoint, Option<OffsetDateTime>)>> {
+        Ok(self
+            .list_checkpoints(scope)
+            .await?
+            .into_iter()
+            .map(|c| (c, None))
+            .collect())
+    }
 }
 
 /// A shared store is a store: an `Arc<dyn CheckpointStore>` (or an `Arc` of a concrete store) can
@@ -207,5 +223,12 @@ impl<T: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<T> {
 
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
         (**self).list_checkpoints(scope).await
+    }
+
+    async fn list_checkpoints_with_times(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<(Checkpoint, Option<OffsetDateTime>)>> {
+        (**self).list_checkpoints_with_times(scope).await
     }
 }

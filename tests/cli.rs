@@ -879,9 +879,13 @@ async fn the_records_are_named_one_way_and_a_flag_beats_the_environment() {
 
 #[test]
 fn help_explains_every_option_and_keeps_the_global_ones_apart() {
-    for command in [
+    let mut commands = vec![
         "list", "set", "release", "export", "import", "copy", "migrate",
-    ] {
+    ];
+    if cfg!(feature = "eventhubs") {
+        commands.push("lag");
+    }
+    for command in commands {
         let help = run_in(&[], &[command, "--help"], None);
         assert_eq!(help.code, 0, "{}", help.stderr);
         let lines: Vec<&str> = help.stdout.lines().collect();
@@ -948,4 +952,275 @@ async fn an_unreachable_store_says_what_it_waits_for_and_gives_up_on_time() {
         "{}",
         waited.stderr
     );
+}
+
+/// `lag` against the local Event Hubs endpoint and Azurite, with a lag known by construction.
+#[cfg(feature = "eventhubs")]
+mod lag {
+    use super::*;
+    use eventhub_checkpointstore_testkit::eventhubs::{self, append, create_hub, HubSpec};
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    use time::OffsetDateTime;
+
+    /// The local endpoint takes any token; the connection string is what a user of the emulator
+    /// passes, the endpoint flag where the endpoint listens.
+    const EVENTHUBS: &str =
+        "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=k;UseDevelopmentEmulator=true";
+
+    fn lag_args<'a>(
+        container: &'a str,
+        hub: &'a str,
+        amqp: &'a str,
+        more: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut all = vec![
+            "lag",
+            "--container",
+            container,
+            "--namespace",
+            NS,
+            "--eventhub",
+            hub,
+            "--eventhubs-connection-string",
+            EVENTHUBS,
+            "--eventhubs-endpoint",
+            amqp,
+        ];
+        all.extend_from_slice(more);
+        all
+    }
+
+    fn row<'a>(report: &'a Value, partition: &str) -> &'a Value {
+        report["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .find(|r| r["partition_id"] == partition)
+            .unwrap_or_else(|| panic!("no row for partition {partition}: {report}"))
+    }
+
+    /// A hub of 4 partitions holding 10, 20, 0 and 5 events; checkpoints at 4 (partition 0) and
+    /// 4 (partition 3, its last event), none for 1 and 2, and one for partition 9, which the hub
+    /// does not have; partition 0 owned. Returns the container, the hub, and when the events
+    /// were appended (before, after).
+    async fn lagging() -> (String, String, OffsetDateTime, OffsetDateTime) {
+        let hub = create_hub(
+            "lag",
+            HubSpec {
+                partitions: 4,
+                preload: 0,
+                rate: 0.0,
+                total: None,
+            },
+        );
+        let before = OffsetDateTime::now_utc();
+        for (partition, count) in [("0", 10), ("1", 20), ("3", 5)] {
+            append(&hub, partition, count);
+        }
+        let after = OffsetDateTime::now_utc();
+        let container = common::fresh_container().await;
+        let store = common::store_on(&container, None);
+        let scope = Scope::new(NS, hub.as_str(), CG);
+        for (partition, sequence_number) in [("0", 4), ("3", 4), ("9", 7)] {
+            store
+                .update_checkpoint(&scope.checkpoint(
+                    partition,
+                    Some((sequence_number * 1024).to_string()),
+                    Some(sequence_number),
+                ))
+                .await
+                .unwrap();
+        }
+        let won = store
+            .claim_ownership(&[scope.ownership("0", "consumer-a")])
+            .await
+            .unwrap();
+        assert_eq!(won.len(), 1);
+        (container, hub, before, after)
+    }
+
+    #[tokio::test]
+    async fn lag_in_events_and_time_per_partition_with_a_total() {
+        let (container, hub, before, after) = lagging().await;
+        let amqp = eventhubs::amqp_url();
+        let started = OffsetDateTime::now_utc();
+        let json = run(&lag_args(&container, &hub, &amqp, &["--output", "json"]));
+        let ended = OffsetDateTime::now_utc();
+        assert_eq!(json.code, 0, "{}", json.stderr);
+        let report: Value = serde_json::from_str(&json.stdout).expect(&json.stdout);
+
+        let p0 = row(&report, "0");
+        assert_eq!(p0["owner_id"], "consumer-a");
+        assert_eq!(p0["claim_expired"], false);
+        assert_eq!(p0["checkpoint_sequence_number"], 4);
+        assert_eq!(p0["checkpoint_offset"], "4096");
+        assert!(p0["checkpointed"].is_string(), "the checkpoint's age: {p0}");
+        assert_eq!(p0["last_enqueued_sequence_number"], 9);
+        assert!(p0["last_enqueued_time"].is_string(), "{p0}");
+        assert_eq!(p0["lag_events"], 5);
+        // The oldest unprocessed event (5) was enqueued between `before` and `after`; the lag is
+        // measured between `started` and `ended`. Whole-second clocks: a second either side.
+        let waited = p0["lag_seconds"].as_f64().expect("a time lag");
+        let low = (started - after).as_seconds_f64() - 1.5;
+        let high = (ended - before).as_seconds_f64() + 1.5;
+        assert!(
+            low <= waited && waited <= high,
+            "{waited}s not in [{low}, {high}]"
+        );
+
+        let p1 = row(&report, "1");
+        assert_eq!(p1["lag_events"], 20, "no checkpoint: from the start");
+        assert!(
+            p1["note"].as_str().unwrap().contains("no checkpoint"),
+            "{p1}"
+        );
+        assert!(p1["lag_seconds"].as_f64().is_some(), "{p1}");
+        assert_eq!(p1["owner_id"], Value::Null);
+
+        let p2 = row(&report, "2");
+        assert_eq!(p2["lag_events"], 0, "an empty partition");
+        assert_eq!(p2["last_enqueued_sequence_number"], Value::Null);
+        assert_eq!(p2["lag_seconds"], 0.0);
+
+        let p3 = row(&report, "3");
+        assert_eq!(p3["lag_events"], 0, "checkpointed at its last event");
+        assert_eq!(p3["lag_seconds"], 0.0);
+
+        let p9 = row(&report, "9");
+        assert!(
+            p9["note"].as_str().unwrap().contains("no such partition"),
+            "{p9}"
+        );
+        assert_eq!(p9["lag_events"], Value::Null);
+
+        assert_eq!(report["lag_events"], 25);
+        assert_eq!(report["eventhub"], hub.as_str());
+        assert!(report["max_lag_seconds"].as_f64().unwrap() >= waited);
+
+        let table = run(&lag_args(&container, &hub, &amqp, &["--output", "table"]));
+        assert_eq!(table.code, 0, "{}", table.stderr);
+        for expected in [
+            "PARTITION",
+            "LAG TIME",
+            "consumer-a",
+            "partition 9: the event hub has no such partition",
+            "total lag: 25 events over 5 partitions",
+        ] {
+            assert!(
+                table.stdout.contains(expected),
+                "no {expected:?} in:\n{}",
+                table.stdout
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn watch_measures_again_until_interrupted() {
+        let (container, hub, _, _) = lagging().await;
+        let amqp = eventhubs::amqp_url();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eh-checkpoints"))
+            .args(lag_args(
+                &container,
+                &hub,
+                &amqp,
+                &["--output", "json", "--watch", "1s"],
+            ))
+            .env(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                common::connection_string(),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let total = |line: String| -> i64 {
+            let report: Value = serde_json::from_str(&line).expect(&line);
+            report["lag_events"].as_i64().expect("a total")
+        };
+        assert_eq!(
+            total(lines.next().expect("a first measurement").unwrap()),
+            25
+        );
+        append(&hub, "1", 3);
+        // Measurements go on; one of them sees the new events (a hang guard, not a bound).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let line = lines.next().expect("measurements go on").unwrap();
+            if total(line) == 28 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the new events never showed");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn bad_input_and_an_unreachable_hub_fail_with_their_exit_codes() {
+        let container = common::fresh_container().await;
+        let amqp = eventhubs::amqp_url();
+        let hub = "any";
+        let zero = run(&lag_args(&container, hub, &amqp, &["--watch", "0s"]));
+        assert_eq!(zero.code, 2, "{}", zero.stderr);
+        assert!(zero.stderr.contains("at least 1s"), "{}", zero.stderr);
+
+        let misspelled = run(&[
+            "lag",
+            "--container",
+            &container,
+            "--namespace",
+            NS,
+            "--eventhub",
+            hub,
+            "--eventhubs-connection-string",
+            "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccesKey=hunter2",
+        ]);
+        assert_eq!(misspelled.code, 2, "{}", misspelled.stderr);
+        assert!(
+            misspelled.stderr.contains("unknown key `SharedAccesKey`"),
+            "{}",
+            misspelled.stderr
+        );
+        assert!(
+            !misspelled.stderr.contains("hunter2"),
+            "{}",
+            misspelled.stderr
+        );
+
+        let other_hub = run(&[
+            "lag",
+            "--container",
+            &container,
+            "--namespace",
+            NS,
+            "--eventhub",
+            hub,
+            "--eventhubs-connection-string",
+            "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=k;EntityPath=other",
+        ]);
+        assert_eq!(other_hub.code, 2, "{}", other_hub.stderr);
+        assert!(
+            other_hub.stderr.contains("for event hub other"),
+            "{}",
+            other_hub.stderr
+        );
+
+        let dead = format!("amqp://127.0.0.1:{}", common::unused_port());
+        let started = Instant::now();
+        let unreachable = run(&lag_args(&container, hub, &dead, &["--timeout", "5s"]));
+        assert!(started.elapsed() < Duration::from_secs(120), "a hang guard");
+        assert_eq!(unreachable.code, 1, "{}", unreachable.stderr);
+        assert!(
+            unreachable
+                .stderr
+                .contains("Event Hubs namespace localhost"),
+            "{}",
+            unreachable.stderr
+        );
+
+        let unknown = run(&lag_args(&container, "no-such-hub", &amqp, &[]));
+        assert_eq!(unknown.code, 1, "{}", unknown.stderr);
+    }
 }

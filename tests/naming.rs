@@ -1,4 +1,4 @@
-//! The two blob naming layouts (`shared/spec/WIRE.md`, "Two layouts") against Azurite:
+//! The two blob naming layouts (docs/wire-format.md) against Azurite:
 //! `BlobNaming::Verbatim` through the shared conformance suite with mixed-case names, byte for
 //! byte against the official Rust store (`azure_messaging_eventhubs_checkpointstore_blob` 0.9,
 //! in both directions) and against blobs written as Go's `checkpoints.BlobStore` writes them; what

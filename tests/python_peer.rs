@@ -6,7 +6,7 @@
 //! Hubs client is a stand-in that only supplies partition ids (`tools/python-peer/balancer.py`).
 //!
 //! Python's claim of a partition that has no ownership record yet sends Set Blob Metadata with
-//! `If-None-Match: *`, which Azurite answers with 200 for an existing blob (`shared/spec/AZURITE.md`),
+//! `If-None-Match: *`, which Azurite answers with 200 for an existing blob (docs/interoperability.md),
 //! so on Azurite two claimants can both "win" a new partition. Real Azure answers 412. The test
 //! keeps Python off that path: a Rust consumer claims all 32 partitions before the Python ones
 //! start, so every claim Python makes names an etag (Set Blob Metadata `If-Match`), which Azurite

@@ -89,6 +89,7 @@ pub use options::{
 
 use crate::checkpointer::Checkpointer;
 use crate::error::{Error, Result};
+use crate::metrics::{self, Change};
 use crate::model::Ownership;
 use crate::scope::Scope;
 use crate::store::{CheckpointStore, ServiceTime};
@@ -189,7 +190,7 @@ impl PartitionBalancer {
     }
 
     /// The same balancer with `clock` as this host's wall clock (default
-    /// [`OffsetDateTime::now_utc`]). It is read only while the store has not reported the
+    /// `OffsetDateTime::now_utc`). It is read only while the store has not reported the
     /// service's time (see the [module docs](self)); a simulation or a test can skew it.
     ///
     /// ```
@@ -319,6 +320,10 @@ impl PartitionBalancer {
     /// Step 4: what was won is what this consumer owns now; steals are held for the handover,
     /// and what was lost has its pending position written later (handover) or dropped.
     fn settle(&self, won: Vec<Ownership>, stolen: &BTreeSet<String>) -> BTreeSet<String> {
+        let held = won
+            .iter()
+            .filter(|o| stolen.contains(&o.partition_id))
+            .count();
         self.handover.hold(
             won.iter()
                 .filter(|o| stolen.contains(&o.partition_id))
@@ -328,6 +333,15 @@ impl PartitionBalancer {
         let (now_owned, lost): (BTreeSet<String>, Vec<String>) = {
             let mut owned = lock(&self.owned);
             let before = std::mem::take(&mut *owned);
+            let taken = won
+                .iter()
+                .filter(|o| !before.contains_key(&o.partition_id))
+                .count();
+            metrics::ownership_changes(&self.scope, &self.owner_id, Change::Stolen, held);
+            metrics::ownership_changes(&self.scope, &self.owner_id, Change::Taken, taken - held);
+            if self.options.handover_intervals > 0 {
+                metrics::handover_holds(&self.scope, &self.owner_id, held);
+            }
             *owned = won
                 .into_iter()
                 .map(|o| (o.partition_id.clone(), o))
@@ -338,6 +352,8 @@ impl PartitionBalancer {
                 .collect();
             (owned.keys().cloned().collect(), lost)
         };
+        metrics::ownership_changes(&self.scope, &self.owner_id, Change::Lost, lost.len());
+        metrics::owned(&self.scope, &self.owner_id, now_owned.len());
         if let Some(checkpointer) = &self.checkpointer {
             if self.options.handover_intervals > 0 {
                 self.handover.lost(lost);
@@ -397,7 +413,14 @@ impl PartitionBalancer {
             }
             None => Ok(()),
         };
-        self.store.claim_ownership(&releases).await?;
+        let released = self.store.claim_ownership(&releases).await?;
+        metrics::ownership_changes(
+            &self.scope,
+            &self.owner_id,
+            Change::Relinquished,
+            released.len(),
+        );
+        metrics::owned(&self.scope, &self.owner_id, 0);
         written
     }
 

@@ -55,6 +55,7 @@ pub(crate) struct Claim {
 #[async_trait]
 impl Backend for BlobBackend {
     type Claim = Claim;
+    const KIND: &'static str = "blob";
 
     fn describe(&self, f: &mut fmt::DebugStruct<'_, '_>) {
         f.field("container_url", &self.container.url().as_str())

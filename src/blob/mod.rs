@@ -28,7 +28,7 @@ use crate::scope::Scope;
 use crate::shell::Shell;
 use crate::store::{CheckpointStore, ServiceTime};
 use async_trait::async_trait;
-use azure_core::http::Url;
+use azure_core::{http::Url, time::OffsetDateTime};
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use backend::BlobBackend;
 use client::Container;
@@ -150,7 +150,7 @@ impl BlobCheckpointStore {
 
     /// A client for one blob of the container, configured like
     /// [`container_client`](Self::container_client). Unlike
-    /// [`BlobContainerClient::blob_client`], `/` in `blob_name` stays a literal path separator,
+    /// [`BlobContainerClient::blob_client`](https://docs.rs/azure_storage_blob/1/azure_storage_blob/struct.BlobContainerClient.html#method.blob_client), `/` in `blob_name` stays a literal path separator,
     /// as the other Event Hubs stores send it.
     pub fn blob_client(&self, blob_name: &str) -> Result<BlobClient> {
         self.inner.backend.container.blob(blob_name)
@@ -205,6 +205,13 @@ impl CheckpointStore for BlobCheckpointStore {
 
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
         self.inner.list_checkpoints(scope).await
+    }
+
+    async fn list_checkpoints_with_times(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<(Checkpoint, Option<OffsetDateTime>)>> {
+        self.inner.list_checkpoints_with_times(scope).await
     }
 }
 

@@ -24,7 +24,7 @@ use std::{fmt, sync::Arc};
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum StorageCredential {
-    /// Microsoft Entra ID: any `azure_core` [`TokenCredential`], e.g. from `azure_identity`.
+    /// Microsoft Entra ID: any `azure_core` [`TokenCredential`](https://docs.rs/azure_core/1/azure_core/credentials/trait.TokenCredential.html), e.g. from `azure_identity`.
     /// Requires an `https` endpoint.
     Token(Arc<dyn TokenCredential>),
     /// The storage account's name and key ("Shared Key" authorization).

@@ -134,6 +134,7 @@ pub(crate) struct Claim {
 #[async_trait]
 impl Backend for MemoryBackend {
     type Claim = Claim;
+    const KIND: &'static str = "memory";
     const NEEDS_TOKIO: bool = false;
 
     fn describe(&self, f: &mut fmt::DebugStruct<'_, '_>) {

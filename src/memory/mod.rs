@@ -105,6 +105,13 @@ impl CheckpointStore for InMemoryCheckpointStore {
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
         self.inner.list_checkpoints(scope).await
     }
+
+    async fn list_checkpoints_with_times(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<(Checkpoint, Option<OffsetDateTime>)>> {
+        self.inner.list_checkpoints_with_times(scope).await
+    }
 }
 
 impl fmt::Debug for InMemoryCheckpointStore {

@@ -82,15 +82,20 @@ where
 
     let mut won = Vec::with_capacity(ownership.len());
     let mut first_failure = None;
+    let (mut lost, mut failed) = (0, 0);
     for ((_, outcome), requested) in outcomes.into_iter().zip(ownership) {
         match outcome {
             ClaimOutcome::Won(o) => won.push(o),
-            ClaimOutcome::Lost(reason) => tracing::debug!(
-                partition_id = %requested.partition_id,
-                %reason,
-                "ownership claim lost to another owner"
-            ),
+            ClaimOutcome::Lost(reason) => {
+                lost += 1;
+                tracing::debug!(
+                    partition_id = %requested.partition_id,
+                    %reason,
+                    "ownership claim lost to another owner"
+                )
+            }
             ClaimOutcome::Failed(err) => {
+                failed += 1;
                 tracing::warn!(
                     partition_id = %requested.partition_id,
                     error = %err,
@@ -100,6 +105,12 @@ where
             }
         }
     }
+    crate::metrics::claims(
+        ownership.first().map(|o| &o.scope),
+        won.len() as u64,
+        lost,
+        failed,
+    );
     match first_failure {
         Some(err) if won.is_empty() => Err(err),
         _ => {

@@ -75,6 +75,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Whether its I/O needs a Tokio runtime (the HTTP client does).
     const NEEDS_TOKIO: bool = true;
 
+    /// What kind of store it is, for metrics: `blob`, `table`, `memory`.
+    const KIND: &'static str;
+
     /// Adds what the store's `Debug` shows of this backend (never a secret).
     fn describe(&self, f: &mut fmt::DebugStruct<'_, '_>);
 
@@ -172,12 +175,31 @@ impl<B: Backend> Shell<B> {
         bounded(self.timeout, operation, future).await
     }
 
+    /// [`bounded`](Self::bounded), timed and counted for the metrics (feature `metrics`).
+    async fn measured<T>(
+        &self,
+        operation: &'static str,
+        scope: Option<&Scope>,
+        future: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let started = std::time::Instant::now();
+        let result = self.bounded(operation, future).await;
+        crate::metrics::operation(
+            B::KIND,
+            operation,
+            scope,
+            started.elapsed(),
+            result.as_ref().err(),
+        );
+        result
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(scope = %scope), err)]
     pub(crate) async fn list_ownership(
         &self,
         scope: &Scope,
     ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
-        self.bounded("list_ownership", async move {
+        self.measured("list_ownership", Some(scope), async move {
             let mut ownership = Vec::new();
             let time = self
                 .backend
@@ -193,18 +215,22 @@ impl<B: Backend> Shell<B> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(count = ownership.len()), err)]
     pub(crate) async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
-        self.bounded("claim_ownership", async move {
-            let backend = &self.backend;
-            claim_all(
-                ownership,
-                self.claim_concurrency,
-                |requested| backend.prepare_claim(requested),
-                |requested, claim| async move {
-                    ClaimOutcome::of_write(requested, backend.claim(claim).await)
-                },
-            )
-            .await
-        })
+        self.measured(
+            "claim_ownership",
+            ownership.first().map(|o| &o.scope),
+            async move {
+                let backend = &self.backend;
+                claim_all(
+                    ownership,
+                    self.claim_concurrency,
+                    |requested| backend.prepare_claim(requested),
+                    |requested, claim| async move {
+                        ClaimOutcome::of_write(requested, backend.claim(claim).await)
+                    },
+                )
+                .await
+            },
+        )
         .await
     }
 
@@ -216,8 +242,9 @@ impl<B: Backend> Shell<B> {
     )]
     pub(crate) async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         let written = self
-            .bounded(
+            .measured(
                 "update_checkpoint",
+                Some(&checkpoint.scope),
                 self.backend.update_checkpoint(checkpoint),
             )
             .await;
@@ -232,7 +259,11 @@ impl<B: Backend> Shell<B> {
     )]
     pub(crate) async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         let written = self
-            .bounded("put_checkpoint", self.backend.put_checkpoint(checkpoint))
+            .measured(
+                "put_checkpoint",
+                Some(&checkpoint.scope),
+                self.backend.put_checkpoint(checkpoint),
+            )
             .await;
         self.remember(checkpoint, written)
     }
@@ -243,6 +274,7 @@ impl<B: Backend> Shell<B> {
         match written {
             Ok(version) => {
                 self.versions.set(key, version.etag, checkpoint);
+                crate::metrics::checkpointed(checkpoint);
                 Ok(())
             }
             Err(err) => {
@@ -267,7 +299,7 @@ impl<B: Backend> Shell<B> {
         // Refused now, not after a read.
         record::checkpoint_fields(checkpoint)?;
         let key = Versions::key(checkpoint);
-        self.bounded("advance_checkpoint", async {
+        self.measured("advance_checkpoint", Some(&checkpoint.scope), async {
             let mut seen = self.versions.get(&key);
             for _ in 0..ADVANCE_ATTEMPTS {
                 // What this store last saw decides a write; only the record as read now decides
@@ -310,6 +342,7 @@ impl<B: Backend> Shell<B> {
                 match self.backend.write_checkpoint_if(checkpoint, version).await {
                     Ok(Written::Applied(written)) => {
                         self.versions.set(key, written.etag, checkpoint);
+                        crate::metrics::checkpointed(checkpoint);
                         return Ok(Advance::Written);
                     }
                     // Someone else wrote it since: read what they wrote, and compare again.
@@ -334,11 +367,33 @@ impl<B: Backend> Shell<B> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(scope = %scope), err)]
     pub(crate) async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
-        self.bounded("list_checkpoints", async move {
+        self.listed_checkpoints(scope, |listed| listed.into_checkpoint(scope))
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(scope = %scope), err)]
+    pub(crate) async fn list_checkpoints_with_times(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<(Checkpoint, Option<OffsetDateTime>)>> {
+        self.listed_checkpoints(scope, |listed| {
+            let written = listed.last_modified;
+            (listed.into_checkpoint(scope), written)
+        })
+        .await
+    }
+
+    /// Every checkpoint record of `scope`, each as `keep` makes it.
+    async fn listed_checkpoints<T: Send>(
+        &self,
+        scope: &Scope,
+        keep: impl Fn(Listed<'_>) -> T + Send + Sync,
+    ) -> Result<Vec<T>> {
+        self.measured("list_checkpoints", Some(scope), async move {
             let mut checkpoints = Vec::new();
             self.backend
                 .list(scope, Record::Checkpoint, &mut |listed| {
-                    checkpoints.push(listed.into_checkpoint(scope))
+                    checkpoints.push(keep(listed))
                 })
                 .await?;
             tracing::debug!(count = checkpoints.len(), "listed checkpoints");

@@ -38,6 +38,7 @@ pub(crate) struct Claim {
 #[async_trait]
 impl Backend for TableBackend {
     type Claim = Claim;
+    const KIND: &'static str = "table";
 
     fn describe(&self, f: &mut fmt::DebugStruct<'_, '_>) {
         f.field("table_url", &self.table.url().as_str())

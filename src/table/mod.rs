@@ -24,7 +24,7 @@ use crate::scope::Scope;
 use crate::shell::Shell;
 use crate::store::{CheckpointStore, ServiceTime};
 use async_trait::async_trait;
-use azure_core::http::Url;
+use azure_core::{http::Url, time::OffsetDateTime};
 use backend::TableBackend;
 use client::Table;
 use std::{fmt, sync::Arc};
@@ -183,6 +183,13 @@ impl CheckpointStore for TableCheckpointStore {
 
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
         self.inner.list_checkpoints(scope).await
+    }
+
+    async fn list_checkpoints_with_times(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<(Checkpoint, Option<OffsetDateTime>)>> {
+        self.inner.list_checkpoints_with_times(scope).await
     }
 }
 

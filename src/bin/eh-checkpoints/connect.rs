@@ -227,7 +227,12 @@ fn open(
 }
 
 fn entra_id(auth: Auth) -> Result<StorageCredential, Failure> {
-    let credential: Arc<dyn TokenCredential> = match auth {
+    Ok(token_credential(auth)?.into())
+}
+
+/// The Entra ID credential `auth` names, for the store or for Event Hubs.
+pub(crate) fn token_credential(auth: Auth) -> Result<Arc<dyn TokenCredential>, Failure> {
+    match auth {
         Auth::DeveloperTools => azure_identity::DeveloperToolsCredential::new(None)
             .map(|c| c as Arc<dyn TokenCredential>),
         Auth::ManagedIdentity => azure_identity::ManagedIdentityCredential::new(None)
@@ -235,6 +240,5 @@ fn entra_id(auth: Auth) -> Result<StorageCredential, Failure> {
         Auth::WorkloadIdentity => azure_identity::WorkloadIdentityCredential::new(None)
             .map(|c| c as Arc<dyn TokenCredential>),
     }
-    .map_err(|e| Failure::Refused(format!("cannot set up the Entra ID credential: {e}")))?;
-    Ok(credential.into())
+    .map_err(|e| Failure::Refused(format!("cannot set up the Entra ID credential: {e}")))
 }

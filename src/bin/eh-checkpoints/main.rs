@@ -7,6 +7,8 @@
 
 mod commands;
 mod connect;
+#[cfg(feature = "eventhubs")]
+mod eventhubs;
 mod output;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
@@ -178,6 +180,32 @@ enum Command {
     Copy(CopyArgs),
     /// Copy the checkpoints into the other blob naming layout (stop the consumers first).
     Migrate(CopyArgs),
+    /// Per partition: owner, checkpoint, the partition's newest event, and how far behind the
+    /// checkpoint is, in events and in time (with feature eventhubs).
+    #[cfg(feature = "eventhubs")]
+    Lag(LagArgs),
+}
+
+/// Where the event hub is, and how to show the lag.
+#[cfg(feature = "eventhubs")]
+#[derive(Args)]
+pub(crate) struct LagArgs {
+    /// An Event Hubs connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…)
+    /// [default: EVENTHUBS_CONNECTION_STRING]. Without one: --namespace with an Entra ID
+    /// credential (--auth).
+    #[arg(long, help_heading = "Event Hubs")]
+    pub(crate) eventhubs_connection_string: Option<String>,
+    /// Connect here instead of the namespace (an emulator, a proxy), e.g. amqp://127.0.0.1:5672.
+    #[arg(long, help_heading = "Event Hubs")]
+    pub(crate) eventhubs_endpoint: Option<String>,
+    #[command(flatten)]
+    pub(crate) liveness: Liveness,
+    /// table (the default on a terminal) or json (one line per measurement with --watch).
+    #[arg(long, value_enum)]
+    pub(crate) output: Option<Output>,
+    /// Measure again every INTERVAL (e.g. 5s), redrawing, until interrupted.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) watch: Option<Duration>,
 }
 
 /// How a writing command treats what is there already.
@@ -229,6 +257,7 @@ pub(crate) struct CopyArgs {
 }
 
 /// Why a command did not succeed, and its exit code.
+#[derive(Debug)]
 pub(crate) enum Failure {
     /// Bad usage or a refusal: exit 2.
     Refused(String),
@@ -286,6 +315,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let global = &cli.global;
     let source = connect::source(global)?;
     let scope = connect::scope(global)?;
+    // Watching runs until interrupted: no word about waiting.
+    #[cfg(feature = "eventhubs")]
+    if let Command::Lag(lag) = cli.command {
+        return run_lag(global, &source, &scope, lag).await;
+    }
     let command = async {
         match cli.command {
             Command::List { liveness, output } => {
@@ -319,7 +353,43 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Command::Copy(to) => commands::copy::run(global, &source, &scope, &to, false).await,
             Command::Migrate(to) => commands::copy::run(global, &source, &scope, &to, true).await,
+            #[cfg(feature = "eventhubs")]
+            Command::Lag(_) => unreachable!("handled above"),
         }
     };
     output::with_patience(&source.describe(), global.timeout, command).await
+}
+
+#[cfg(feature = "eventhubs")]
+async fn run_lag(
+    global: &Global,
+    source: &connect::Store,
+    scope: &eventhub_checkpointstore::Scope,
+    lag: LagArgs,
+) -> Result<(), Failure> {
+    if lag.watch.is_some_and(|w| w < Duration::from_secs(1)) {
+        return Err(Failure::Refused(
+            "--watch needs an interval of at least 1s".into(),
+        ));
+    }
+    let connection_string = lag
+        .eventhubs_connection_string
+        .or_else(|| std::env::var(eventhubs::CONNECTION_STRING_VAR).ok());
+    let connection = eventhubs::Connection::new(
+        connection_string.as_deref(),
+        &scope.fully_qualified_namespace,
+        &scope.eventhub_name,
+        global.auth.unwrap_or(Auth::DeveloperTools),
+        lag.eventhubs_endpoint,
+        global.timeout,
+    )?;
+    let args = commands::lag::Args {
+        connection,
+        liveness: lag.liveness,
+        output: lag.output,
+        watch: lag.watch,
+        read_timeout: global.timeout,
+        scope,
+    };
+    commands::lag::run(source, args).await
 }

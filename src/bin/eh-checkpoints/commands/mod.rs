@@ -4,6 +4,8 @@
 pub(crate) mod copy;
 pub(crate) mod export;
 pub(crate) mod import;
+#[cfg(feature = "eventhubs")]
+pub(crate) mod lag;
 pub(crate) mod list;
 pub(crate) mod release;
 pub(crate) mod set;
