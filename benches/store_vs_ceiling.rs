@@ -436,38 +436,152 @@ async fn main_async() {
     ]);
 
     small_listing_latency(&bench, 200).await;
+    listings(&bench).await;
     concurrency_sweep(&bench, 1024).await;
     through_latency(&bench, Duration::from_millis(10), Duration::from_millis(50)).await;
 }
 
-/// `BENCH_PROFILE=store|ceiling BENCH_ITERS=N`: only `N` listings of 1,000 checkpoints by one
-/// side, for `valgrind --tool=callgrind`; two runs with different `N` give the instructions per
-/// listed record, the set-up cancelling out (`scripts/profile-listing.sh`).
-async fn profile_listing(bench: &Bench, side: &str) {
+/// `BENCH_PROFILE=SIDE-RECORD BENCH_ITERS=N` (SIDE `store` or `ceiling`, RECORD `checkpoint` or
+/// `ownership`; or `updates`: 32 partitions x 50 checkpoint updates, once): only `N` listings of 1,000 such records by one side, for
+/// `valgrind --tool=callgrind`; two runs with different `N` give the instructions per listed
+/// record, the set-up cancelling out (`scripts/profile-listing.sh`).
+async fn profile_listing(bench: &Bench, profile: &str) {
     const RECORDS: usize = 1000;
     let iterations: usize = std::env::var("BENCH_ITERS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10);
+    let (side, record) = profile.split_once('-').expect("BENCH_PROFILE=SIDE-RECORD");
+    if record == "updates" {
+        // 32 partitions x 50 checkpoint updates, for a look at the requests on the wire.
+        match side {
+            "store" => store_updates(&bench.store, 32, 50).await,
+            _ => ceiling_updates(&bench.ceiling, 32, 50).await,
+        }
+        return;
+    }
     let scope = Scope::new(NS, EH, "profile");
-    let prefix = format!("{NS}/{EH}/profile/checkpoint/");
+    let prefix = format!("{NS}/{EH}/profile/{record}/");
     bench.ceiling.put_new_all(&prefix, RECORDS, 32).await;
-    for p in 0..RECORDS {
-        bench
-            .ceiling
-            .set_metadata(
-                &format!("{prefix}{p}"),
-                &[("offset", "1024"), ("sequencenumber", "1")],
-                None,
-            )
-            .await;
+    if record == "checkpoint" {
+        for p in 0..RECORDS {
+            bench
+                .ceiling
+                .set_metadata(
+                    &format!("{prefix}{p}"),
+                    &[("offset", "1024"), ("sequencenumber", "1")],
+                    None,
+                )
+                .await;
+        }
     }
     for _ in 0..iterations {
-        let listed = match side {
-            "store" => bench.store.list_checkpoints(&scope).await.unwrap().len(),
+        let listed = match (side, record) {
+            ("store", "checkpoint") => bench.store.list_checkpoints(&scope).await.unwrap().len(),
+            ("store", _) => bench.store.list_ownership(&scope).await.unwrap().len(),
             _ => bench.ceiling.list(&prefix).await,
         };
         assert_eq!(listed, RECORDS);
+    }
+}
+
+/// Listings of 4 checkpoints, 1,024 ownerships and 6,000 checkpoints against the header-matched
+/// ceiling (it sends the SDK's client request id and user agent too), one call at a time, the
+/// two sides alternating call by call: throughput, p50 and p99, and client CPU per listed record.
+/// Uses the records `small_listing_latency`, `list_ownership` and `list_checkpoints` wrote.
+async fn listings(bench: &Bench) {
+    let (small, _) = sas_store(
+        &bench.endpoint,
+        SMALL_CONTAINER,
+        &bench.sas,
+        DEFAULT_CLAIM_CONCURRENCY,
+    );
+    let small_ceiling = Ceiling::new(&bench.endpoint, SMALL_CONTAINER, &bench.sas, true);
+    let main_ceiling = Ceiling::new(&bench.endpoint, &bench.container, &bench.sas, true);
+    println!(
+        "
+listings against the header-matched ceiling, one call at a time, alternating:
+"
+    );
+    println!("| listing | calls | store/s | ceiling/s | store/ceiling | p50 ms store | p50 ms ceiling | p99 ms store | p99 ms ceiling | CPU µs/record store | CPU µs/record ceiling |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (label, store, ceiling, scope, prefix, n, calls) in [
+        (
+            "4 checkpoints",
+            &small,
+            &small_ceiling,
+            "small4",
+            "checkpoint",
+            4,
+            400,
+        ),
+        (
+            "1,024 ownerships",
+            &bench.store,
+            &main_ceiling,
+            "list1024",
+            "ownership",
+            1024,
+            60,
+        ),
+        (
+            "6,000 checkpoints",
+            &bench.store,
+            &main_ceiling,
+            "cp6000",
+            "checkpoint",
+            6000,
+            20,
+        ),
+    ] {
+        let scope = Scope::new(NS, EH, scope);
+        let prefix = format!("{NS}/{EH}/{}/{prefix}/", scope.consumer_group);
+        let (mut store_ms, mut ceiling_ms) = (Vec::new(), Vec::new());
+        let (mut store_cpu, mut ceiling_cpu) = (0.0, 0.0);
+        for call in 0..calls {
+            let store_call = || async {
+                let listed = if prefix.contains("/ownership/") {
+                    store.list_ownership(&scope).await.unwrap().len()
+                } else {
+                    store.list_checkpoints(&scope).await.unwrap().len()
+                };
+                assert_eq!(listed, n);
+                1
+            };
+            let ceiling_call = || async {
+                assert_eq!(ceiling.list(&prefix).await, n);
+                1
+            };
+            // Which side goes first alternates too.
+            let (first, second) = if call % 2 == 0 {
+                (measure(store_call()).await, measure(ceiling_call()).await)
+            } else {
+                let c = measure(ceiling_call()).await;
+                (measure(store_call()).await, c)
+            };
+            store_ms.push(first.secs * 1e3);
+            store_cpu += first.cpu_secs;
+            ceiling_ms.push(second.secs * 1e3);
+            ceiling_cpu += second.cpu_secs;
+        }
+        let total = |v: &[f64]| v.iter().sum::<f64>() / 1e3;
+        let (store_rate, ceiling_rate) = (
+            calls as f64 / total(&store_ms),
+            calls as f64 / total(&ceiling_ms),
+        );
+        store_ms.sort_by(f64::total_cmp);
+        ceiling_ms.sort_by(f64::total_cmp);
+        let per_record = |cpu: f64| cpu * 1e6 / (calls * n) as f64;
+        println!(
+            "| {label} | {calls} | {store_rate:.1} | {ceiling_rate:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            store_rate / ceiling_rate,
+            percentile(&store_ms, 0.5),
+            percentile(&ceiling_ms, 0.5),
+            percentile(&store_ms, 0.99),
+            percentile(&ceiling_ms, 0.99),
+            per_record(store_cpu),
+            per_record(ceiling_cpu),
+        );
     }
 }
 

@@ -9,6 +9,8 @@
 #                                 events/s and storage requests per 1,000 events
 #   scripts/bench.sh metrics      benches/metrics.rs: the store with and without a metrics
 #                                 recorder installed
+#   scripts/bench.sh fleet        benches/fleet.rs: K balancers over N partitions, time to fair
+#                                 share and requests in steady state (FLEET_ROWS=NxK,... picks rows)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -25,6 +27,11 @@ if [[ "${1:-}" == "metrics" ]]; then
   shift
   cargo bench --features metrics --bench metrics --no-run --quiet
   exec scripts/azurite.sh run -- cargo bench --quiet --features metrics --bench metrics "$@"
+fi
+if [[ "${1:-}" == "fleet" ]]; then
+  shift
+  cargo bench --bench fleet --no-run --quiet
+  exec scripts/azurite.sh run -- cargo bench --quiet --bench fleet "$@"
 fi
 cargo bench --bench store_vs_ceiling --no-run --quiet
 exec scripts/azurite.sh run -- cargo bench --quiet --bench store_vs_ceiling "$@"

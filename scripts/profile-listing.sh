@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per listed record, the store's and the ceiling's (benches/store_vs_ceiling.rs,
-# BENCH_PROFILE): each side lists 1,000 checkpoints LOW and HIGH times under callgrind against a
-# fresh Azurite, and the difference, divided by the extra records, cancels the set-up out.
-# With --annotate, also writes each side's callgrind output to target/profile/ for
-# callgrind_annotate.
+# BENCH_PROFILE), for checkpoints and for ownership: each side lists 1,000 records LOW and HIGH
+# times under callgrind against a fresh Azurite, and the difference, divided by the extra
+# records, cancels the set-up out.
+# Each run's callgrind output stays in target/profile/ for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LOW=${LOW:-4}
@@ -20,8 +20,10 @@ instructions() { # side iterations
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" >/dev/null 2>"$out.log"
   sed -n 's/^summary: \([0-9]*\).*/\1/p' "$out"
 }
-for side in store ceiling; do
-  low=$(instructions "$side" "$LOW")
-  high=$(instructions "$side" "$HIGH")
-  echo "$side: $(( (high - low) / ((HIGH - LOW) * 1000) )) instructions per listed record"
+for record in checkpoint ownership; do
+  for side in store ceiling; do
+    low=$(instructions "$side-$record" "$LOW")
+    high=$(instructions "$side-$record" "$HIGH")
+    echo "$record, $side: $(( (high - low) / ((HIGH - LOW) * 1000) )) instructions per listed record"
+  done
 done

@@ -157,7 +157,12 @@ pub(super) fn plan(
         return free.into_iter().take(take).cloned().collect();
     }
 
-    // Nothing free: steal one from the busiest owner, if it holds more than its share allows.
+    // Nothing free: steal from owners holding more than their share allows.
+    if strategy == Strategy::Greedy && mine < share.min {
+        return greedy_steals(view, &owners, me, share.min);
+    }
+    // One partition a cycle, from the busiest (balanced, or a greedy consumer at its minimum
+    // taking one of the "+1" slots).
     let limit = if mine < share.min {
         share.min
     } else {
@@ -176,6 +181,56 @@ pub(super) fn plan(
         .into_iter()
         .cloned()
         .collect()
+}
+
+/// Greedy below its minimum with nothing free takes its whole deficit at once. A fleet started
+/// together is where this happens: each consumer claims every free partition in its first cycle
+/// (it knows no other yet), so the shares come out uneven, and one steal a cycle would take a
+/// consumer a cycle per partition to even them out. Every consumer below its minimum sees the
+/// same listing, so each works out the same division of the others' excess (deficits filled in
+/// owner order, from the largest excess first, partitions in id order) and claims its own part:
+/// the parts do not overlap, and the fleet is even the next cycle.
+fn greedy_steals(view: &View, owners: &HashMap<&str, usize>, me: &str, min: usize) -> Vec<String> {
+    let mut takers: Vec<(&str, usize)> = owners
+        .iter()
+        .filter(|(_, n)| **n < min)
+        .map(|(o, n)| (*o, min - n))
+        .collect();
+    takers.sort_unstable();
+    let mut victims: Vec<(&str, usize)> = owners
+        .iter()
+        .filter(|(_, n)| **n > min)
+        .map(|(o, n)| (*o, n - min))
+        .collect();
+    victims.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    // (victim, its partitions given away so far, what is left of its excess)
+    let mut giving = victims.iter().map(|(v, excess)| (*v, 0usize, *excess));
+    let mut current = giving.next();
+    let mut mine = Vec::new();
+    for (taker, mut deficit) in takers {
+        while deficit > 0 {
+            let Some((victim, given, left)) = current.as_mut() else {
+                return mine;
+            };
+            let n = deficit.min(*left);
+            if taker == me {
+                let mut theirs: Vec<&String> =
+                    view.owned_by(victim).map(|o| &o.partition_id).collect();
+                theirs.sort_unstable();
+                mine.extend(theirs.into_iter().skip(*given).take(n).cloned());
+            }
+            *given += n;
+            *left -= n;
+            deficit -= n;
+            if *left == 0 {
+                current = giving.next();
+            }
+        }
+        if taker == me {
+            return mine;
+        }
+    }
+    mine
 }
 
 #[cfg(test)]
@@ -240,7 +295,7 @@ mod tests {
         let empty = View::new(Vec::new(), &partitions, "me", now, expiration);
         assert_eq!(plan(&empty, "me", 4, Strategy::Greedy, &shuffle).len(), 4);
         assert_eq!(plan(&empty, "me", 4, Strategy::Balanced, &shuffle).len(), 1);
-        // "a" holds all four: one is stolen from it, whatever the strategy.
+        // "a" holds all four: balanced steals one, greedy its share.
         let full = View::new(
             (0..4)
                 .map(|p| record(&p.to_string(), Some("a"), 1, now))
@@ -250,10 +305,10 @@ mod tests {
             now,
             expiration,
         );
-        for strategy in [Strategy::Greedy, Strategy::Balanced] {
+        for (strategy, steals) in [(Strategy::Balanced, 1), (Strategy::Greedy, 2)] {
             let stolen = plan(&full, "me", 4, strategy, &shuffle);
-            assert_eq!(stolen.len(), 1);
-            assert!(full.owned_by_other(&stolen[0], "me"));
+            assert_eq!(stolen.len(), steals, "{strategy:?}");
+            assert!(stolen.iter().all(|p| full.owned_by_other(p, "me")));
         }
         // At its share (2 of 4 beside "a"'s 2): nothing to take.
         let even = View::new(
@@ -269,5 +324,64 @@ mod tests {
             expiration,
         );
         assert!(plan(&even, "me", 4, Strategy::Greedy, &shuffle).is_empty());
+    }
+
+    /// A fleet started together, simulated: each cycle every consumer plans on the listing taken
+    /// at the cycle's start, and their claims race, interleaved, each landing only if the
+    /// partition's owner is still the one that listing showed (the store's conditional write).
+    /// Returns the cycles until every partition is owned and every consumer holds its share.
+    fn cycles_to_fair_share(partitions: usize, consumers: usize, strategy: Strategy) -> usize {
+        let now = OffsetDateTime::now_utc();
+        let ids: BTreeSet<String> = (0..partitions).map(|p| p.to_string()).collect();
+        let names: Vec<String> = (0..consumers).map(|c| format!("c{c}")).collect();
+        let shuffles: Vec<RandomState> = (0..consumers).map(|_| RandomState::new()).collect();
+        let mut owner: BTreeMap<String, String> = BTreeMap::new();
+        for cycle in 1..=200 {
+            let listed: Vec<Ownership> = owner
+                .iter()
+                .map(|(p, o)| record(p, Some(o), 1, now))
+                .collect();
+            let seen = owner.clone();
+            let plans: Vec<Vec<String>> = names
+                .iter()
+                .zip(&shuffles)
+                .map(|(name, shuffle)| {
+                    let view = View::new(listed.clone(), &ids, name, now, Duration::from_secs(60));
+                    plan(&view, name, partitions, strategy, shuffle)
+                })
+                .collect();
+            // The consumers' claims race: the first to land on a partition wins it.
+            let longest = plans.iter().map(Vec::len).max().unwrap_or(0);
+            for i in 0..longest {
+                for (name, plan) in names.iter().zip(&plans) {
+                    if let Some(p) = plan.get(i) {
+                        if owner.get(p) == seen.get(p) {
+                            owner.insert(p.clone(), name.clone());
+                        }
+                    }
+                }
+            }
+            let share = FairShare::new(partitions, consumers);
+            let counts: Vec<usize> = names
+                .iter()
+                .map(|n| owner.values().filter(|o| *o == n).count())
+                .collect();
+            if owner.len() == partitions
+                && counts.iter().all(|&n| n >= share.min && n <= share.max())
+            {
+                return cycle;
+            }
+        }
+        panic!("{partitions} x {consumers} {strategy:?}: no fair share in 200 cycles");
+    }
+
+    #[test]
+    fn a_greedy_fleet_started_together_reaches_its_share_within_three_cycles() {
+        for (partitions, consumers) in [(32, 4), (256, 16), (256, 64), (1024, 64)] {
+            let cycles = cycles_to_fair_share(partitions, consumers, Strategy::Greedy);
+            assert!(cycles <= 3, "{partitions} x {consumers}: {cycles} cycles");
+        }
+        // Balanced gets there too, a partition a cycle.
+        assert!(cycles_to_fair_share(32, 4, Strategy::Balanced) <= 32);
     }
 }

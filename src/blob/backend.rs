@@ -7,7 +7,7 @@ use crate::client::credential::StorageCredential;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::scope::Scope;
-use crate::shell::record::{Fields, Listed, Record};
+use crate::shell::record::{Fields, Known, Listed, Record};
 use crate::shell::{Backend, OnRecord, Version, Written};
 use crate::store::ServiceTime;
 use async_trait::async_trait;
@@ -133,8 +133,10 @@ impl Backend for BlobBackend {
         };
         let listed = Listed {
             partition_id: partition_id.to_owned(),
-            etag: None,
-            last_modified: version.last_modified,
+            version: &Known {
+                etag: None,
+                last_modified: version.last_modified,
+            },
             fields: &metadata::MetadataHeaders(&headers),
             source: &name,
         };
@@ -195,7 +197,7 @@ impl BlobBackend {
         let prefix = naming::prefix(naming, scope, record)?;
         self.container
             .list(&prefix, |blob| {
-                let Some(partition) = naming::partition_of(&prefix, &blob.name) else {
+                let Some(partition) = naming::partition_of(&prefix, blob.name) else {
                     return;
                 };
                 if blob.is_directory() {
@@ -203,10 +205,9 @@ impl BlobBackend {
                 }
                 on_record(Listed {
                     partition_id: partition.to_owned(),
-                    etag: blob.etag.clone(),
-                    last_modified: blob.last_modified,
+                    version: blob,
                     fields: &blob.metadata,
-                    source: &blob.name,
+                    source: blob.name,
                 })
             })
             .await

@@ -85,7 +85,7 @@ impl Container {
     pub(crate) async fn list(
         &self,
         prefix: &str,
-        mut on_blob: impl FnMut(ListedBlob),
+        mut on_blob: impl FnMut(&ListedBlob<'_>),
     ) -> Result<Option<ServiceTime>> {
         let mut marker: Option<String> = None;
         loop {

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::scope::Scope;
-use crate::shell::record::{self, Fields, Listed, Record, StoredFields};
+use crate::shell::record::{self, Fields, Known, Listed, Record, StoredFields};
 use crate::shell::{Backend, OnRecord, Version, Written};
 use crate::store::ServiceTime;
 use async_trait::async_trait;
@@ -186,8 +186,10 @@ impl Backend for MemoryBackend {
         Ok(state.records.get(&key).map(|stored| {
             let listed = Listed {
                 partition_id: partition_id.to_owned(),
-                etag: None,
-                last_modified: Some(stored.last_modified),
+                version: &Known {
+                    etag: None,
+                    last_modified: Some(stored.last_modified),
+                },
                 fields: &stored.fields,
                 source: partition_id,
             };
@@ -224,8 +226,10 @@ impl Backend for MemoryBackend {
             }
             on_record(Listed {
                 partition_id: partition.clone(),
-                etag: Some(etag_of(stored.version)),
-                last_modified: Some(stored.last_modified),
+                version: &Known {
+                    etag: Some(etag_of(stored.version)),
+                    last_modified: Some(stored.last_modified),
+                },
                 fields: &stored.fields,
                 source: partition,
             });

@@ -377,7 +377,7 @@ impl<B: Backend> Shell<B> {
         scope: &Scope,
     ) -> Result<Vec<(Checkpoint, Option<OffsetDateTime>)>> {
         self.listed_checkpoints(scope, |listed| {
-            let written = listed.last_modified;
+            let written = listed.version.last_modified();
             (listed.into_checkpoint(scope), written)
         })
         .await

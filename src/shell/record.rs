@@ -52,12 +52,34 @@ pub(crate) trait StoredFields {
     fn field(&self, key: &str) -> Option<Cow<'_, str>>;
 }
 
+/// A listed record's version, read only for the records that keep it (a checkpoint keeps
+/// neither, so a checkpoint listing parses no ETag and no date).
+pub(crate) trait Version {
+    fn etag(&self) -> Option<Etag>;
+    fn last_modified(&self) -> Option<OffsetDateTime>;
+}
+
+/// A version known already.
+pub(crate) struct Known {
+    pub(crate) etag: Option<Etag>,
+    pub(crate) last_modified: Option<OffsetDateTime>,
+}
+
+impl Version for Known {
+    fn etag(&self) -> Option<Etag> {
+        self.etag.clone()
+    }
+
+    fn last_modified(&self) -> Option<OffsetDateTime> {
+        self.last_modified
+    }
+}
+
 /// One record as a backend lists it.
 pub(crate) struct Listed<'a> {
     /// The partition id as the backend's names or keys hold it.
     pub(crate) partition_id: String,
-    pub(crate) etag: Option<Etag>,
-    pub(crate) last_modified: Option<OffsetDateTime>,
+    pub(crate) version: &'a dyn Version,
     pub(crate) fields: &'a dyn StoredFields,
     /// Where it came from (a blob name, a row key), for warnings.
     pub(crate) source: &'a str,
@@ -69,8 +91,8 @@ impl Listed<'_> {
         Ownership {
             scope: scope.clone(),
             owner_id: text(self.fields, OWNER_ID),
-            etag: self.etag,
-            last_modified: self.last_modified,
+            etag: self.version.etag(),
+            last_modified: self.version.last_modified(),
             partition_id: self.partition_id,
         }
     }
@@ -125,8 +147,10 @@ mod tests {
         let scope = &Scope::new("ns", "eh", "cg");
         let listed = |fields: &'static HashMap<&'static str, &'static str>| Listed {
             partition_id: "0".into(),
-            etag: None,
-            last_modified: None,
+            version: &Known {
+                etag: None,
+                last_modified: None,
+            },
             fields,
             source: "test",
         };

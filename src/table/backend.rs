@@ -7,7 +7,7 @@ use crate::client::credential::StorageCredential;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, Ownership};
 use crate::scope::Scope;
-use crate::shell::record::{Listed, Record};
+use crate::shell::record::{Known, Listed, Record};
 use crate::shell::{Backend, OnRecord, Version, Written};
 use crate::store::ServiceTime;
 use async_trait::async_trait;
@@ -106,8 +106,10 @@ impl Backend for TableBackend {
         };
         let listed = Listed {
             partition_id: entity.row_key.clone(),
-            etag: None,
-            last_modified: entity.timestamp(),
+            version: &Known {
+                etag: None,
+                last_modified: entity.timestamp(),
+            },
             fields: &entity,
             source: &entity.row_key,
         };
@@ -144,8 +146,7 @@ impl Backend for TableBackend {
             .query(&partition_key, |entity| {
                 on_record(Listed {
                     partition_id: entity.row_key.clone(),
-                    etag: entity.etag(),
-                    last_modified: entity.timestamp(),
+                    version: &entity,
                     fields: &entity,
                     source: &entity.row_key,
                 })

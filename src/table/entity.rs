@@ -43,6 +43,17 @@ impl Entity {
     }
 }
 
+/// Its ETag and `Timestamp`, parsed when a record keeps them.
+impl record::Version for Entity {
+    fn etag(&self) -> Option<Etag> {
+        Entity::etag(self)
+    }
+
+    fn last_modified(&self) -> Option<OffsetDateTime> {
+        self.timestamp()
+    }
+}
+
 /// Properties as text: strings as they are, numbers (as a peer may have written them) in decimal.
 impl StoredFields for Entity {
     fn field(&self, key: &str) -> Option<Cow<'_, str>> {
@@ -156,8 +167,7 @@ mod tests {
         let read = |e: &Entity| {
             let listed = || record::Listed {
                 partition_id: e.row_key.clone(),
-                etag: e.etag(),
-                last_modified: e.timestamp(),
+                version: e,
                 fields: e,
                 source: &e.row_key,
             };

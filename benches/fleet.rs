@@ -1,0 +1,322 @@
+//! A fleet at scale: K consumers, each a `PartitionBalancer` with a `Checkpointer` on a
+//! `BlobCheckpointStore` of its own, tasks of one process, share N partitions against Azurite.
+//! Per row: cycles until the fleet holds its fair share (every partition owned, every consumer at
+//! ⌊N/K⌋ or ⌈N/K⌉), ownership changes until then, and in the steady state after it the storage
+//! requests per minute (total and per consumer, by kind) and the CPU per consumer.
+//!
+//! ```sh
+//! scripts/bench.sh fleet                 # every row
+//! FLEET_ROWS=256x16 scripts/bench.sh fleet
+//! ```
+//!
+//! By design a steady consumer sends one listing per cycle (one page per 5,000 records) and one
+//! renewal per partition it owns, nothing else but its checkpoints: the "expected" column.
+//! Cycles, not seconds, measure the time to fair share: a slower emulator stretches cycles, not
+//! their count.
+
+use eventhub_checkpointstore::balancer::{BalancerOptions, PartitionBalancer, Strategy};
+use eventhub_checkpointstore::checkpointer::{Checkpointer, CheckpointerOptions};
+use eventhub_checkpointstore::{BlobCheckpointStoreOptions, CheckpointStore, Scope};
+use eventhub_checkpointstore_testkit::{self as common, Recorder};
+use std::collections::BTreeMap;
+use std::sync::{
+    atomic::{AtomicU32, Ordering},
+    Arc,
+};
+use std::time::{Duration, Instant};
+
+/// The steady state is measured over this many cycles, and at least `STEADY_AT_LEAST`.
+const STEADY_CYCLES: u32 = 3;
+const STEADY_AT_LEAST: Duration = Duration::from_secs(30);
+/// Positions each consumer records per owned partition per second, written every 10 s.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+
+struct Consumer {
+    balancer: Arc<PartitionBalancer>,
+    checkpointer: Arc<Checkpointer>,
+    recorder: Recorder,
+}
+
+/// Requests one consumer sent, by kind.
+#[derive(Default, Clone, Copy)]
+struct Kinds {
+    listings: u64,
+    claims: u64,
+    checkpoints: u64,
+    other: u64,
+}
+
+impl Kinds {
+    fn of(recorder: &Recorder) -> Self {
+        let mut kinds = Kinds::default();
+        for sent in recorder.take() {
+            let path = sent.url.path();
+            if sent.operation() == "list" {
+                kinds.listings += 1;
+            } else if path.contains("/ownership/") {
+                kinds.claims += 1;
+            } else if path.contains("/checkpoint/") {
+                kinds.checkpoints += 1;
+            } else {
+                kinds.other += 1;
+            }
+        }
+        kinds
+    }
+
+    fn add(&mut self, other: Kinds) {
+        self.listings += other.listings;
+        self.claims += other.claims;
+        self.checkpoints += other.checkpoints;
+        self.other += other.other;
+    }
+
+    fn total(&self) -> u64 {
+        self.listings + self.claims + self.checkpoints + self.other
+    }
+}
+
+struct Row {
+    partitions: usize,
+    consumers: usize,
+    strategy: Strategy,
+    interval: Duration,
+    cycles_to_fair_share: Option<u32>,
+    changes: u64,
+    steady: Kinds,
+    steady_minutes: f64,
+    cpu_per_consumer: f64,
+    changes_in_steady_state: u64,
+}
+
+fn fair(owned: &[usize], partitions: usize) -> bool {
+    let k = owned.len();
+    let (low, high) = (partitions / k, partitions.div_ceil(k));
+    owned.iter().sum::<usize>() == partitions && owned.iter().all(|&n| n >= low && n <= high)
+}
+
+async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
+    // Azurite lists some 10,000 records a second: a cycle's listings by every consumer must fit.
+    let interval = match partitions * consumers {
+        0..=4096 => Duration::from_secs(2),
+        4097..=32768 => Duration::from_secs(5),
+        _ => Duration::from_secs(10),
+    };
+    let container = common::fresh_container().await;
+    let scope = Scope::new("fleet", format!("n{partitions}k{consumers}"), "$Default");
+    let ids: Vec<String> = (0..partitions).map(|p| p.to_string()).collect();
+    let fleet: Vec<Consumer> = (0..consumers)
+        .map(|c| {
+            let recorder = Recorder::default();
+            let store: Arc<dyn CheckpointStore> = Arc::new(common::store_on(
+                &container,
+                Some(recorder.install(BlobCheckpointStoreOptions::default())),
+            ));
+            let checkpointer = Arc::new(
+                Checkpointer::new(
+                    store.clone(),
+                    scope.clone(),
+                    CheckpointerOptions {
+                        every_events: None,
+                        every: Some(CHECKPOINT_EVERY),
+                    },
+                )
+                .unwrap(),
+            );
+            let balancer = Arc::new(
+                PartitionBalancer::new(
+                    store,
+                    scope.clone(),
+                    format!("consumer-{c}"),
+                    &ids,
+                    BalancerOptions {
+                        interval,
+                        expiration: interval * 6,
+                        strategy,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+                .with_checkpointer(checkpointer.clone()),
+            );
+            Consumer {
+                balancer,
+                checkpointer,
+                recorder,
+            }
+        })
+        .collect();
+
+    // Each consumer runs its balancer (`run`: jittered cycles, handover writes) and, once a
+    // second, records a position for every partition it may process.
+    let started = Instant::now();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let mut tasks = Vec::new();
+    let cycles = Arc::new(AtomicU32::new(0));
+    for consumer in &fleet {
+        let (balancer, cycles) = (consumer.balancer.clone(), cycles.clone());
+        let shutdown = stopped(stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = balancer
+                .run(shutdown, |_| {
+                    cycles.fetch_add(1, Ordering::Relaxed);
+                })
+                .await;
+        }));
+        let (balancer, checkpointer) = (consumer.balancer.clone(), consumer.checkpointer.clone());
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seq = 0i64;
+            loop {
+                seq += 1;
+                for partition in balancer.ready() {
+                    let _ = checkpointer
+                        .record(&partition, Some((seq * 1024).to_string()), Some(seq))
+                        .await;
+                }
+                let _ = checkpointer.flush_due().await;
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }));
+    }
+
+    // Watch ownership through the balancers: cycles (of the fleet, per consumer) until the fair
+    // share, and ownership changes (a partition's owner changing, seen once per cycle).
+    let mut last: BTreeMap<String, usize> = BTreeMap::new();
+    let mut changes = 0u64;
+    let mut cycles_to_fair_share = None;
+    let give_up = Instant::now() + interval * 40;
+    while Instant::now() < give_up {
+        tokio::time::sleep(interval / 4).await;
+        let mut owners = BTreeMap::new();
+        for (c, consumer) in fleet.iter().enumerate() {
+            for p in consumer.balancer.owned() {
+                owners.insert(p, c);
+            }
+        }
+        for (p, c) in &owners {
+            if last.get(p).is_some_and(|previous| previous != c) {
+                changes += 1;
+            }
+        }
+        changes += owners.keys().filter(|p| !last.contains_key(*p)).count() as u64;
+        last = owners;
+        let owned: Vec<usize> = fleet.iter().map(|c| c.balancer.owned().len()).collect();
+        if fair(&owned, partitions) {
+            let per_consumer = cycles.load(Ordering::Relaxed) as f64 / consumers as f64;
+            cycles_to_fair_share = Some(per_consumer.ceil() as u32);
+            break;
+        }
+    }
+
+    // The steady state: requests and CPU over a few cycles, ownership changes that still happen.
+    for consumer in &fleet {
+        consumer.recorder.take();
+    }
+    let cpu = cpu_time::ProcessTime::now();
+    let steady_started = Instant::now();
+    let before = last.clone();
+    tokio::time::sleep((interval * STEADY_CYCLES).max(STEADY_AT_LEAST)).await;
+    let steady_minutes = steady_started.elapsed().as_secs_f64() / 60.0;
+    let cpu = cpu.elapsed().as_secs_f64();
+    let mut steady = Kinds::default();
+    for consumer in &fleet {
+        steady.add(Kinds::of(&consumer.recorder));
+    }
+    let mut after = BTreeMap::new();
+    for (c, consumer) in fleet.iter().enumerate() {
+        for p in consumer.balancer.owned() {
+            after.insert(p, c);
+        }
+    }
+    let changes_in_steady_state = after
+        .iter()
+        .filter(|(p, c)| before.get(*p) != Some(c))
+        .count() as u64;
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    eprintln!(
+        "  {partitions} x {consumers} {strategy:?}: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Row {
+        partitions,
+        consumers,
+        strategy,
+        interval,
+        cycles_to_fair_share,
+        changes,
+        steady,
+        steady_minutes,
+        cpu_per_consumer: cpu / consumers as f64 / steady_minutes / 60.0,
+        changes_in_steady_state,
+    }
+}
+
+fn main() {
+    let rows: Vec<(usize, usize)> = match std::env::var("FLEET_ROWS") {
+        Ok(rows) => rows
+            .split(',')
+            .filter_map(|r| {
+                let (n, k) = r.split_once('x')?;
+                Some((n.parse().ok()?, k.parse().ok()?))
+            })
+            .collect(),
+        Err(_) => vec![
+            (32, 4),
+            (32, 32),
+            (256, 16),
+            (256, 64),
+            (1024, 16),
+            (1024, 64),
+        ],
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| N | K | strategy | interval | cycles to fair share | ownership changes until then | changes after | requests/min (total) | per consumer: listings | claims | checkpoints | expected listings + claims | CPU per consumer |");
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    // Each row printed as it is measured.
+    runtime.block_on(async {
+        for &(n, k) in &rows {
+            for strategy in [Strategy::Greedy, Strategy::Balanced] {
+                print_row(&row(n, k, strategy).await);
+            }
+        }
+    });
+}
+
+fn print_row(r: &Row) {
+    let per = |n: u64| n as f64 / r.steady_minutes / r.consumers as f64;
+    let per_minute = 60.0 / r.interval.as_secs_f64();
+    // One listing per page per cycle, and one renewal per owned partition per cycle.
+    let expected_listings = r.partitions.div_ceil(5000) as f64 * per_minute;
+    let expected_claims = r.partitions as f64 / r.consumers as f64 * per_minute;
+    println!(
+        "| {} | {} | {:?} | {} s | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} + {:.1} | {:.1}% |",
+        r.partitions,
+        r.consumers,
+        r.strategy,
+        r.interval.as_secs(),
+        r.cycles_to_fair_share
+            .map_or_else(|| "not reached".to_owned(), |c| c.to_string()),
+        r.changes,
+        r.changes_in_steady_state,
+        r.steady.total() as f64 / r.steady_minutes,
+        per(r.steady.listings),
+        per(r.steady.claims),
+        per(r.steady.checkpoints),
+        expected_listings,
+        expected_claims,
+        r.cpu_per_consumer * 100.0,
+    );
+}
