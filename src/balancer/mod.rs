@@ -320,10 +320,6 @@ impl PartitionBalancer {
     /// Step 4: what was won is what this consumer owns now; steals are held for the handover,
     /// and what was lost has its pending position written later (handover) or dropped.
     fn settle(&self, won: Vec<Ownership>, stolen: &BTreeSet<String>) -> BTreeSet<String> {
-        let held = won
-            .iter()
-            .filter(|o| stolen.contains(&o.partition_id))
-            .count();
         self.handover.hold(
             won.iter()
                 .filter(|o| stolen.contains(&o.partition_id))
@@ -333,12 +329,14 @@ impl PartitionBalancer {
         let (now_owned, lost): (BTreeSet<String>, Vec<String>) = {
             let mut owned = lock(&self.owned);
             let before = std::mem::take(&mut *owned);
-            let taken = won
+            // New to this consumer: taken from a live owner (held for its handover), or free.
+            let (stolen_now, taken): (Vec<&Ownership>, Vec<&Ownership>) = won
                 .iter()
                 .filter(|o| !before.contains_key(&o.partition_id))
-                .count();
+                .partition(|o| stolen.contains(&o.partition_id));
+            let held = stolen_now.len();
             metrics::ownership_changes(&self.scope, &self.owner_id, Change::Stolen, held);
-            metrics::ownership_changes(&self.scope, &self.owner_id, Change::Taken, taken - held);
+            metrics::ownership_changes(&self.scope, &self.owner_id, Change::Taken, taken.len());
             if self.options.handover_intervals > 0 {
                 metrics::handover_holds(&self.scope, &self.owner_id, held);
             }

@@ -191,9 +191,7 @@ impl Connection {
 
 /// A failure to reach Event Hubs: exit 1, as a store that cannot be reached.
 fn unreachable_hub(namespace: &str, err: impl fmt::Display) -> Failure {
-    Failure::Store(eventhub_checkpointstore::Error::Transport {
-        message: format!("Event Hubs namespace {namespace}: {err}"),
-    })
+    Failure::EventHubs(format!("Event Hubs namespace {namespace}: {err}"))
 }
 
 /// What `lag` reads of one partition.

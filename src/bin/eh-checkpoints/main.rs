@@ -263,6 +263,8 @@ pub(crate) enum Failure {
     Refused(String),
     /// The service or the connection failed: exit 1.
     Store(eventhub_checkpointstore::Error),
+    /// Event Hubs failed or did not answer: exit 1.
+    EventHubs(String),
     /// Standard output was closed (`… | head`): nothing more to say.
     ClosedPipe,
 }
@@ -306,6 +308,10 @@ async fn main() -> ExitCode {
         }
         Err(Failure::Store(err)) => {
             eprintln!("eh-checkpoints: {err}");
+            ExitCode::from(1)
+        }
+        Err(Failure::EventHubs(message)) => {
+            eprintln!("eh-checkpoints: {message}");
             ExitCode::from(1)
         }
     }

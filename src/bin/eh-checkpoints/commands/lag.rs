@@ -69,19 +69,28 @@ pub(crate) struct Args<'a> {
     pub(crate) scope: &'a Scope,
 }
 
+/// Event Hubs calls tried this many times, each on a new client after the first failed (the
+/// official client 0.15 can lose its connection for good, see docs/official-processor.md).
+const ATTEMPTS: usize = 3;
+
 pub(crate) async fn run(source: &Store, args: Args<'_>) -> Result<(), Failure> {
-    let scope = args.scope;
-    let client = args
-        .connection
-        .open(&scope.eventhub_name, &scope.consumer_group)
-        .await?;
     let output = args.output.unwrap_or(if std::io::stdout().is_terminal() {
         Output::Table
     } else {
         Output::Json
     });
+    let mut client = None;
     loop {
-        let report = measure(source, &client, &args).await?;
+        let report = match measure_with_retries(source, &mut client, &args).await {
+            Ok(report) => report,
+            // Watching goes on: the next measurement opens a new client.
+            Err(Failure::EventHubs(message)) if args.watch.is_some() => {
+                eprintln!("eh-checkpoints: {message}; measuring again in a moment");
+                tokio::time::sleep(args.watch.unwrap_or_default()).await;
+                continue;
+            }
+            Err(failure) => return Err(failure),
+        };
         let mut stdout = std::io::stdout().lock();
         match (output, args.watch) {
             (Output::Json, None) => {
@@ -107,6 +116,39 @@ pub(crate) async fn run(source: &Store, args: Args<'_>) -> Result<(), Failure> {
             return Ok(());
         };
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// One measurement, on the client of the last one or a new one; a failed Event Hubs call drops the
+/// client and tries again on a new one.
+async fn measure_with_retries(
+    source: &Store,
+    client: &mut Option<azure_messaging_eventhubs::ConsumerClient>,
+    args: &Args<'_>,
+) -> Result<Report, Failure> {
+    let scope = args.scope;
+    let mut attempt = 1;
+    loop {
+        let result = async {
+            if client.is_none() {
+                let opened = args
+                    .connection
+                    .open(&scope.eventhub_name, &scope.consumer_group)
+                    .await?;
+                *client = Some(opened);
+            }
+            let open = client.as_ref().expect("opened above");
+            measure(source, open, args).await
+        }
+        .await;
+        match result {
+            Err(Failure::EventHubs(message)) if attempt < ATTEMPTS => {
+                tracing::debug!(%message, attempt, "Event Hubs call failed; a new client");
+                *client = None;
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 
