@@ -11,10 +11,8 @@ pub enum Strategy {
     /// default of the Python and .NET processors.
     #[default]
     Balanced,
-    /// Its whole fair share of unowned partitions in one cycle, and when none is free, its whole
-    /// shortfall from the owners above their share (each consumer short of its share taking its
-    /// own part): quickest to start processing everything, and a fleet started together is even
-    /// by its third cycle.
+    /// Its whole fair share of unowned partitions in one cycle: quickest to start processing
+    /// everything.
     Greedy,
 }
 

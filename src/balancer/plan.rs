@@ -157,12 +157,7 @@ pub(super) fn plan(
         return free.into_iter().take(take).cloned().collect();
     }
 
-    // Nothing free: steal from owners holding more than their share allows.
-    if strategy == Strategy::Greedy && mine < share.min {
-        return greedy_steals(view, &owners, me, share.min);
-    }
-    // One partition a cycle, from the busiest (balanced, or a greedy consumer at its minimum
-    // taking one of the "+1" slots).
+    // Nothing free: steal one from the busiest owner, if it holds more than its share allows.
     let limit = if mine < share.min {
         share.min
     } else {
@@ -181,56 +176,6 @@ pub(super) fn plan(
         .into_iter()
         .cloned()
         .collect()
-}
-
-/// Greedy below its minimum with nothing free takes its whole deficit at once. A fleet started
-/// together is where this happens: each consumer claims every free partition in its first cycle
-/// (it knows no other yet), so the shares come out uneven, and one steal a cycle would take a
-/// consumer a cycle per partition to even them out. Every consumer below its minimum sees the
-/// same listing, so each works out the same division of the others' excess (deficits filled in
-/// owner order, from the largest excess first, partitions in id order) and claims its own part:
-/// the parts do not overlap, and the fleet is even the next cycle.
-fn greedy_steals(view: &View, owners: &HashMap<&str, usize>, me: &str, min: usize) -> Vec<String> {
-    let mut takers: Vec<(&str, usize)> = owners
-        .iter()
-        .filter(|(_, n)| **n < min)
-        .map(|(o, n)| (*o, min - n))
-        .collect();
-    takers.sort_unstable();
-    let mut victims: Vec<(&str, usize)> = owners
-        .iter()
-        .filter(|(_, n)| **n > min)
-        .map(|(o, n)| (*o, n - min))
-        .collect();
-    victims.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    // (victim, its partitions given away so far, what is left of its excess)
-    let mut giving = victims.iter().map(|(v, excess)| (*v, 0usize, *excess));
-    let mut current = giving.next();
-    let mut mine = Vec::new();
-    for (taker, mut deficit) in takers {
-        while deficit > 0 {
-            let Some((victim, given, left)) = current.as_mut() else {
-                return mine;
-            };
-            let n = deficit.min(*left);
-            if taker == me {
-                let mut theirs: Vec<&String> =
-                    view.owned_by(victim).map(|o| &o.partition_id).collect();
-                theirs.sort_unstable();
-                mine.extend(theirs.into_iter().skip(*given).take(n).cloned());
-            }
-            *given += n;
-            *left -= n;
-            deficit -= n;
-            if *left == 0 {
-                current = giving.next();
-            }
-        }
-        if taker == me {
-            return mine;
-        }
-    }
-    mine
 }
 
 #[cfg(test)]
@@ -295,7 +240,7 @@ mod tests {
         let empty = View::new(Vec::new(), &partitions, "me", now, expiration);
         assert_eq!(plan(&empty, "me", 4, Strategy::Greedy, &shuffle).len(), 4);
         assert_eq!(plan(&empty, "me", 4, Strategy::Balanced, &shuffle).len(), 1);
-        // "a" holds all four: balanced steals one, greedy its share.
+        // "a" holds all four: one is stolen from it, whatever the strategy.
         let full = View::new(
             (0..4)
                 .map(|p| record(&p.to_string(), Some("a"), 1, now))
@@ -305,10 +250,10 @@ mod tests {
             now,
             expiration,
         );
-        for (strategy, steals) in [(Strategy::Balanced, 1), (Strategy::Greedy, 2)] {
+        for strategy in [Strategy::Greedy, Strategy::Balanced] {
             let stolen = plan(&full, "me", 4, strategy, &shuffle);
-            assert_eq!(stolen.len(), steals, "{strategy:?}");
-            assert!(stolen.iter().all(|p| full.owned_by_other(p, "me")));
+            assert_eq!(stolen.len(), 1);
+            assert!(full.owned_by_other(&stolen[0], "me"));
         }
         // At its share (2 of 4 beside "a"'s 2): nothing to take.
         let even = View::new(
@@ -375,13 +320,20 @@ mod tests {
         panic!("{partitions} x {consumers} {strategy:?}: no fair share in 200 cycles");
     }
 
+    /// Both strategies even out a fleet started together. Greedy steals one partition a cycle
+    /// like balanced once nothing is free: taking a whole shortfall at once evened a fleet out in
+    /// 3 cycles, but made a giver hand over many partitions at once, more than it could write
+    /// within the taker's hold on a loaded machine (the demo measured events reprocessed).
     #[test]
-    fn a_greedy_fleet_started_together_reaches_its_share_within_three_cycles() {
-        for (partitions, consumers) in [(32, 4), (256, 16), (256, 64), (1024, 64)] {
-            let cycles = cycles_to_fair_share(partitions, consumers, Strategy::Greedy);
-            assert!(cycles <= 3, "{partitions} x {consumers}: {cycles} cycles");
+    fn a_fleet_started_together_reaches_its_share() {
+        for (partitions, consumers) in [(32, 4), (256, 16)] {
+            for strategy in [Strategy::Greedy, Strategy::Balanced] {
+                let cycles = cycles_to_fair_share(partitions, consumers, strategy);
+                assert!(
+                    cycles <= partitions,
+                    "{partitions} x {consumers} {strategy:?}: {cycles}"
+                );
+            }
         }
-        // Balanced gets there too, a partition a cycle.
-        assert!(cycles_to_fair_share(32, 4, Strategy::Balanced) <= 32);
     }
 }
