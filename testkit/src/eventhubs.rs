@@ -383,7 +383,6 @@ async fn read_while_ready(
             let Some(batch) = batch else {
                 break ReadEnd::Failed("the receiver's stream ended".into());
             };
-            let mut range: Option<(i64, i64)> = None;
             let mut end = None;
             for event in batch {
                 let event = match event {
@@ -400,8 +399,15 @@ async fn read_while_ready(
                 let Some(seq) = event.sequence_number() else {
                     continue;
                 };
-                range = Some(range.map_or((seq, seq), |(first, _)| (first, seq)));
                 last = Some(seq);
+                // Each event is reported processed before its position is recorded (which may
+                // write the checkpoint): a consumer killed between the two would otherwise have
+                // events resumed after but never reported, which reads as events lost.
+                report(Fact::Processed {
+                    partition,
+                    first: seq,
+                    last: seq,
+                });
                 match checkpointer
                     .record(partition, event.offset().clone(), Some(seq))
                     .await
@@ -410,13 +416,6 @@ async fn read_while_ready(
                     Ok(false) => {}
                     Err(err) => tracing::warn!(partition, seq, %err, "checkpoint failed"),
                 }
-            }
-            if let Some((first, last)) = range {
-                report(Fact::Processed {
-                    partition,
-                    first,
-                    last,
-                });
             }
             if let Some(end) = end {
                 break 'reading end;
