@@ -1166,17 +1166,23 @@ mod lag {
         assert_eq!(zero.code, 2, "{}", zero.stderr);
         assert!(zero.stderr.contains("at least 1s"), "{}", zero.stderr);
 
-        let misspelled = run(&[
-            "lag",
-            "--container",
-            &container,
-            "--namespace",
-            NS,
-            "--eventhub",
-            hub,
-            "--eventhubs-connection-string",
+        // `lag` with an Event Hubs connection string of its own, refused before any request.
+        let with_connection_string = |connection_string: &str| {
+            run(&[
+                "lag",
+                "--container",
+                &container,
+                "--namespace",
+                NS,
+                "--eventhub",
+                hub,
+                "--eventhubs-connection-string",
+                connection_string,
+            ])
+        };
+        let misspelled = with_connection_string(
             "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccesKey=hunter2",
-        ]);
+        );
         assert_eq!(misspelled.code, 2, "{}", misspelled.stderr);
         assert!(
             misspelled.stderr.contains("unknown key `SharedAccesKey`"),
@@ -1189,17 +1195,9 @@ mod lag {
             misspelled.stderr
         );
 
-        let other_hub = run(&[
-            "lag",
-            "--container",
-            &container,
-            "--namespace",
-            NS,
-            "--eventhub",
-            hub,
-            "--eventhubs-connection-string",
+        let other_hub = with_connection_string(
             "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=k;EntityPath=other",
-        ]);
+        );
         assert_eq!(other_hub.code, 2, "{}", other_hub.stderr);
         assert!(
             other_hub.stderr.contains("for event hub other"),
