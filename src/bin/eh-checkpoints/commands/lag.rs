@@ -1,10 +1,9 @@
 //! `lag`: per partition, who owns it, how far it was checkpointed, where the partition ends, and
 //! how far behind the checkpoint is, in events and in time.
 
-use super::{age, expired, service_now};
+use super::{age, expired, row_of, service_now, Rows};
 use crate::connect::Store;
 use crate::eventhubs::{first_unprocessed, partition_ends, Connection, PartitionEnd};
-use crate::output::partition_order;
 use crate::{Failure, Liveness, Output};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use eventhub_checkpointstore::azure_core::time::OffsetDateTime;
@@ -164,35 +163,28 @@ async fn measure(
     let ends = partition_ends(&args.connection, client).await?;
     let now = service_now(time);
 
-    let mut rows: BTreeMap<(usize, String), Row> = BTreeMap::new();
-    let mut row = |id: &str| -> (usize, String) {
-        let key = (partition_order(id).0, id.to_owned());
-        rows.entry(key.clone()).or_insert_with(|| Row {
-            partition_id: id.to_owned(),
+    // Every partition the hub, the claims or the checkpoints name.
+    let new = |id: &str| {
+        let id = id.to_owned();
+        move || Row {
+            partition_id: id,
             claim_expired: true,
             ..Row::default()
-        });
-        key
+        }
     };
-    let mut keys = BTreeMap::new();
+    let mut rows: Rows<Row> = Rows::new();
     for (id, _) in &ends {
-        keys.insert(id.clone(), row(id));
+        row_of(&mut rows, id, new(id));
     }
     for o in &ownership {
-        keys.insert(o.partition_id.clone(), row(&o.partition_id));
-    }
-    for (c, _) in &checkpoints {
-        keys.insert(c.partition_id.clone(), row(&c.partition_id));
-    }
-    for o in &ownership {
-        let r = rows.get_mut(&keys[&o.partition_id]).expect("row");
+        let r = row_of(&mut rows, &o.partition_id, new(&o.partition_id));
         r.owner_id = o.owner_id.clone();
         r.claim_renewed = o.last_modified;
         r.claim_expired = expired(o, now, args.liveness.expiration);
     }
     let mut checkpoint_of: BTreeMap<&str, &Checkpoint> = BTreeMap::new();
     for (c, written) in &checkpoints {
-        let r = rows.get_mut(&keys[&c.partition_id]).expect("row");
+        let r = row_of(&mut rows, &c.partition_id, new(&c.partition_id));
         r.checkpoint_sequence_number = c.sequence_number;
         r.checkpoint_offset = c.offset.clone();
         r.checkpointed = *written;

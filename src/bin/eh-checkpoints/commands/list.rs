@@ -1,17 +1,13 @@
 //! `list`: one row per partition, owner and position side by side.
 
-use super::{age, expired, service_now};
+use super::{age, expired, row_of, service_now, Rows};
 use crate::connect::Store;
-use crate::output::partition_order;
 use crate::{Failure, Liveness, Output};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use eventhub_checkpointstore::azure_core::time::OffsetDateTime;
 use eventhub_checkpointstore::Scope;
 use serde::Serialize;
-use std::{
-    collections::BTreeMap,
-    io::{IsTerminal, Write},
-};
+use std::io::{IsTerminal, Write};
 
 /// One row of `list`, as `--output json` prints it.
 #[derive(Serialize)]
@@ -27,17 +23,18 @@ struct Row {
     sequence_number: Option<i64>,
 }
 
-/// The row of partition `id`, new (free, no position) if it has none yet.
-fn row_of<'a>(rows: &'a mut BTreeMap<(usize, String), Row>, id: &str) -> &'a mut Row {
-    rows.entry((partition_order(id).0, id.to_owned()))
-        .or_insert_with(|| Row {
+impl Row {
+    /// Partition `id` free, with no position.
+    fn new(id: &str) -> Self {
+        Row {
             partition_id: id.to_owned(),
             owner_id: None,
             last_modified: None,
             expired: true,
             offset: None,
             sequence_number: None,
-        })
+        }
+    }
 }
 
 pub(crate) async fn run(
@@ -50,15 +47,15 @@ pub(crate) async fn run(
     let (ownership, time) = store.list_ownership_with_service_time(scope).await?;
     let checkpoints = store.list_checkpoints(scope).await?;
     let now = service_now(time);
-    let mut rows: BTreeMap<(usize, String), Row> = BTreeMap::new();
+    let mut rows: Rows<Row> = Rows::new();
     for o in &ownership {
-        let row = row_of(&mut rows, &o.partition_id);
+        let row = row_of(&mut rows, &o.partition_id, || Row::new(&o.partition_id));
         row.owner_id = o.owner_id.clone();
         row.last_modified = o.last_modified;
         row.expired = expired(o, now, liveness.expiration);
     }
     for c in checkpoints {
-        let row = row_of(&mut rows, &c.partition_id);
+        let row = row_of(&mut rows, &c.partition_id, || Row::new(&c.partition_id));
         row.offset = c.offset;
         row.sequence_number = c.sequence_number;
     }

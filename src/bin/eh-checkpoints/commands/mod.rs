@@ -15,7 +15,7 @@ use crate::{Failure, Global};
 use eventhub_checkpointstore::azure_core::time::OffsetDateTime;
 use eventhub_checkpointstore::copy::{CopyOutcome, CopyReport, Refusal};
 use eventhub_checkpointstore::{Ownership, Scope, ServiceTime};
-use std::{io::Write, time::Duration};
+use std::{collections::BTreeMap, io::Write, time::Duration};
 
 /// The service's time now, or this host's when the store reported none.
 pub(crate) fn service_now(time: Option<ServiceTime>) -> OffsetDateTime {
@@ -71,6 +71,15 @@ pub(crate) fn ranges<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     }
     flush(&mut run, &mut parts);
     parts.join(", ")
+}
+
+/// Rows by partition, in numeric order where the ids are numbers.
+pub(crate) type Rows<R> = BTreeMap<(usize, String), R>;
+
+/// The row of partition `id`, made by `new` if it has none yet.
+pub(crate) fn row_of<'a, R>(rows: &'a mut Rows<R>, id: &str, new: impl FnOnce() -> R) -> &'a mut R {
+    rows.entry((partition_order(id).0, id.to_owned()))
+        .or_insert_with(new)
 }
 
 /// `1 partition` / `4 partitions`.
