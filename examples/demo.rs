@@ -329,6 +329,11 @@ struct Session {
     takeover: bool,
     /// Events it processed that had been processed before.
     reprocessed: u64,
+    /// Where it resumed (the first sequence number it read), and when (unix ms).
+    from: u64,
+    resumed_at: u64,
+    /// The last sequence number it processed.
+    last_seq: Option<u64>,
 }
 
 #[derive(Default)]
@@ -377,6 +382,31 @@ impl Tally {
     }
 
     /// Sessions of different consumers on one partition whose processing overlapped in time.
+    /// Sessions between live consumers that reprocessed events, each with the session before.
+    fn reprocessing(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (p, sessions) in self.sessions.iter().enumerate() {
+            for (i, s) in sessions.iter().enumerate() {
+                if s.takeover || s.reprocessed == 0 {
+                    continue;
+                }
+                let before = i.checked_sub(1).map(|b| &sessions[b]);
+                found.push(format!(
+                    "partition {p}: consumer {} resumed at {} at {} ms and reprocessed {}; before it, {}",
+                    s.consumer,
+                    s.from,
+                    s.resumed_at,
+                    s.reprocessed,
+                    before.map_or("nobody".to_owned(), |b| format!(
+                        "consumer {} (resumed at {}, processed it up to {:?}, at {:?}-{:?} ms)",
+                        b.consumer, b.from, b.last_seq, b.first, b.last
+                    ))
+                ));
+            }
+        }
+        found
+    }
+
     fn overlaps(&self) -> Vec<String> {
         let mut found = Vec::new();
         for (p, sessions) in self.sessions.iter().enumerate() {
@@ -622,6 +652,7 @@ fn absorb(
                 session.first.get_or_insert(at);
                 session.last = Some(at);
                 session.reprocessed += again;
+                session.last_seq = Some(to);
             }
             fleet[index].processed += to - from + 1;
         }
@@ -638,7 +669,7 @@ fn absorb(
         ("stats", &[recorded, writes, refused]) => {
             fleet[index].stats = Some((recorded, writes, refused))
         }
-        ("resume", &[p, from, _]) => {
+        ("resume", &[p, from, resumed_at]) => {
             let p = p as usize;
             let previous = tally.last_processor[p];
             // A partition the victim processed last, resumed by a survivor after the kill (the
@@ -657,6 +688,9 @@ fn absorb(
                 open: true,
                 takeover,
                 reprocessed: 0,
+                from,
+                resumed_at,
+                last_seq: None,
             });
             if takeover {
                 // At least the victim's last acknowledged checkpoint of the partition (a write
@@ -813,6 +847,9 @@ fn summarize(
                 tally.moves
             ),
         );
+        for session in tally.reprocessing().iter().take(5) {
+            println!("      {session}");
+        }
         check(
             overlaps.is_empty(),
             format!(

@@ -19,19 +19,31 @@
 //! ownership records every processor already shares:
 //!
 //! - **The taker holds.** A partition won from a live owner (a steal, decided exactly as above)
-//!   is owned at once, and renewed, but [`ready`](PartitionBalancer::ready) leaves it out for
-//!   `handover_intervals` intervals and a half ([`BalancerOptions::handover_intervals`]).
+//!   is owned at once, and renewed, but [`ready`](PartitionBalancer::ready) leaves it out until
+//!   the old owner is seen to have handed it over.
 //! - **The giver stops, then writes.** The old owner's next cycle finds its renewal lost and drops
 //!   the partition from `ready`; the application, which checks `ready` before each batch (at
 //!   least every quarter interval), stops processing it. A quarter interval later
 //!   [`run`](PartitionBalancer::run) writes the partition's last position through the
 //!   [checkpointer](PartitionBalancer::with_checkpointer) (with `cycle` called by hand, at the
-//!   next cycle): within about 1.4 intervals of the steal, with `run`'s ±10% jitter, well before
-//!   the taker's hold of 2.5 ends.
+//!   start of the next cycle): in either case before the giver renews its other claims again.
+//! - **The taker watches the giver's other claims.** Their renewals are the evidence: once it has
+//!   seen one of them at three new versions since the steal (three cycles of the giver), the
+//!   giver has found the loss and written the last position. (The first cycle may have been under
+//!   way before the steal; the second began after it ended, so its renewal of the partition came
+//!   after the steal and lost; the giver writes before the third. Versions of one claim are
+//!   counted, not changes across claims: a cycle's renewals go out over some time, and a listing
+//!   may see them half done.) While it holds a partition, `run` lists three
+//!   times an interval instead of once, so a hold ends about a third of an interval after the
+//!   evidence: about 2.5 intervals after the steal when every consumer keeps time, longer when the
+//!   giver runs late (a loaded machine, a slow store), never shorter. If the giver's claims expire
+//!   meanwhile, it is gone and writes nothing more: the hold ends. A giver that owns nothing else
+//!   cannot be watched: then the hold ends after `handover_intervals` intervals and a half
+//!   ([`BalancerOptions::handover_intervals`]), as a timer.
 //! - **The taker resumes** from that checkpoint when the hold ends: where the old owner stopped.
 //!
 //! Without a checkpointer, the application writes a partition's last position itself when the
-//! partition leaves `ready`; the hold gives it the same time.
+//! partition leaves `ready`, before the next cycle.
 //!
 //! Why nobody processes twice and nobody takes twice: a partition has one winner per version
 //! (claims are conditional), so exactly one taker holds it; the giver processes it only while its
@@ -40,12 +52,14 @@
 //! on its own, so two consumers cannot both give up one, and relinquishing on shutdown is the
 //! same handover without the wait (the position is written first, then the partition released).
 //!
-//! The cost is a pause: a moved partition is processed by nobody for about two intervals. A
-//! partition that expired (its owner died) or was relinquished is ready at once: nobody is left
-//! to wait for. Fleets mixed with the other languages' processors still converge: they steal and
-//! start at once (their old owners reprocess as always), and they never wait for anything.
-//! `handover_intervals = 0` gives this balancer their behaviour, and then a partition taken from
-//! this consumer has its unwritten position discarded, since its taker has already resumed.
+//! The cost is a pause, and listings: a moved partition is processed by nobody for about 2.5
+//! intervals, and its taker lists ownership two more times per interval meanwhile (nothing more
+//! in steady state). A partition that expired (its owner died) or was relinquished is ready at
+//! once: nobody is left to wait for. Fleets mixed with the other languages' processors still
+//! converge: they steal and start at once (their old owners reprocess as always), and they never
+//! wait for anything. `handover_intervals = 0` gives this balancer their behaviour, and then a
+//! partition taken from this consumer has its unwritten position discarded, since its taker has
+//! already resumed.
 //!
 //! Expiry is judged by the service's clock. A claim's `last_modified` is stamped by the storage
 //! service, so comparing it with this host's wall clock lets a host whose clock runs minutes ahead
@@ -237,7 +251,8 @@ impl PartitionBalancer {
     }
 
     /// The owned partitions to process now: those taken from a live owner are left out until
-    /// their handover time has passed (see the [module docs](self)).
+    /// the owner is seen to have handed them over (see the [module docs](self)). Holds end at
+    /// listings: this changes only during [`cycle`](Self::cycle) and [`run`](Self::run).
     pub fn ready(&self) -> BTreeSet<String> {
         self.handover.ready(self.owned())
     }
@@ -261,9 +276,10 @@ impl PartitionBalancer {
         self.write_handed_over().await;
         let result = async {
             let view = self.list().await?;
+            self.handover.observe(&view);
             let claims = self.plan(&view);
             let won = self.store.claim_ownership(&claims.requests).await?;
-            Ok(self.settle(won, &claims.stolen))
+            Ok(self.settle(won, &claims.stolen, &view))
         }
         .await;
         if result.is_err() {
@@ -319,11 +335,17 @@ impl PartitionBalancer {
 
     /// Step 4: what was won is what this consumer owns now; steals are held for the handover,
     /// and what was lost has its pending position written later (handover) or dropped.
-    fn settle(&self, won: Vec<Ownership>, stolen: &BTreeSet<String>) -> BTreeSet<String> {
+    fn settle(
+        &self,
+        won: Vec<Ownership>,
+        stolen: &BTreeSet<String>,
+        view: &View,
+    ) -> BTreeSet<String> {
         self.handover.hold(
             won.iter()
                 .filter(|o| stolen.contains(&o.partition_id))
                 .map(|o| o.partition_id.clone()),
+            view,
             self.options.handover(),
         );
         let (now_owned, lost): (BTreeSet<String>, Vec<String>) = {
@@ -435,30 +457,52 @@ impl PartitionBalancer {
             return Err(Error::NoRuntime { operation: "run" });
         }
         let mut shutdown = std::pin::pin!(shutdown);
-        loop {
+        'cycles: loop {
             let result = self.cycle().await;
             if let Err(err) = &result {
                 tracing::warn!(owner_id = %self.owner_id, error = %err, "balancing cycle failed");
             }
             on_cycle(&result);
-            let mut pause = self.jittered_interval();
+            let pause = self.jittered_interval();
+            let next_cycle = tokio::time::Instant::now() + pause;
             if self.handover.any_lost() {
                 // Partitions just found taken: a quarter interval for the application to see
-                // them gone from `ready` and stop, then their last positions, well before the
-                // takers' hold ends.
-                let settle = std::pin::pin!(tokio::time::sleep(pause / 4));
-                if let Either::Left(_) = future::select(shutdown.as_mut(), settle).await {
+                // them gone from `ready` and stop, then their last positions, before this
+                // consumer's next renewal, which their takers wait to see.
+                let settled = tokio::time::Instant::now() + pause / 4;
+                if stopped(shutdown.as_mut(), settled).await {
                     break;
                 }
                 self.write_handed_over().await;
-                pause -= pause / 4;
             }
-            let pause = std::pin::pin!(tokio::time::sleep(pause));
-            if let Either::Left(_) = future::select(shutdown.as_mut(), pause).await {
+            // Partitions held for a handover: their givers are watched more often than once a
+            // cycle, so a hold ends soon after the evidence rather than at the next cycle.
+            while self.handover.holding() {
+                let look = tokio::time::Instant::now() + self.options.interval / WATCHES;
+                if look >= next_cycle {
+                    break;
+                }
+                if stopped(shutdown.as_mut(), look).await {
+                    break 'cycles;
+                }
+                self.watch_givers().await;
+            }
+            if stopped(shutdown.as_mut(), next_cycle).await {
                 break;
             }
         }
         self.relinquish().await
+    }
+
+    /// Lists ownership between cycles, for evidence that givers handed held partitions over.
+    async fn watch_givers(&self) {
+        match self.list().await {
+            Ok(view) => self.handover.observe(&view),
+            // The next look, or the next cycle, tries again.
+            Err(err) => {
+                tracing::debug!(owner_id = %self.owner_id, error = %err, "could not list ownership to watch a handover")
+            }
+        }
     }
 
     /// The interval ±10%, different each time: consumers started together with one interval
@@ -480,6 +524,18 @@ impl PartitionBalancer {
                 .is_some_and(|t| unexpired(t, now, self.options.expiration))
         });
     }
+}
+
+/// Listings per interval that watch the givers of held partitions, the cycle's own included.
+const WATCHES: u32 = 3;
+
+/// Waits until `at`; whether `shutdown` completed first.
+async fn stopped(
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    at: tokio::time::Instant,
+) -> bool {
+    let wait = std::pin::pin!(tokio::time::sleep_until(at));
+    matches!(future::select(shutdown, wait).await, Either::Left(_))
 }
 
 impl std::fmt::Debug for PartitionBalancer {

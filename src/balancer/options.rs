@@ -40,12 +40,13 @@ pub struct BalancerOptions {
     pub expiration: Duration,
     /// Default [`Strategy::Balanced`].
     pub strategy: Strategy,
-    /// Cooperative handover: a partition this consumer takes from a live owner is held for this
-    /// many intervals (and half one more) before
-    /// [`PartitionBalancer::ready`](super::PartitionBalancer::ready) lists it, so the old owner
-    /// can notice, stop, and write its last position first; the new owner then resumes where the
-    /// old one stopped instead of reprocessing. `0` processes it at once, as the other languages'
-    /// processors do. Default 2. See the [module docs](super).
+    /// Cooperative handover: a partition this consumer takes from a live owner is held back from
+    /// [`PartitionBalancer::ready`](super::PartitionBalancer::ready) until the old owner is seen
+    /// to have noticed, stopped, and written its last position (one of its other claims seen at
+    /// three new versions since); the new owner then resumes where the old one stopped instead of
+    /// reprocessing. When the old owner owns nothing else to watch, the hold lasts this many
+    /// intervals and a half. `0` turns holds off: a stolen partition is processed at once, as
+    /// the other languages' processors do. Default 2. See the [module docs](super).
     pub handover_intervals: u32,
 }
 
@@ -114,7 +115,8 @@ impl BalancerOptions {
         Ok(())
     }
 
-    /// How long a partition taken from a live owner is held before it is ready.
+    /// How long a partition taken from an owner that cannot be watched is held; zero when holds
+    /// are off.
     pub(super) fn handover(&self) -> Duration {
         if self.handover_intervals == 0 {
             Duration::ZERO
