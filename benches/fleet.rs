@@ -79,7 +79,8 @@ impl Kinds {
 struct Row {
     partitions: usize,
     consumers: usize,
-    strategy: Strategy,
+    /// The strategy, or the Python reference.
+    who: String,
     interval: Duration,
     cycles_to_fair_share: Option<u32>,
     changes: u64,
@@ -250,7 +251,7 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     Row {
         partitions,
         consumers,
-        strategy,
+        who: format!("{strategy:?}"),
         interval,
         cycles_to_fair_share,
         changes,
@@ -263,13 +264,7 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
 
 fn main() {
     let rows: Vec<(usize, usize)> = match std::env::var("FLEET_ROWS") {
-        Ok(rows) => rows
-            .split(',')
-            .filter_map(|r| {
-                let (n, k) = r.split_once('x')?;
-                Some((n.parse().ok()?, k.parse().ok()?))
-            })
-            .collect(),
+        Ok(rows) => parse_rows(&rows),
         Err(_) => vec![
             (32, 4),
             (32, 32),
@@ -279,6 +274,9 @@ fn main() {
             (1024, 64),
         ],
     };
+    // `FLEET_PYTHON=256x16`: Python's load balancer as the reference (needs `PYTHON_PEER`, which
+    // `scripts/bench.sh fleet` sets when FLEET_PYTHON is given).
+    let python_rows = parse_rows(std::env::var("FLEET_PYTHON").ok().as_deref().unwrap_or(""));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -292,7 +290,20 @@ fn main() {
                 print_row(&row(n, k, strategy).await);
             }
         }
+        for &(n, k) in &python_rows {
+            print_row(&python::row(n, k).await);
+        }
     });
+}
+
+/// `NxK,NxK`.
+fn parse_rows(rows: &str) -> Vec<(usize, usize)> {
+    rows.split(',')
+        .filter_map(|r| {
+            let (n, k) = r.split_once('x')?;
+            Some((n.parse().ok()?, k.parse().ok()?))
+        })
+        .collect()
 }
 
 fn print_row(r: &Row) {
@@ -302,10 +313,10 @@ fn print_row(r: &Row) {
     let expected_listings = r.partitions.div_ceil(5000) as f64 * per_minute;
     let expected_claims = r.partitions as f64 / r.consumers as f64 * per_minute;
     println!(
-        "| {} | {} | {:?} | {} s | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} + {:.1} | {:.1}% |",
+        "| {} | {} | {} | {} s | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} + {:.1} | {:.1}% |",
         r.partitions,
         r.consumers,
-        r.strategy,
+        r.who,
         r.interval.as_secs(),
         r.cycles_to_fair_share
             .map_or_else(|| "not reached".to_owned(), |c| c.to_string()),
@@ -319,4 +330,231 @@ fn print_row(r: &Row) {
         expected_claims,
         r.cpu_per_consumer * 100.0,
     );
+}
+
+/// The reference: K processes of Python's load balancer (azure-eventhub's `OwnershipManager`,
+/// greedy, over its blob store; `tools/python-peer/balancer.py`, pinned as in the mixed-fleet
+/// test) over N partitions, measured as the rows above: their owned sets from what each prints
+/// per cycle, their requests counted on the wire by a proxy in front of Azurite, their CPU from
+/// /proc. They record no checkpoints (a balancer only).
+mod python {
+    use super::*;
+    use eventhub_checkpointstore::ConnectionString;
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+    pub(super) async fn row(partitions: usize, consumers: usize) -> Row {
+        let python = std::env::var("PYTHON_PEER")
+            .expect("PYTHON_PEER is not set: run with FLEET_PYTHON through scripts/bench.sh fleet");
+        let interval = Duration::from_secs(if partitions * consumers <= 4096 { 2 } else { 5 });
+        let container = common::fresh_container().await;
+        let upstream = ConnectionString::parse(&common::connection_string())
+            .unwrap()
+            .blob_endpoint()
+            .unwrap()
+            .clone();
+        let upstream_addr = format!(
+            "{}:{}",
+            upstream.host_str().unwrap(),
+            upstream.port().unwrap()
+        );
+        let counts = Arc::new(Mutex::new(Kinds::default()));
+        let proxy = counting_proxy(upstream_addr, counts.clone()).await;
+        let connection = format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://{proxy}/devstoreaccount1;",
+            eventhub_checkpointstore::DEVELOPMENT_ACCOUNT_KEY
+        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/python-peer/balancer.py");
+        let owned: Arc<Mutex<Vec<BTreeSet<String>>>> =
+            Arc::new(Mutex::new(vec![BTreeSet::new(); consumers]));
+        let cycles = Arc::new(AtomicU32::new(0));
+        let mut children = Vec::new();
+        let started = Instant::now();
+        for c in 0..consumers {
+            let mut child = tokio::process::Command::new(&python)
+                .args([
+                    script,
+                    &connection,
+                    &container,
+                    "fleet",
+                    &format!("py-n{partitions}k{consumers}"),
+                    "$Default",
+                    &format!("python-{c}"),
+                    &interval.as_secs().to_string(),
+                    &(interval.as_secs() * 6).to_string(),
+                    &partitions.to_string(),
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start tools/python-peer/balancer.py");
+            let stdout = child.stdout.take().unwrap();
+            let (owned, cycles) = (owned.clone(), cycles.clone());
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(ids) = serde_json::from_str::<Vec<String>>(&line) {
+                        owned.lock().unwrap()[c] = ids.into_iter().collect();
+                        cycles.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            children.push(child);
+        }
+
+        let mut last: BTreeMap<String, usize> = BTreeMap::new();
+        let mut changes = 0u64;
+        let mut cycles_to_fair_share = None;
+        let give_up = Instant::now() + interval * 40;
+        let owners_now = || {
+            let mut owners = BTreeMap::new();
+            for (c, set) in owned.lock().unwrap().iter().enumerate() {
+                for p in set {
+                    owners.insert(p.clone(), c);
+                }
+            }
+            owners
+        };
+        while Instant::now() < give_up {
+            tokio::time::sleep(interval / 4).await;
+            let owners = owners_now();
+            for (p, c) in &owners {
+                if last.get(p).is_some_and(|previous| previous != c) {
+                    changes += 1;
+                }
+            }
+            changes += owners.keys().filter(|p| !last.contains_key(*p)).count() as u64;
+            last = owners;
+            let counts_now: Vec<usize> = owned.lock().unwrap().iter().map(BTreeSet::len).collect();
+            if fair(&counts_now, partitions) {
+                let per_consumer = cycles.load(Ordering::Relaxed) as f64 / consumers as f64;
+                cycles_to_fair_share = Some(per_consumer.ceil() as u32);
+                break;
+            }
+        }
+
+        let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
+        *counts.lock().unwrap() = Kinds::default();
+        let cpu_before = cpu_ticks(&pids);
+        let steady_started = Instant::now();
+        let before = last.clone();
+        tokio::time::sleep((interval * STEADY_CYCLES).max(STEADY_AT_LEAST)).await;
+        let steady_secs = steady_started.elapsed().as_secs_f64();
+        let cpu = (cpu_ticks(&pids) - cpu_before) as f64 / CLOCK_TICKS;
+        let steady = *counts.lock().unwrap();
+        let after = owners_now();
+        let changes_in_steady_state = after
+            .iter()
+            .filter(|(p, c)| before.get(*p) != Some(c))
+            .count() as u64;
+        for child in &mut children {
+            drop(child.stdin.take());
+        }
+        for mut child in children {
+            let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        }
+        eprintln!(
+            "  {partitions} x {consumers} Python: {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        Row {
+            partitions,
+            consumers,
+            who: "Python greedy".to_owned(),
+            interval,
+            cycles_to_fair_share,
+            changes,
+            steady,
+            steady_minutes: steady_secs / 60.0,
+            cpu_per_consumer: cpu / consumers as f64 / steady_secs,
+            changes_in_steady_state,
+        }
+    }
+
+    /// Linux's USER_HZ, the unit of /proc/PID/stat's CPU times (100 on every mainstream build).
+    const CLOCK_TICKS: f64 = 100.0;
+
+    /// User + system CPU ticks of `pids`, from /proc.
+    fn cpu_ticks(pids: &[u32]) -> u64 {
+        pids.iter()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+            .map(|stat| {
+                // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
+                let rest = &stat[stat.rfind(')').unwrap() + 2..];
+                let fields: Vec<&str> = rest.split(' ').collect();
+                fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+            })
+            .sum()
+    }
+
+    /// A TCP proxy to `upstream` that counts the HTTP requests passing through by kind, from
+    /// their request lines.
+    async fn counting_proxy(upstream: String, counts: Arc<Mutex<Kinds>>) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, counts) = (upstream.clone(), counts.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let requests = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        // A line cut between two reads is joined before it is looked at.
+                        let mut carry = Vec::new();
+                        while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                            carry.extend_from_slice(&buf[..n]);
+                            let complete =
+                                carry.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                            for line in carry[..complete].split(|&b| b == b'\n') {
+                                count(line, &counts);
+                            }
+                            carry.drain(..complete);
+                            if server_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = server_write.shutdown().await;
+                    };
+                    let responses = async move {
+                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                        let _ = client_write.shutdown().await;
+                    };
+                    tokio::join!(requests, responses);
+                });
+            }
+        });
+        addr
+    }
+
+    fn count(line: &[u8], counts: &Mutex<Kinds>) {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return;
+        };
+        let Some((method, rest)) = line.split_once(' ') else {
+            return;
+        };
+        if !matches!(method, "GET" | "PUT" | "HEAD" | "DELETE" | "POST")
+            || !rest.trim_end().ends_with("HTTP/1.1")
+        {
+            return;
+        }
+        let mut kinds = counts.lock().unwrap();
+        if rest.contains("comp=list") {
+            kinds.listings += 1;
+        } else if rest.contains("/ownership/") {
+            kinds.claims += 1;
+        } else if rest.contains("/checkpoint/") {
+            kinds.checkpoints += 1;
+        } else {
+            kinds.other += 1;
+        }
+    }
 }

@@ -30,7 +30,7 @@ use futures::{future::join_all, StreamExt};
 use peak_alloc::PeakAlloc;
 use std::{
     future::Future,
-    num::NonZeroUsize,
+    num::{NonZeroU64, NonZeroUsize},
     sync::atomic::{AtomicUsize, Ordering},
     sync::Arc,
     time::{Duration, Instant},
@@ -407,6 +407,9 @@ async fn main_async() {
     if let Ok(side) = std::env::var("BENCH_PROFILE") {
         return profile_listing(&bench, &side).await;
     }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("network") {
+        return behind_a_slow_network(&bench).await;
+    }
     warm_up(&bench).await;
     let mut rows = vec![
         claim_new(&bench, 32, "").await,
@@ -439,12 +442,15 @@ async fn main_async() {
     listings(&bench).await;
     concurrency_sweep(&bench, 1024).await;
     through_latency(&bench, Duration::from_millis(10), Duration::from_millis(50)).await;
+    behind_a_slow_network(&bench).await;
 }
 
-/// `BENCH_PROFILE=SIDE-RECORD BENCH_ITERS=N` (SIDE `store` or `ceiling`, RECORD `checkpoint` or
-/// `ownership`; or `updates`: 32 partitions x 50 checkpoint updates, once): only `N` listings of 1,000 such records by one side, for
+/// `BENCH_PROFILE=SIDE-RECORD BENCH_ITERS=N` (SIDE `store`, `table` or `ceiling`, RECORD
+/// `checkpoint` or `ownership`; or SIDE `store`, `advance`, `checkpointer` or `ceiling` with
+/// RECORD `updates`: 32 partitions x N checkpoint updates): only `N` listings of 1,000 such
+/// records by one side, for
 /// `valgrind --tool=callgrind`; two runs with different `N` give the instructions per listed
-/// record, the set-up cancelling out (`scripts/profile-listing.sh`).
+/// record, the set-up cancelling out (`scripts/profile.sh`).
 async fn profile_listing(bench: &Bench, profile: &str) {
     const RECORDS: usize = 1000;
     let iterations: usize = std::env::var("BENCH_ITERS")
@@ -453,12 +459,15 @@ async fn profile_listing(bench: &Bench, profile: &str) {
         .unwrap_or(10);
     let (side, record) = profile.split_once('-').expect("BENCH_PROFILE=SIDE-RECORD");
     if record == "updates" {
-        // 32 partitions x 50 checkpoint updates, for a look at the requests on the wire.
-        match side {
-            "store" => store_updates(&bench.store, 32, 50).await,
-            _ => ceiling_updates(&bench.ceiling, 32, 50).await,
-        }
+        // 32 partitions x `iterations` checkpoint updates: through the store's plain
+        // `update_checkpoint`, its `advance_checkpoint` (what the checkpointer sends), a
+        // checkpointer writing every position, or the ceiling.
+        profile_updates(bench, side, iterations).await;
         return;
+    }
+    if side == "table" {
+        // The table store, listing 1,000 `record`s (`checkpoint` or `ownership`).
+        return profile_table_listing(record, iterations).await;
     }
     let scope = Scope::new(NS, EH, "profile");
     let prefix = format!("{NS}/{EH}/profile/{record}/");
@@ -864,6 +873,24 @@ impl Proxied {
 /// (responses go back at once), one upstream connection per client connection, so keep-alive
 /// and pooling behave as they do against Azure: each request is delayed by `delay`.
 async fn latency_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+    proxy(upstream, delay, Delays::PerChunk).await
+}
+
+/// How a proxy delays what a client sends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Delays {
+    /// Each chunk leaves `delay` after it arrived, whatever came before it (`latency_proxy`).
+    PerChunk,
+    /// Read, wait `delay`, forward, read the next: a naive proxy, which charges a request sent in
+    /// two writes twice and queues requests behind each other's delays.
+    PerReadInOrder,
+}
+
+async fn proxy(
+    upstream: std::net::SocketAddr,
+    delay: Duration,
+    delays: Delays,
+) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -878,13 +905,18 @@ async fn latency_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::
                 let (mut client_read, mut client_write) = client.into_split();
                 let (mut server_read, mut server_write) = server.into_split();
                 // Read and forward separately, so a request sent in several writes is delayed
-                // once (each chunk leaves `delay` after it arrived), not once per write.
+                // once (each chunk leaves `delay` after it arrived), not once per write; or, for
+                // the naive proxy, read the next chunk only once the last one went out.
                 let (chunks, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+                let (sent, mut forwarded) = tokio::sync::mpsc::unbounded_channel::<()>();
                 let read = async move {
                     let mut buf = vec![0u8; 64 * 1024];
                     while let Ok(n @ 1..) = client_read.read(&mut buf).await {
                         let due = tokio::time::Instant::now() + delay;
                         if chunks.send((due, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                        if delays == Delays::PerReadInOrder && forwarded.recv().await.is_none() {
                             break;
                         }
                     }
@@ -895,6 +927,7 @@ async fn latency_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::
                         if server_write.write_all(&chunk).await.is_err() {
                             break;
                         }
+                        let _ = sent.send(());
                     }
                     let _ = server_write.shutdown().await;
                 };
@@ -1151,4 +1184,389 @@ fn main() {
         .build()
         .unwrap()
         .block_on(main_async());
+}
+
+/// The slow-network rows: 32 writers x 50 checkpoint updates, and claims of 32 new
+/// partitions (a Standard hub's claim: one round trip), through proxies adding 10 and 50 ms, of
+/// both kinds; throughput and each request's (updates) or call's (claims) p50 and p99, the sides
+/// alternating rep by rep.
+async fn behind_a_slow_network(bench: &Bench) {
+    const WRITERS: usize = 32;
+    const UPDATES: usize = 50;
+    const CLAIM_CALLS: usize = 50;
+    println!(
+        "\nbehind a slow network: {WRITERS} writers x {UPDATES} checkpoint updates, and {CLAIM_CALLS} claims of 32 new partitions one after another ({} reps, the order of the sides rotating; all samples pooled for p50/p99); the minimal ceiling, and the one that also sends the SDK's two headers (h):\n",
+        bench.reps
+    );
+    println!("| proxy | workload | store ops/s | ceiling ops/s | ceiling (h) ops/s | store/ceiling | store/ceiling (h) | p50 ms store | p50 ms ceiling | p50 ms ceiling (h) | p99 ms store | p99 ms ceiling | p99 ms ceiling (h) | max ms store | max ms ceiling | max ms ceiling (h) | store requests/op |");
+    println!(
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    // `BENCH_NET_DELAYS=10` picks the proxies' delays in ms (default 10 and 50).
+    let delays_ms: Vec<u64> = std::env::var("BENCH_NET_DELAYS")
+        .unwrap_or_else(|_| "10,50".into())
+        .split(',')
+        .filter_map(|d| d.parse().ok())
+        .collect();
+    for delay in delays_ms.into_iter().map(Duration::from_millis) {
+        for delays in [Delays::PerChunk, Delays::PerReadInOrder] {
+            let upstream: std::net::SocketAddr = bench
+                .endpoint
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let endpoint = format!(
+                "http://{}/devstoreaccount1",
+                proxy(upstream, delay, delays).await
+            );
+            let (store, requests) = sas_store(
+                &endpoint,
+                &bench.container,
+                &bench.sas,
+                DEFAULT_CLAIM_CONCURRENCY,
+            );
+            let ceilings = [
+                Ceiling::new(&endpoint, &bench.container, &bench.sas, false),
+                Ceiling::new(&endpoint, &bench.container, &bench.sas, true),
+            ];
+            let tag = format!("net{}{}", delay.as_millis(), delays == Delays::PerChunk);
+            // Untimed: the blobs exist (every timed update is the one-request case), and every
+            // side's pool holds its connections.
+            for p in 0..WRITERS {
+                let checkpoint = Checkpoint::new(
+                    (NS, EH, format!("{tag}-s")),
+                    p.to_string(),
+                    Some("0".into()),
+                    Some(0),
+                );
+                store.update_checkpoint(&checkpoint).await.unwrap();
+                for (c, ceiling) in ceilings.iter().enumerate() {
+                    ceiling
+                        .put_new(&format!("{NS}/{EH}/{tag}-c{c}/checkpoint/{p}"), "")
+                        .await;
+                }
+            }
+            store_claims(&store, &format!("{tag}-warm"), 1).await;
+            for (c, ceiling) in ceilings.iter().enumerate() {
+                ceiling_claims(ceiling, &format!("{tag}-warm{c}"), 1).await;
+            }
+            // Per side: store, ceiling, ceiling (h).
+            let mut sides: [Samples; 3] = Default::default();
+            // The store's requests (every try) in the timed updates and claims.
+            let (mut update_requests, mut claim_requests) = (0, 0);
+            requests.take();
+            for rep in 0..bench.reps {
+                // The order rotates rep by rep: the emulator slows as it fills.
+                for turn in 0..3 {
+                    let side = (rep + turn) % 3;
+                    let start = Instant::now();
+                    let latencies = match side {
+                        0 => {
+                            store_timed_updates(&store, &format!("{tag}-s"), WRITERS, UPDATES).await
+                        }
+                        c => {
+                            ceiling_timed_updates(
+                                &ceilings[c - 1],
+                                &format!("{tag}-c{}", c - 1),
+                                WRITERS,
+                                UPDATES,
+                            )
+                            .await
+                        }
+                    };
+                    sides[side].update_secs.push(start.elapsed().as_secs_f64());
+                    sides[side].updates.extend(latencies);
+                    if side == 0 {
+                        update_requests += requests.take();
+                    }
+                }
+                for turn in 0..3 {
+                    let side = (rep + turn) % 3;
+                    let start = Instant::now();
+                    let group = format!("{tag}-cl{rep}-{side}");
+                    let latencies = match side {
+                        0 => store_claims(&store, &group, CLAIM_CALLS).await,
+                        c => ceiling_claims(&ceilings[c - 1], &group, CLAIM_CALLS).await,
+                    };
+                    sides[side].claim_secs.push(start.elapsed().as_secs_f64());
+                    sides[side].claims.extend(latencies);
+                    if side == 0 {
+                        claim_requests += requests.take();
+                    }
+                }
+            }
+            let proxy_name = format!(
+                "{} ms, {}",
+                delay.as_millis(),
+                match delays {
+                    Delays::PerChunk => "per chunk",
+                    Delays::PerReadInOrder => "per read, in order",
+                }
+            );
+            for (workload, ops, claims_row, store_requests) in [
+                (
+                    format!("{WRITERS} x {UPDATES} updates"),
+                    (WRITERS * UPDATES) as f64,
+                    false,
+                    update_requests,
+                ),
+                (
+                    format!("claim 32, {CLAIM_CALLS} calls"),
+                    (32 * CLAIM_CALLS) as f64,
+                    true,
+                    claim_requests,
+                ),
+            ] {
+                let stats: Vec<(f64, f64, f64, f64)> = sides
+                    .iter()
+                    .map(|side| {
+                        let (lat, secs) = if claims_row {
+                            (&side.claims, &side.claim_secs)
+                        } else {
+                            (&side.updates, &side.update_secs)
+                        };
+                        let mut lat = lat.clone();
+                        lat.sort_by(f64::total_cmp);
+                        (
+                            ops / median_secs(secs.clone()),
+                            percentile(&lat, 0.5),
+                            percentile(&lat, 0.99),
+                            percentile(&lat, 1.0),
+                        )
+                    })
+                    .collect();
+                let [s, c, h] = [stats[0], stats[1], stats[2]];
+                println!(
+                    "| {proxy_name} | {workload} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.3} |",
+                    s.0, c.0, h.0, s.0 / c.0, s.0 / h.0, s.1, c.1, h.1, s.2, c.2, h.2, s.3, c.3, h.3,
+                    store_requests as f64 / (ops * bench.reps as f64)
+                );
+            }
+        }
+    }
+}
+
+/// One side's samples in `behind_a_slow_network`: each update's and claim's latency (ms), and
+/// each rep's seconds.
+#[derive(Default)]
+struct Samples {
+    updates: Vec<f64>,
+    update_secs: Vec<f64>,
+    claims: Vec<f64>,
+    claim_secs: Vec<f64>,
+}
+
+/// `calls` claims of 32 new partitions one after another (groups `{group}-{call}-s`), each
+/// call's latency in ms.
+async fn store_claims(store: &BlobCheckpointStore, group: &str, calls: usize) -> Vec<f64> {
+    let mut latencies = Vec::with_capacity(calls);
+    for call in 0..calls {
+        let input = claims(&format!("{group}-{call}-s"), 32, "o");
+        let t = Instant::now();
+        assert_eq!(store.claim_ownership(&input).await.unwrap().len(), 32);
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    latencies
+}
+
+/// The ceiling's `store_claims` (groups `{group}-{call}-c`).
+async fn ceiling_claims(ceiling: &Ceiling, group: &str, calls: usize) -> Vec<f64> {
+    let mut latencies = Vec::with_capacity(calls);
+    for call in 0..calls {
+        let prefix = format!("{NS}/{EH}/{group}-{call}-c/ownership/");
+        let t = Instant::now();
+        ceiling.put_new_all(&prefix, 32, 32).await;
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    latencies
+}
+
+/// `store_updates` in group `group`, each update's latency in ms.
+async fn store_timed_updates(
+    store: &BlobCheckpointStore,
+    group: &str,
+    partitions: usize,
+    updates: usize,
+) -> Vec<f64> {
+    join_all((0..partitions).map(|p| async move {
+        let mut latencies = Vec::with_capacity(updates);
+        for seq in 0..updates {
+            let checkpoint = Checkpoint::new(
+                (NS, EH, group),
+                p.to_string(),
+                Some(seq.to_string()),
+                Some(seq as i64),
+            );
+            let t = Instant::now();
+            store.update_checkpoint(&checkpoint).await.unwrap();
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        latencies
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The ceiling's `store_timed_updates`.
+async fn ceiling_timed_updates(
+    ceiling: &Ceiling,
+    group: &str,
+    partitions: usize,
+    updates: usize,
+) -> Vec<f64> {
+    join_all((0..partitions).map(|p| async move {
+        let name = format!("{NS}/{EH}/{group}/checkpoint/{p}");
+        let mut latencies = Vec::with_capacity(updates);
+        for seq in 0..updates {
+            let seq = seq.to_string();
+            let t = Instant::now();
+            ceiling
+                .set_metadata(&name, &[("offset", &seq), ("sequencenumber", &seq)], None)
+                .await;
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        latencies
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// 32 partitions x `updates` checkpoint updates by one path (see `profile_listing`).
+async fn profile_updates(bench: &Bench, side: &str, updates: usize) {
+    use eventhub_checkpointstore::checkpointer::{Checkpointer, CheckpointerOptions};
+    const PARTITIONS: usize = 32;
+    let group = format!("prof-{side}");
+    match side {
+        "store" => store_updates_in(&bench.store, &group, PARTITIONS, updates).await,
+        "advance" => {
+            join_all((0..PARTITIONS).map(|p| {
+                let group = &group;
+                async move {
+                    for seq in 0..updates {
+                        let checkpoint = Checkpoint::new(
+                            (NS, EH, group.as_str()),
+                            p.to_string(),
+                            Some(seq.to_string()),
+                            Some(seq as i64),
+                        );
+                        bench.store.advance_checkpoint(&checkpoint).await.unwrap();
+                    }
+                }
+            }))
+            .await;
+        }
+        "checkpointer" => {
+            let checkpointer = Checkpointer::new(
+                Arc::new(bench.store.clone()),
+                (NS, EH, group.as_str()),
+                CheckpointerOptions {
+                    every_events: NonZeroU64::new(1),
+                    every: None,
+                },
+            )
+            .unwrap();
+            join_all((0..PARTITIONS).map(|p| {
+                let checkpointer = &checkpointer;
+                async move {
+                    let partition = p.to_string();
+                    for seq in 0..updates {
+                        assert!(checkpointer
+                            .record(&partition, Some(seq.to_string()), Some(seq as i64))
+                            .await
+                            .unwrap());
+                    }
+                }
+            }))
+            .await;
+        }
+        _ => {
+            for p in 0..PARTITIONS {
+                bench
+                    .ceiling
+                    .put_new(&format!("{NS}/{EH}/{group}/checkpoint/{p}"), "")
+                    .await;
+            }
+            join_all((0..PARTITIONS).map(|p| {
+                let name = format!("{NS}/{EH}/{group}/checkpoint/{p}");
+                async move {
+                    for seq in 0..updates {
+                        let seq = seq.to_string();
+                        bench
+                            .ceiling
+                            .set_metadata(
+                                &name,
+                                &[("offset", &seq), ("sequencenumber", &seq)],
+                                None,
+                            )
+                            .await;
+                    }
+                }
+            }))
+            .await;
+        }
+    }
+}
+
+/// `store_updates` in group `group`.
+async fn store_updates_in(
+    store: &BlobCheckpointStore,
+    group: &str,
+    partitions: usize,
+    updates: usize,
+) {
+    join_all((0..partitions).map(|p| async move {
+        for seq in 0..updates {
+            let checkpoint = Checkpoint::new(
+                (NS, EH, group),
+                p.to_string(),
+                Some(seq.to_string()),
+                Some(seq as i64),
+            );
+            store.update_checkpoint(&checkpoint).await.unwrap();
+        }
+    }))
+    .await;
+}
+
+/// `iterations` listings of 1,000 `record`s (`checkpoint` or `ownership`) through the table store.
+async fn profile_table_listing(record: &str, iterations: usize) {
+    use eventhub_checkpointstore::TableCheckpointStore;
+    const RECORDS: usize = 1000;
+    let connection = std::env::var("AZURITE_CONNECTION_STRING").unwrap();
+    let store = TableCheckpointStore::from_connection_string(
+        &connection,
+        &common::unique_container(),
+        None,
+    )
+    .unwrap();
+    store.create_table_if_missing().await.unwrap();
+    let scope = Scope::new(NS, EH, format!("profile-{record}"));
+    let claims: Vec<Ownership> = (0..RECORDS)
+        .map(|p| scope.ownership(p.to_string(), "o"))
+        .collect();
+    if record == "checkpoint" {
+        join_all((0..RECORDS).map(|p| {
+            let checkpoint = scope.checkpoint(p.to_string(), Some("1024".into()), Some(1));
+            let store = &store;
+            async move { store.update_checkpoint(&checkpoint).await.unwrap() }
+        }))
+        .await;
+    } else {
+        assert_eq!(store.claim_ownership(&claims).await.unwrap().len(), RECORDS);
+    }
+    for _ in 0..iterations {
+        let listed = if record == "checkpoint" {
+            store.list_checkpoints(&scope).await.unwrap().len()
+        } else {
+            store.list_ownership(&scope).await.unwrap().len()
+        };
+        assert_eq!(listed, RECORDS);
+    }
 }

@@ -10,7 +10,8 @@
 #   scripts/bench.sh metrics      benches/metrics.rs: the store with and without a metrics
 #                                 recorder installed
 #   scripts/bench.sh fleet        benches/fleet.rs: K balancers over N partitions, time to fair
-#                                 share and requests in steady state (FLEET_ROWS=NxK,... picks rows)
+#                                 share and requests in steady state (FLEET_ROWS=NxK,... picks rows;
+#                                 FLEET_PYTHON=NxK,... adds Python's load balancer as reference)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,6 +31,10 @@ if [[ "${1:-}" == "metrics" ]]; then
 fi
 if [[ "${1:-}" == "fleet" ]]; then
   shift
+  if [[ -n "${FLEET_PYTHON:-}" ]]; then
+    PYTHON_PEER=$(scripts/python-peer.sh)
+    export PYTHON_PEER
+  fi
   cargo bench --bench fleet --no-run --quiet
   exec scripts/azurite.sh run -- cargo bench --quiet --bench fleet "$@"
 fi

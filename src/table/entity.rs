@@ -18,7 +18,9 @@ pub(crate) struct Page {
     pub(crate) value: Vec<Entity>,
 }
 
-/// One entity: its keys, version and properties.
+/// One entity: its key, version and the three properties a record reads. Everything else an
+/// entity carries (`PartitionKey`, type annotations, a peer's extra properties) is skipped as it
+/// is parsed, never built.
 #[derive(Deserialize)]
 pub(crate) struct Entity {
     #[serde(rename = "RowKey")]
@@ -27,8 +29,73 @@ pub(crate) struct Entity {
     timestamp: Option<String>,
     #[serde(rename = "odata.etag")]
     etag: Option<String>,
-    #[serde(flatten)]
-    properties: Map<String, Value>,
+    #[serde(default)]
+    ownerid: Text,
+    #[serde(default)]
+    offset: Text,
+    #[serde(default)]
+    sequencenumber: Text,
+}
+
+/// A property read as text: a string as it is, a number (as a peer may have written it) in
+/// decimal; anything else (null, a boolean, an object) as absent.
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Text, E> {
+                Ok(Text(Some(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Text, E> {
+                Ok(Text(Some(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_none<E>(self) -> std::result::Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Text, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Text, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Text(None))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Entity {
@@ -54,14 +121,16 @@ impl record::Version for Entity {
     }
 }
 
-/// Properties as text: strings as they are, numbers (as a peer may have written them) in decimal.
+/// The three properties, by their names as every table store writes them.
 impl StoredFields for Entity {
     fn field(&self, key: &str) -> Option<Cow<'_, str>> {
-        match self.properties.get(key)? {
-            Value::String(s) => Some(Cow::Borrowed(s)),
-            Value::Number(n) => Some(Cow::Owned(n.to_string())),
-            _ => None,
-        }
+        let text = match key {
+            record::OWNER_ID => &self.ownerid,
+            record::OFFSET => &self.offset,
+            record::SEQUENCE_NUMBER => &self.sequencenumber,
+            _ => return None,
+        };
+        text.0.as_deref().map(Cow::Borrowed)
     }
 }
 
@@ -158,11 +227,14 @@ mod tests {
                 {"odata.etag":"W/\"datetime'2026-11-21T10%3A00%3A00.1234567Z'\"","PartitionKey":"p","RowKey":"0",
                  "Timestamp":"2026-11-21T10:00:00.1234567Z","ownerid":"a","offset":"12","sequencenumber":"34"},
                 {"PartitionKey":"p","RowKey":"1","sequencenumber":35,"sequencenumber@odata.type":"Edm.Int64"},
-                {"PartitionKey":"p","RowKey":"2","ownerid":"","sequencenumber":"x"}
+                {"PartitionKey":"p","RowKey":"2","ownerid":"","sequencenumber":"x"},
+                {"PartitionKey":"p","RowKey":"3","ownerid":null,"offset":true,"sequencenumber":{"v":[1,2]},"extra":[{}]}
             ]}"#,
         )
         .unwrap();
-        let [a, b, c] = &page.value[..] else { panic!() };
+        let [a, b, c, d] = &page.value[..] else {
+            panic!()
+        };
         let scope = &crate::scope::Scope::new("ns", "eh", "cg");
         let read = |e: &Entity| {
             let listed = || record::Listed {
@@ -195,6 +267,16 @@ mod tests {
         );
         let (owned, checkpoint) = read(c);
         assert_eq!((owned.owner_id, checkpoint.sequence_number), (None, None));
+        // Values that are no text are absent, and the listing goes on.
+        let (owned, checkpoint) = read(d);
+        assert_eq!(
+            (
+                owned.owner_id,
+                checkpoint.offset,
+                checkpoint.sequence_number
+            ),
+            (None, None, None)
+        );
     }
 
     #[test]
