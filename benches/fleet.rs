@@ -50,18 +50,22 @@ impl Kinds {
     fn of(recorder: &Recorder) -> Self {
         let mut kinds = Kinds::default();
         for sent in recorder.take() {
-            let path = sent.url.path();
-            if sent.operation() == "list" {
-                kinds.listings += 1;
-            } else if path.contains("/ownership/") {
-                kinds.claims += 1;
-            } else if path.contains("/checkpoint/") {
-                kinds.checkpoints += 1;
-            } else {
-                kinds.other += 1;
-            }
+            kinds.count(sent.operation() == "list", sent.url.path());
         }
         kinds
+    }
+
+    /// Counts one request: a listing, or a write to the record at `path`.
+    fn count(&mut self, listing: bool, path: &str) {
+        if listing {
+            self.listings += 1;
+        } else if path.contains("/ownership/") {
+            self.claims += 1;
+        } else if path.contains("/checkpoint/") {
+            self.checkpoints += 1;
+        } else {
+            self.other += 1;
+        }
     }
 
     fn add(&mut self, other: Kinds) {
@@ -546,15 +550,9 @@ mod python {
         {
             return;
         }
-        let mut kinds = counts.lock().unwrap();
-        if rest.contains("comp=list") {
-            kinds.listings += 1;
-        } else if rest.contains("/ownership/") {
-            kinds.claims += 1;
-        } else if rest.contains("/checkpoint/") {
-            kinds.checkpoints += 1;
-        } else {
-            kinds.other += 1;
-        }
+        counts
+            .lock()
+            .unwrap()
+            .count(rest.contains("comp=list"), rest);
     }
 }

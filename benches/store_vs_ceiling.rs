@@ -293,6 +293,17 @@ impl Row {
 }
 
 impl Bench {
+    /// Azurite's address, for a proxy in front of it.
+    fn upstream(&self) -> std::net::SocketAddr {
+        self.endpoint
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     /// Times store work, counting the requests the store sent for it.
     async fn time_store(&self, work: impl Future<Output = ()>) -> Run {
         self.recorder.take();
@@ -813,15 +824,7 @@ struct Proxied {
 
 impl Proxied {
     async fn start(bench: &Bench, delay: Duration, container: &str) -> Self {
-        let upstream: std::net::SocketAddr = bench
-            .endpoint
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let proxy = latency_proxy(upstream, delay).await;
+        let proxy = latency_proxy(bench.upstream(), delay).await;
         let endpoint = format!("http://{proxy}/devstoreaccount1");
         let (store, _) = sas_store(&endpoint, container, &bench.sas, DEFAULT_CLAIM_CONCURRENCY);
         let ceiling = Ceiling::new(&endpoint, container, &bench.sas, false);
@@ -1210,14 +1213,7 @@ async fn behind_a_slow_network(bench: &Bench) {
         .collect();
     for delay in delays_ms.into_iter().map(Duration::from_millis) {
         for delays in [Delays::PerChunk, Delays::PerReadInOrder] {
-            let upstream: std::net::SocketAddr = bench
-                .endpoint
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let upstream = bench.upstream();
             let endpoint = format!(
                 "http://{}/devstoreaccount1",
                 proxy(upstream, delay, delays).await

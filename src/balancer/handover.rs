@@ -212,17 +212,23 @@ mod tests {
         handover.ready(["0".to_owned()].into())
     }
 
-    #[test]
-    fn a_hold_ends_at_the_third_new_version_of_a_giver_claim() {
-        let now = OffsetDateTime::now_utc();
+    /// t holds 0, taken from g, which owns 1 and 2 too (at versions b and c); the timer alone
+    /// would end the hold at once.
+    fn held_from_g(now: OffsetDateTime) -> Handover {
         let handover = Handover::default();
-        // Planned on: g owns 0, 1 and 2; t takes 0. The timer alone would end it at once.
         let planned = view(
             now,
             &[("0", "g", "a", 1), ("1", "g", "b", 1), ("2", "g", "c", 1)],
         );
         handover.hold(["0".to_owned()], &planned, Duration::from_nanos(1));
         std::thread::sleep(Duration::from_millis(1));
+        handover
+    }
+
+    #[test]
+    fn a_hold_ends_at_the_third_new_version_of_a_giver_claim() {
+        let now = OffsetDateTime::now_utc();
+        let handover = held_from_g(now);
         assert!(ready(&handover).is_empty(), "held");
         assert!(handover.holding());
 
@@ -254,12 +260,7 @@ mod tests {
     #[test]
     fn claims_that_changed_hands_are_no_evidence_and_expiry_ends_a_hold() {
         let now = OffsetDateTime::now_utc();
-        let handover = Handover::default();
-        let planned = view(
-            now,
-            &[("0", "g", "a", 1), ("1", "g", "b", 1), ("2", "g", "c", 1)],
-        );
-        handover.hold(["0".to_owned()], &planned, Duration::from_nanos(1));
+        let handover = held_from_g(now);
         // Partition 2 went to someone else (a new etag, not g's renewal), three times over.
         for etag in ["d", "e", "f"] {
             handover.observe(&view(
