@@ -18,7 +18,7 @@ use eventhub_checkpointstore::balancer::{BalancerOptions, PartitionBalancer, Str
 use eventhub_checkpointstore::checkpointer::{Checkpointer, CheckpointerOptions};
 use eventhub_checkpointstore::{BlobCheckpointStoreOptions, CheckpointStore, Scope};
 use eventhub_checkpointstore_testkit::{self as common, Recorder};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{
     atomic::{AtomicU32, Ordering},
     Arc,
@@ -100,13 +100,85 @@ fn fair(owned: &[usize], partitions: usize) -> bool {
     owned.iter().sum::<usize>() == partitions && owned.iter().all(|&n| n >= low && n <= high)
 }
 
-async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
-    // Azurite lists some 10,000 records a second: a cycle's listings by every consumer must fit.
-    let interval = match partitions * consumers {
+/// The balancing interval for `partitions` x `consumers`: Azurite lists some 10,000 records a
+/// second, so a cycle's listings by every consumer must fit.
+fn interval_for(partitions: usize, consumers: usize) -> Duration {
+    match partitions * consumers {
         0..=4096 => Duration::from_secs(2),
         4097..=32768 => Duration::from_secs(5),
         _ => Duration::from_secs(10),
+    }
+}
+
+/// Who owns each partition, from each consumer's owned set (a partition two consumers both
+/// believe they own, during a steal, counts for the later one).
+fn owners(sets: &[BTreeSet<String>]) -> BTreeMap<String, usize> {
+    let mut owners = BTreeMap::new();
+    for (c, set) in sets.iter().enumerate() {
+        for p in set {
+            owners.insert(p.clone(), c);
+        }
+    }
+    owners
+}
+
+/// What watching a fleet until its fair share saw.
+struct ToFairShare {
+    /// Who owned what when it stopped watching.
+    owners: BTreeMap<String, usize>,
+    /// First claims plus every move between consumers, seen at each look.
+    changes: u64,
+    /// The fleet's cycles per consumer until then; `None` if not reached in 40 intervals.
+    cycles: Option<u32>,
+}
+
+/// Looks at `owned` (each consumer's owned set) four times an interval until the fleet holds
+/// its fair share of `partitions`, counting ownership changes; `cycles` counts the fleet's
+/// cycles.
+async fn until_fair_share(
+    owned: impl Fn() -> Vec<BTreeSet<String>>,
+    cycles: &AtomicU32,
+    partitions: usize,
+    interval: Duration,
+) -> ToFairShare {
+    let mut watched = ToFairShare {
+        owners: BTreeMap::new(),
+        changes: 0,
+        cycles: None,
     };
+    let give_up = Instant::now() + interval * 40;
+    while Instant::now() < give_up {
+        tokio::time::sleep(interval / 4).await;
+        let sets = owned();
+        let now = owners(&sets);
+        for (p, c) in &now {
+            match watched.owners.get(p) {
+                Some(previous) if previous != c => watched.changes += 1,
+                Some(_) => {}
+                None => watched.changes += 1,
+            }
+        }
+        watched.owners = now;
+        let counts: Vec<usize> = sets.iter().map(BTreeSet::len).collect();
+        if fair(&counts, partitions) {
+            let per_consumer = cycles.load(Ordering::Relaxed) as f64 / sets.len() as f64;
+            watched.cycles = Some(per_consumer.ceil() as u32);
+            break;
+        }
+    }
+    watched
+}
+
+/// Partitions whose owner differs between `before` and `after`.
+fn moved(before: &BTreeMap<String, usize>, after: &BTreeMap<String, usize>) -> u64 {
+    after
+        .iter()
+        .filter(|(p, c)| before.get(*p) != Some(c))
+        .count() as u64
+}
+
+async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
+    let interval = interval_for(partitions, consumers);
     let container = common::fresh_container().await;
     let scope = Scope::new("fleet", format!("n{partitions}k{consumers}"), "$Default");
     let ids: Vec<String> = (0..partitions).map(|p| p.to_string()).collect();
@@ -192,33 +264,9 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     }
 
     // Watch ownership through the balancers: cycles (of the fleet, per consumer) until the fair
-    // share, and ownership changes (a partition's owner changing, seen once per cycle).
-    let mut last: BTreeMap<String, usize> = BTreeMap::new();
-    let mut changes = 0u64;
-    let mut cycles_to_fair_share = None;
-    let give_up = Instant::now() + interval * 40;
-    while Instant::now() < give_up {
-        tokio::time::sleep(interval / 4).await;
-        let mut owners = BTreeMap::new();
-        for (c, consumer) in fleet.iter().enumerate() {
-            for p in consumer.balancer.owned() {
-                owners.insert(p, c);
-            }
-        }
-        for (p, c) in &owners {
-            if last.get(p).is_some_and(|previous| previous != c) {
-                changes += 1;
-            }
-        }
-        changes += owners.keys().filter(|p| !last.contains_key(*p)).count() as u64;
-        last = owners;
-        let owned: Vec<usize> = fleet.iter().map(|c| c.balancer.owned().len()).collect();
-        if fair(&owned, partitions) {
-            let per_consumer = cycles.load(Ordering::Relaxed) as f64 / consumers as f64;
-            cycles_to_fair_share = Some(per_consumer.ceil() as u32);
-            break;
-        }
-    }
+    // share, and ownership changes.
+    let owned = || fleet.iter().map(|c| c.balancer.owned()).collect::<Vec<_>>();
+    let watched = until_fair_share(owned, &cycles, partitions, interval).await;
 
     // The steady state: requests and CPU over a few cycles, ownership changes that still happen.
     for consumer in &fleet {
@@ -226,7 +274,6 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     }
     let cpu = cpu_time::ProcessTime::now();
     let steady_started = Instant::now();
-    let before = last.clone();
     tokio::time::sleep((interval * STEADY_CYCLES).max(STEADY_AT_LEAST)).await;
     let steady_minutes = steady_started.elapsed().as_secs_f64() / 60.0;
     let cpu = cpu.elapsed().as_secs_f64();
@@ -234,16 +281,7 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     for consumer in &fleet {
         steady.add(Kinds::of(&consumer.recorder));
     }
-    let mut after = BTreeMap::new();
-    for (c, consumer) in fleet.iter().enumerate() {
-        for p in consumer.balancer.owned() {
-            after.insert(p, c);
-        }
-    }
-    let changes_in_steady_state = after
-        .iter()
-        .filter(|(p, c)| before.get(*p) != Some(c))
-        .count() as u64;
+    let changes_in_steady_state = moved(&watched.owners, &owners(&owned()));
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = task.await;
@@ -257,8 +295,8 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
         consumers,
         who: format!("{strategy:?}"),
         interval,
-        cycles_to_fair_share,
-        changes,
+        cycles_to_fair_share: watched.cycles,
+        changes: watched.changes,
         steady,
         steady_minutes,
         cpu_per_consumer: cpu / consumers as f64 / steady_minutes / 60.0,
@@ -344,14 +382,13 @@ fn print_row(r: &Row) {
 mod python {
     use super::*;
     use eventhub_checkpointstore::ConnectionString;
-    use std::collections::BTreeSet;
     use std::sync::Mutex;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
     pub(super) async fn row(partitions: usize, consumers: usize) -> Row {
         let python = std::env::var("PYTHON_PEER")
             .expect("PYTHON_PEER is not set: run with FLEET_PYTHON through scripts/bench.sh fleet");
-        let interval = Duration::from_secs(if partitions * consumers <= 4096 { 2 } else { 5 });
+        let interval = interval_for(partitions, consumers);
         let container = common::fresh_container().await;
         let upstream = ConnectionString::parse(&common::connection_string())
             .unwrap()
@@ -408,51 +445,18 @@ mod python {
             children.push(child);
         }
 
-        let mut last: BTreeMap<String, usize> = BTreeMap::new();
-        let mut changes = 0u64;
-        let mut cycles_to_fair_share = None;
-        let give_up = Instant::now() + interval * 40;
-        let owners_now = || {
-            let mut owners = BTreeMap::new();
-            for (c, set) in owned.lock().unwrap().iter().enumerate() {
-                for p in set {
-                    owners.insert(p.clone(), c);
-                }
-            }
-            owners
-        };
-        while Instant::now() < give_up {
-            tokio::time::sleep(interval / 4).await;
-            let owners = owners_now();
-            for (p, c) in &owners {
-                if last.get(p).is_some_and(|previous| previous != c) {
-                    changes += 1;
-                }
-            }
-            changes += owners.keys().filter(|p| !last.contains_key(*p)).count() as u64;
-            last = owners;
-            let counts_now: Vec<usize> = owned.lock().unwrap().iter().map(BTreeSet::len).collect();
-            if fair(&counts_now, partitions) {
-                let per_consumer = cycles.load(Ordering::Relaxed) as f64 / consumers as f64;
-                cycles_to_fair_share = Some(per_consumer.ceil() as u32);
-                break;
-            }
-        }
+        let owned_now = || owned.lock().unwrap().clone();
+        let watched = until_fair_share(owned_now, &cycles, partitions, interval).await;
 
         let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
         *counts.lock().unwrap() = Kinds::default();
         let cpu_before = cpu_ticks(&pids);
         let steady_started = Instant::now();
-        let before = last.clone();
         tokio::time::sleep((interval * STEADY_CYCLES).max(STEADY_AT_LEAST)).await;
         let steady_secs = steady_started.elapsed().as_secs_f64();
         let cpu = (cpu_ticks(&pids) - cpu_before) as f64 / CLOCK_TICKS;
         let steady = *counts.lock().unwrap();
-        let after = owners_now();
-        let changes_in_steady_state = after
-            .iter()
-            .filter(|(p, c)| before.get(*p) != Some(c))
-            .count() as u64;
+        let changes_in_steady_state = moved(&watched.owners, &owners(&owned_now()));
         for child in &mut children {
             drop(child.stdin.take());
         }
@@ -468,8 +472,8 @@ mod python {
             consumers,
             who: "Python greedy".to_owned(),
             interval,
-            cycles_to_fair_share,
-            changes,
+            cycles_to_fair_share: watched.cycles,
+            changes: watched.changes,
             steady,
             steady_minutes: steady_secs / 60.0,
             cpu_per_consumer: cpu / consumers as f64 / steady_secs,

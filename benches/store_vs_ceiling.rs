@@ -699,7 +699,7 @@ async fn through_latency(bench: &Bench, delay: Duration, long: Duration) {
         // 32 partitions x 5 updates each, the partitions concurrently (as a consumer does).
         s_updates.push(
             measure(async {
-                store_updates(&proxied.store, 32, 5).await;
+                store_updates(&proxied.store, "upd-s", 32, 5).await;
                 160
             })
             .await
@@ -707,7 +707,7 @@ async fn through_latency(bench: &Bench, delay: Duration, long: Duration) {
         );
         c_updates.push(
             measure(async {
-                ceiling_updates(&proxied.ceiling, 32, 5).await;
+                ceiling_updates(&proxied.ceiling, "upd-c", 32, 5).await;
                 160
             })
             .await
@@ -1094,41 +1094,89 @@ async fn checkpoint_updates(bench: &Bench, partitions: usize, updates: usize) ->
         .compare(
             &format!("{partitions} partitions x {updates} checkpoint updates"),
             partitions * updates,
-            |_| store_updates(&bench.store, partitions, updates),
-            |_| ceiling_updates(&bench.ceiling, partitions, updates),
+            |_| async {
+                store_updates(&bench.store, "upd-s", partitions, updates).await;
+            },
+            |_| async {
+                ceiling_updates(&bench.ceiling, "upd-c", partitions, updates).await;
+            },
         )
         .await
 }
 
-/// `updates` checkpoint updates of each of `partitions` partitions (group `upd-s`), the partitions
-/// concurrently, as a consumer makes them.
-async fn store_updates(store: &BlobCheckpointStore, partitions: usize, updates: usize) {
+/// `updates` writes to each of `partitions` partitions, the partitions concurrently and each
+/// one's writes in order, as a consumer makes them; each write's latency in ms. `write(p, seq)`
+/// makes write `seq` of partition `p`.
+async fn per_partition<F, Fut>(partitions: usize, updates: usize, write: F) -> Vec<f64>
+where
+    F: Fn(usize, usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let write = &write;
     join_all((0..partitions).map(|p| async move {
+        let mut latencies = Vec::with_capacity(updates);
         for seq in 0..updates {
-            let checkpoint = Checkpoint::new(
-                (NS, EH, "upd-s"),
-                p.to_string(),
-                Some(seq.to_string()),
-                Some(seq as i64),
-            );
-            store.update_checkpoint(&checkpoint).await.unwrap();
+            let t = Instant::now();
+            write(p, seq).await;
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
         }
+        latencies
     }))
-    .await;
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
-/// The ceiling's `store_updates` (group `upd-c`).
-async fn ceiling_updates(ceiling: &Ceiling, partitions: usize, updates: usize) {
-    join_all((0..partitions).map(|p| async move {
-        let name = format!("{NS}/{EH}/upd-c/checkpoint/{p}");
-        for seq in 0..updates {
-            let seq = seq.to_string();
-            ceiling
-                .set_metadata(&name, &[("offset", &seq), ("sequencenumber", &seq)], None)
-                .await;
-        }
-    }))
-    .await;
+/// Checkpoint `seq` of partition `p` in `group`.
+fn checkpoint_at(group: &str, p: usize, seq: usize) -> Checkpoint {
+    Checkpoint::new(
+        (NS, EH, group),
+        p.to_string(),
+        Some(seq.to_string()),
+        Some(seq as i64),
+    )
+}
+
+/// `updates` checkpoint updates of each of `partitions` partitions of `group` through the store's
+/// `update_checkpoint` (see `per_partition`).
+async fn store_updates(
+    store: &BlobCheckpointStore,
+    group: &str,
+    partitions: usize,
+    updates: usize,
+) -> Vec<f64> {
+    per_partition(partitions, updates, |p, seq| async move {
+        store
+            .update_checkpoint(&checkpoint_at(group, p, seq))
+            .await
+            .unwrap();
+    })
+    .await
+}
+
+/// The ceiling's `store_updates`: Set Blob Metadata on blobs that exist.
+async fn ceiling_updates(
+    ceiling: &Ceiling,
+    group: &str,
+    partitions: usize,
+    updates: usize,
+) -> Vec<f64> {
+    let names: Vec<String> = (0..partitions)
+        .map(|p| format!("{NS}/{EH}/{group}/checkpoint/{p}"))
+        .collect();
+    let names = &names;
+    per_partition(partitions, updates, |p, seq| async move {
+        let seq = seq.to_string();
+        ceiling
+            .set_metadata(
+                &names[p],
+                &[("offset", &seq), ("sequencenumber", &seq)],
+                None,
+            )
+            .await;
+    })
+    .await
 }
 
 /// Claim throughput by `claim_concurrency`, to choose its default.
@@ -1260,11 +1308,9 @@ async fn behind_a_slow_network(bench: &Bench) {
                     let side = (rep + turn) % 3;
                     let start = Instant::now();
                     let latencies = match side {
-                        0 => {
-                            store_timed_updates(&store, &format!("{tag}-s"), WRITERS, UPDATES).await
-                        }
+                        0 => store_updates(&store, &format!("{tag}-s"), WRITERS, UPDATES).await,
                         c => {
-                            ceiling_timed_updates(
+                            ceiling_updates(
                                 &ceilings[c - 1],
                                 &format!("{tag}-c{}", c - 1),
                                 WRITERS,
@@ -1380,106 +1426,46 @@ async fn ceiling_claims(ceiling: &Ceiling, group: &str, calls: usize) -> Vec<f64
     latencies
 }
 
-/// `store_updates` in group `group`, each update's latency in ms.
-async fn store_timed_updates(
-    store: &BlobCheckpointStore,
-    group: &str,
-    partitions: usize,
-    updates: usize,
-) -> Vec<f64> {
-    join_all((0..partitions).map(|p| async move {
-        let mut latencies = Vec::with_capacity(updates);
-        for seq in 0..updates {
-            let checkpoint = Checkpoint::new(
-                (NS, EH, group),
-                p.to_string(),
-                Some(seq.to_string()),
-                Some(seq as i64),
-            );
-            let t = Instant::now();
-            store.update_checkpoint(&checkpoint).await.unwrap();
-            latencies.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        latencies
-    }))
-    .await
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
-/// The ceiling's `store_timed_updates`.
-async fn ceiling_timed_updates(
-    ceiling: &Ceiling,
-    group: &str,
-    partitions: usize,
-    updates: usize,
-) -> Vec<f64> {
-    join_all((0..partitions).map(|p| async move {
-        let name = format!("{NS}/{EH}/{group}/checkpoint/{p}");
-        let mut latencies = Vec::with_capacity(updates);
-        for seq in 0..updates {
-            let seq = seq.to_string();
-            let t = Instant::now();
-            ceiling
-                .set_metadata(&name, &[("offset", &seq), ("sequencenumber", &seq)], None)
-                .await;
-            latencies.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        latencies
-    }))
-    .await
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
 /// 32 partitions x `updates` checkpoint updates by one path (see `profile_listing`).
 async fn profile_updates(bench: &Bench, side: &str, updates: usize) {
     use eventhub_checkpointstore::checkpointer::{Checkpointer, CheckpointerOptions};
     const PARTITIONS: usize = 32;
     let group = format!("prof-{side}");
+    let group = group.as_str();
     match side {
-        "store" => store_updates_in(&bench.store, &group, PARTITIONS, updates).await,
+        "store" => {
+            store_updates(&bench.store, group, PARTITIONS, updates).await;
+        }
         "advance" => {
-            join_all((0..PARTITIONS).map(|p| {
-                let group = &group;
-                async move {
-                    for seq in 0..updates {
-                        let checkpoint = Checkpoint::new(
-                            (NS, EH, group.as_str()),
-                            p.to_string(),
-                            Some(seq.to_string()),
-                            Some(seq as i64),
-                        );
-                        bench.store.advance_checkpoint(&checkpoint).await.unwrap();
-                    }
-                }
-            }))
+            per_partition(PARTITIONS, updates, |p, seq| async move {
+                bench
+                    .store
+                    .advance_checkpoint(&checkpoint_at(group, p, seq))
+                    .await
+                    .unwrap();
+            })
             .await;
         }
         "checkpointer" => {
             let checkpointer = Checkpointer::new(
                 Arc::new(bench.store.clone()),
-                (NS, EH, group.as_str()),
+                (NS, EH, group),
                 CheckpointerOptions {
                     every_events: NonZeroU64::new(1),
                     every: None,
                 },
             )
             .unwrap();
-            join_all((0..PARTITIONS).map(|p| {
-                let checkpointer = &checkpointer;
-                async move {
-                    let partition = p.to_string();
-                    for seq in 0..updates {
-                        assert!(checkpointer
-                            .record(&partition, Some(seq.to_string()), Some(seq as i64))
-                            .await
-                            .unwrap());
-                    }
-                }
-            }))
+            let (checkpointer, ids) = (
+                &checkpointer,
+                &(0..PARTITIONS).map(|p| p.to_string()).collect::<Vec<_>>(),
+            );
+            per_partition(PARTITIONS, updates, |p, seq| async move {
+                assert!(checkpointer
+                    .record(&ids[p], Some(seq.to_string()), Some(seq as i64))
+                    .await
+                    .unwrap());
+            })
             .await;
         }
         _ => {
@@ -1489,46 +1475,9 @@ async fn profile_updates(bench: &Bench, side: &str, updates: usize) {
                     .put_new(&format!("{NS}/{EH}/{group}/checkpoint/{p}"), "")
                     .await;
             }
-            join_all((0..PARTITIONS).map(|p| {
-                let name = format!("{NS}/{EH}/{group}/checkpoint/{p}");
-                async move {
-                    for seq in 0..updates {
-                        let seq = seq.to_string();
-                        bench
-                            .ceiling
-                            .set_metadata(
-                                &name,
-                                &[("offset", &seq), ("sequencenumber", &seq)],
-                                None,
-                            )
-                            .await;
-                    }
-                }
-            }))
-            .await;
+            ceiling_updates(&bench.ceiling, group, PARTITIONS, updates).await;
         }
     }
-}
-
-/// `store_updates` in group `group`.
-async fn store_updates_in(
-    store: &BlobCheckpointStore,
-    group: &str,
-    partitions: usize,
-    updates: usize,
-) {
-    join_all((0..partitions).map(|p| async move {
-        for seq in 0..updates {
-            let checkpoint = Checkpoint::new(
-                (NS, EH, group),
-                p.to_string(),
-                Some(seq.to_string()),
-                Some(seq as i64),
-            );
-            store.update_checkpoint(&checkpoint).await.unwrap();
-        }
-    }))
-    .await;
 }
 
 /// `iterations` listings of 1,000 `record`s (`checkpoint` or `ownership`) through the table store.
