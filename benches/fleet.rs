@@ -1,24 +1,29 @@
 //! A fleet at scale: K consumers, each a `PartitionBalancer` with a `Checkpointer` on a
 //! `BlobCheckpointStore` of its own, tasks of one process, share N partitions against Azurite.
-//! Per row: cycles until the fleet holds its fair share (every partition owned, every consumer at
-//! ⌊N/K⌋ or ⌈N/K⌉), ownership changes until then, and in the steady state after it the storage
-//! requests per minute (total and per consumer, by kind) and the CPU per consumer.
+//! Per row: the time until the fleet holds its fair share in the store (every partition's record
+//! owned, every consumer at ⌊N/K⌋ or ⌈N/K⌉), in intervals and in the fleet's cycles per consumer
+//! (quick ones included), and until every consumer processes all it owns (no partition held for
+//! a handover, which is when the steady state starts), ownership changes until the fair share, and in the steady state after it the
+//! storage requests per minute (total and per consumer, by kind) and the CPU per consumer.
 //!
 //! ```sh
 //! scripts/bench.sh fleet                 # every row
 //! FLEET_ROWS=256x16 scripts/bench.sh fleet
+//! FLEET_ROWS=1024x64 FLEET_STRATEGIES=greedy scripts/bench.sh fleet
 //! ```
 //!
 //! By design a steady consumer sends one listing per cycle (one page per 5,000 records) and one
 //! renewal per partition it owns, nothing else but its checkpoints: the "expected" column.
-//! Cycles, not seconds, measure the time to fair share: a slower emulator stretches cycles, not
-//! their count.
+//! The time to fair share is given both in intervals (wall time) and in cycles: a slower
+//! emulator stretches cycles, not their count.
 
 use eventhub_checkpointstore::balancer::{BalancerOptions, PartitionBalancer, Strategy};
 use eventhub_checkpointstore::checkpointer::{Checkpointer, CheckpointerOptions};
-use eventhub_checkpointstore::{BlobCheckpointStoreOptions, CheckpointStore, Scope};
+use eventhub_checkpointstore::{
+    BlobCheckpointStore, BlobCheckpointStoreOptions, CheckpointStore, Scope,
+};
 use eventhub_checkpointstore_testkit::{self as common, Recorder};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{
     atomic::{AtomicU32, Ordering},
     Arc,
@@ -86,6 +91,10 @@ struct Row {
     /// The strategy, or the Python reference.
     who: String,
     interval: Duration,
+    /// Wall time from the start to the fair share, in intervals.
+    intervals_to_fair_share: Option<f64>,
+    /// ... until every consumer processes all it owns (no partition held for a handover).
+    intervals_to_ready: Option<f64>,
     cycles_to_fair_share: Option<u32>,
     changes: u64,
     steady: Kinds,
@@ -94,83 +103,108 @@ struct Row {
     changes_in_steady_state: u64,
 }
 
-fn fair(owned: &[usize], partitions: usize) -> bool {
-    let k = owned.len();
-    let (low, high) = (partitions / k, partitions.div_ceil(k));
-    owned.iter().sum::<usize>() == partitions && owned.iter().all(|&n| n >= low && n <= high)
+/// Whether `owners` (each partition's owner in the store) is the fair share of `partitions` over
+/// `consumers`: every partition owned, every consumer at ⌊N/K⌋ or ⌈N/K⌉ (one that owns nothing is
+/// not in `owners` at all).
+fn fair(owners: &BTreeMap<String, String>, partitions: usize, consumers: usize) -> bool {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for owner in owners.values() {
+        *counts.entry(owner).or_default() += 1;
+    }
+    let (low, high) = (partitions / consumers, partitions.div_ceil(consumers));
+    owners.len() == partitions
+        && counts.len() <= consumers
+        && (counts.len() == consumers || low == 0)
+        && counts.values().all(|&n| n >= low && n <= high)
 }
 
 /// The balancing interval for `partitions` x `consumers`: Azurite lists some 10,000 records a
-/// second, so a cycle's listings by every consumer must fit.
+/// second, so a cycle's listings by every consumer must fit, and at 1,024 x 64 the first cycle's
+/// claims too (every consumer claims every partition, some 65,000 requests at ~1,000 a second).
 fn interval_for(partitions: usize, consumers: usize) -> Duration {
     match partitions * consumers {
         0..=4096 => Duration::from_secs(2),
         4097..=32768 => Duration::from_secs(5),
-        _ => Duration::from_secs(10),
+        _ => Duration::from_secs(30),
     }
 }
 
-/// Who owns each partition, from each consumer's owned set (a partition two consumers both
-/// believe they own, during a steal, counts for the later one).
-fn owners(sets: &[BTreeSet<String>]) -> BTreeMap<String, usize> {
-    let mut owners = BTreeMap::new();
-    for (c, set) in sets.iter().enumerate() {
-        for p in set {
-            owners.insert(p.clone(), c);
-        }
+/// Who owns each partition, by the store's records (none: not owned).
+async fn owners(store: &BlobCheckpointStore, scope: &Scope) -> BTreeMap<String, String> {
+    match store.list_ownership(scope).await {
+        Ok(listed) => listed
+            .into_iter()
+            .filter_map(|o| Some((o.partition_id, o.owner_id.filter(|id| !id.is_empty())?)))
+            .collect(),
+        // A listing that failed says nothing: the next look tries again.
+        Err(_) => BTreeMap::new(),
     }
-    owners
 }
 
 /// What watching a fleet until its fair share saw.
 struct ToFairShare {
     /// Who owned what when it stopped watching.
-    owners: BTreeMap<String, usize>,
+    owners: BTreeMap<String, String>,
     /// First claims plus every move between consumers, seen at each look.
     changes: u64,
     /// The fleet's cycles per consumer until then; `None` if not reached in 40 intervals.
     cycles: Option<u32>,
+    /// Wall time from `started` until then, in intervals.
+    intervals: Option<f64>,
 }
 
-/// Looks at `owned` (each consumer's owned set) four times an interval until the fleet holds
-/// its fair share of `partitions`, counting ownership changes; `cycles` counts the fleet's
-/// cycles.
+/// Looks at the store's ownership records of `scope` four times an interval until they show the
+/// fair share of `partitions` over `consumers`, counting ownership changes; `cycles` counts the
+/// fleet's cycles.
 async fn until_fair_share(
-    owned: impl Fn() -> Vec<BTreeSet<String>>,
+    store: &BlobCheckpointStore,
+    scope: &Scope,
     cycles: &AtomicU32,
-    partitions: usize,
+    (partitions, consumers): (usize, usize),
     interval: Duration,
+    started: Instant,
 ) -> ToFairShare {
     let mut watched = ToFairShare {
         owners: BTreeMap::new(),
         changes: 0,
         cycles: None,
+        intervals: None,
     };
-    let give_up = Instant::now() + interval * 40;
+    let give_up = started + interval * 40;
     while Instant::now() < give_up {
         tokio::time::sleep(interval / 4).await;
-        let sets = owned();
-        let now = owners(&sets);
-        for (p, c) in &now {
-            match watched.owners.get(p) {
-                Some(previous) if previous != c => watched.changes += 1,
-                Some(_) => {}
-                None => watched.changes += 1,
-            }
-        }
+        let now = owners(store, scope).await;
+        watched.changes += moved(&watched.owners, &now);
         watched.owners = now;
-        let counts: Vec<usize> = sets.iter().map(BTreeSet::len).collect();
-        if fair(&counts, partitions) {
-            let per_consumer = cycles.load(Ordering::Relaxed) as f64 / sets.len() as f64;
+        if fair(&watched.owners, partitions, consumers) {
+            let per_consumer = cycles.load(Ordering::Relaxed) as f64 / consumers as f64;
             watched.cycles = Some(per_consumer.ceil() as u32);
+            watched.intervals = Some(started.elapsed().as_secs_f64() / interval.as_secs_f64());
             break;
         }
     }
     watched
 }
 
-/// Partitions whose owner differs between `before` and `after`.
-fn moved(before: &BTreeMap<String, usize>, after: &BTreeMap<String, usize>) -> u64 {
+/// Waits until every consumer of `fleet` processes all it owns: partitions moved on the way to the
+/// fair share are held until their givers handed them over. Wall time from `started`, in
+/// intervals; `None` if not within 20 intervals more.
+async fn until_ready(fleet: &[Consumer], interval: Duration, started: Instant) -> Option<f64> {
+    let give_up = Instant::now() + interval * 20;
+    while Instant::now() < give_up {
+        if fleet
+            .iter()
+            .all(|c| c.balancer.ready() == c.balancer.owned())
+        {
+            return Some(started.elapsed().as_secs_f64() / interval.as_secs_f64());
+        }
+        tokio::time::sleep(interval / 4).await;
+    }
+    None
+}
+
+/// Partitions whose owner differs between `before` and `after` (first claims included).
+fn moved(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> u64 {
     after
         .iter()
         .filter(|(p, c)| before.get(*p) != Some(c))
@@ -263,10 +297,12 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
         }));
     }
 
-    // Watch ownership through the balancers: cycles (of the fleet, per consumer) until the fair
-    // share, and ownership changes.
-    let owned = || fleet.iter().map(|c| c.balancer.owned()).collect::<Vec<_>>();
-    let watched = until_fair_share(owned, &cycles, partitions, interval).await;
+    // Watch the store's records (through a store of its own, not recorded) until the fair share:
+    // time and cycles (of the fleet, per consumer), and ownership changes.
+    let watcher = common::store_on(&container, None);
+    let size = (partitions, consumers);
+    let watched = until_fair_share(&watcher, &scope, &cycles, size, interval, started).await;
+    let ready = until_ready(&fleet, interval, started).await;
 
     // The steady state: requests and CPU over a few cycles, ownership changes that still happen.
     for consumer in &fleet {
@@ -281,7 +317,7 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     for consumer in &fleet {
         steady.add(Kinds::of(&consumer.recorder));
     }
-    let changes_in_steady_state = moved(&watched.owners, &owners(&owned()));
+    let changes_in_steady_state = moved(&watched.owners, &owners(&watcher, &scope).await);
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = task.await;
@@ -295,6 +331,8 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
         consumers,
         who: format!("{strategy:?}"),
         interval,
+        intervals_to_fair_share: watched.intervals,
+        intervals_to_ready: ready,
         cycles_to_fair_share: watched.cycles,
         changes: watched.changes,
         steady,
@@ -316,6 +354,13 @@ fn main() {
             (1024, 64),
         ],
     };
+    // `FLEET_STRATEGIES=greedy`: one strategy only (balanced needs about a cycle per partition of
+    // the share, long at 1,024 x 64).
+    let strategies: Vec<Strategy> = match std::env::var("FLEET_STRATEGIES").as_deref() {
+        Ok("greedy") => vec![Strategy::Greedy],
+        Ok("balanced") => vec![Strategy::Balanced],
+        _ => vec![Strategy::Greedy, Strategy::Balanced],
+    };
     // `FLEET_PYTHON=256x16`: Python's load balancer as the reference (needs `PYTHON_PEER`, which
     // `scripts/bench.sh fleet` sets when FLEET_PYTHON is given).
     let python_rows = parse_rows(std::env::var("FLEET_PYTHON").ok().as_deref().unwrap_or(""));
@@ -323,12 +368,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("| N | K | strategy | interval | cycles to fair share | ownership changes until then | changes after | requests/min (total) | per consumer: listings | claims | checkpoints | expected listings + claims | CPU per consumer |");
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| N | K | strategy | interval | intervals to fair share | all ready | cycles (quick ones too) | ownership changes until then | changes after | requests/min (total) | per consumer: listings | claims | checkpoints | expected listings + claims | CPU per consumer |");
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // Each row printed as it is measured.
     runtime.block_on(async {
         for &(n, k) in &rows {
-            for strategy in [Strategy::Greedy, Strategy::Balanced] {
+            for &strategy in &strategies {
                 print_row(&row(n, k, strategy).await);
             }
         }
@@ -349,17 +394,21 @@ fn parse_rows(rows: &str) -> Vec<(usize, usize)> {
 }
 
 fn print_row(r: &Row) {
+    let intervals =
+        |i: Option<f64>| i.map_or_else(|| "not reached".to_owned(), |i| format!("{i:.1}"));
     let per = |n: u64| n as f64 / r.steady_minutes / r.consumers as f64;
     let per_minute = 60.0 / r.interval.as_secs_f64();
     // One listing per page per cycle, and one renewal per owned partition per cycle.
     let expected_listings = r.partitions.div_ceil(5000) as f64 * per_minute;
     let expected_claims = r.partitions as f64 / r.consumers as f64 * per_minute;
     println!(
-        "| {} | {} | {} | {} s | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} + {:.1} | {:.1}% |",
+        "| {} | {} | {} | {} s | {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} + {:.1} | {:.1}% |",
         r.partitions,
         r.consumers,
         r.who,
         r.interval.as_secs(),
+        intervals(r.intervals_to_fair_share),
+        intervals(r.intervals_to_ready),
         r.cycles_to_fair_share
             .map_or_else(|| "not reached".to_owned(), |c| c.to_string()),
         r.changes,
@@ -376,9 +425,9 @@ fn print_row(r: &Row) {
 
 /// The reference: K processes of Python's load balancer (azure-eventhub's `OwnershipManager`,
 /// greedy, over its blob store; `tools/python-peer/balancer.py`, pinned as in the mixed-fleet
-/// test) over N partitions, measured as the rows above: their owned sets from what each prints
-/// per cycle, their requests counted on the wire by a proxy in front of Azurite, their CPU from
-/// /proc. They record no checkpoints (a balancer only).
+/// test) over N partitions, measured as the rows above: the store's records, their cycles from
+/// what each prints per cycle, their requests counted on the wire by a proxy in front of Azurite,
+/// their CPU from /proc. They record no checkpoints (a balancer only).
 mod python {
     use super::*;
     use eventhub_checkpointstore::ConnectionString;
@@ -407,8 +456,6 @@ mod python {
             eventhub_checkpointstore::DEVELOPMENT_ACCOUNT_KEY
         );
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/python-peer/balancer.py");
-        let owned: Arc<Mutex<Vec<BTreeSet<String>>>> =
-            Arc::new(Mutex::new(vec![BTreeSet::new(); consumers]));
         let cycles = Arc::new(AtomicU32::new(0));
         let mut children = Vec::new();
         let started = Instant::now();
@@ -432,12 +479,12 @@ mod python {
                 .spawn()
                 .expect("start tools/python-peer/balancer.py");
             let stdout = child.stdout.take().unwrap();
-            let (owned, cycles) = (owned.clone(), cycles.clone());
+            let cycles = cycles.clone();
             tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if let Ok(ids) = serde_json::from_str::<Vec<String>>(&line) {
-                        owned.lock().unwrap()[c] = ids.into_iter().collect();
+                    // One line per cycle: the partitions it owns.
+                    if serde_json::from_str::<Vec<String>>(&line).is_ok() {
                         cycles.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -445,8 +492,10 @@ mod python {
             children.push(child);
         }
 
-        let owned_now = || owned.lock().unwrap().clone();
-        let watched = until_fair_share(owned_now, &cycles, partitions, interval).await;
+        let watcher = common::store_on(&container, None);
+        let scope = Scope::new("fleet", format!("py-n{partitions}k{consumers}"), "$Default");
+        let size = (partitions, consumers);
+        let watched = until_fair_share(&watcher, &scope, &cycles, size, interval, started).await;
 
         let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
         *counts.lock().unwrap() = Kinds::default();
@@ -456,7 +505,7 @@ mod python {
         let steady_secs = steady_started.elapsed().as_secs_f64();
         let cpu = (cpu_ticks(&pids) - cpu_before) as f64 / CLOCK_TICKS;
         let steady = *counts.lock().unwrap();
-        let changes_in_steady_state = moved(&watched.owners, &owners(&owned_now()));
+        let changes_in_steady_state = moved(&watched.owners, &owners(&watcher, &scope).await);
         for child in &mut children {
             drop(child.stdin.take());
         }
@@ -472,6 +521,9 @@ mod python {
             consumers,
             who: "Python greedy".to_owned(),
             interval,
+            intervals_to_fair_share: watched.intervals,
+            // Python's processor does not hold what it takes.
+            intervals_to_ready: watched.intervals,
             cycles_to_fair_share: watched.cycles,
             changes: watched.changes,
             steady,

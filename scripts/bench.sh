@@ -11,6 +11,7 @@
 #                                 recorder installed
 #   scripts/bench.sh fleet        benches/fleet.rs: K balancers over N partitions, time to fair
 #                                 share and requests in steady state (FLEET_ROWS=NxK,... picks rows;
+#                                 FLEET_STRATEGIES=greedy or balanced picks one strategy;
 #                                 FLEET_PYTHON=NxK,... adds Python's load balancer as reference)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

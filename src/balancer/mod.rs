@@ -3,9 +3,10 @@
 //! spreads an event hub's partitions fairly over the live consumers of a consumer group.
 //!
 //! Each cycle lists ownership, renews what this consumer owns, claims unowned or expired
-//! partitions up to its fair share, and, when none are left, steals one from an owner above its
-//! fair share. Every claim is conditional on the version it listed, so two consumers never both
-//! win the same version of a partition. A consumer that loses a partition to a steal learns it at
+//! partitions up to its fair share, and, when none are left, steals from owners above their fair
+//! share (one a cycle, or, with [`Strategy::Greedy`], its whole deficit, and it lists again soon
+//! after: see [`Strategy`]). Every claim is conditional on the version it listed, so two
+//! consumers never both win the same version of a partition. A consumer that loses a partition to a steal learns it at
 //! its next cycle (its renewal loses): until then both may believe they own it, for at most one
 //! interval, as with every Event Hubs processor. Relinquishing on shutdown hands partitions over
 //! at once, without waiting for them to expire.
@@ -116,7 +117,7 @@ use std::{
     future::Future,
     hash::BuildHasher,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -135,6 +136,10 @@ pub struct PartitionBalancer {
     /// Random but fixed per consumer, so simultaneous starters pick different partitions.
     shuffle: RandomState,
     cycles: AtomicU64,
+    /// Whether the last cycle planned claims beyond renewals (greedy then looks again soon).
+    planned: AtomicBool,
+    /// Quick cycles left before whole intervals again (see [`plan::QUICK_CYCLES`]).
+    quick_left: AtomicU32,
     /// The service's time at the last listing that reported it.
     service_time: Mutex<Option<ServiceTime>>,
     /// This host's wall clock, for stores that do not report the service's time.
@@ -147,9 +152,22 @@ pub struct PartitionBalancer {
 /// What one cycle asks the store for: renewals of what this consumer owns, and the partitions
 /// it plans to take, each as a claim for this consumer.
 struct Claims {
+    /// Renewals and steals.
     requests: Vec<Ownership>,
+    /// Free partitions, in the order planned (this consumer's shuffle).
+    free: Vec<Ownership>,
     /// The planned partitions that have a live owner: taking them is a steal, held if won.
     stolen: BTreeSet<String>,
+    /// How many partitions it plans to take (free or stolen).
+    planned: usize,
+}
+
+/// Whether a cycle renews what the consumer owns: every cycle `cycle` and `run` start at the
+/// interval does; a quick cycle between them does not.
+#[derive(Clone, Copy)]
+enum Renewals {
+    Due,
+    NotDue,
 }
 
 impl PartitionBalancer {
@@ -186,6 +204,8 @@ impl PartitionBalancer {
             owned: Mutex::new(BTreeMap::new()),
             shuffle: RandomState::new(),
             cycles: AtomicU64::new(0),
+            planned: AtomicBool::new(false),
+            quick_left: AtomicU32::new(plan::QUICK_CYCLES),
             service_time: Mutex::new(None),
             local_clock: OffsetDateTime::now_utc,
             checkpointer: None,
@@ -263,8 +283,8 @@ impl PartitionBalancer {
         lock(&self.owned).values().cloned().collect()
     }
 
-    /// One balancing cycle: list, plan (renew, claim up to the fair share, steal at most one),
-    /// claim, settle. Returns the partitions this consumer owns afterwards.
+    /// One balancing cycle: list, plan (renew, claim up to the fair share, steal: see
+    /// [`Strategy`]), claim, settle. Returns the partitions this consumer owns afterwards.
     ///
     /// Partitions whose renewal lost (stolen, or expired and taken) are no longer owned. If the
     /// store fails altogether, the error is returned and the owned set keeps only the claims that
@@ -274,12 +294,27 @@ impl PartitionBalancer {
         // `ready` more often than once per interval), so their last positions are final now, and
         // the consumer that took them holds them until these are written.
         self.write_handed_over().await;
+        self.cycle_with(Renewals::Due).await
+    }
+
+    /// A quick cycle (see [`quick_pause`](Self::quick_pause)): a cycle without renewals, which
+    /// went out less than an interval ago, so the claims a handover watches still change version
+    /// once a whole cycle of their owner. What its listing shows taken is dropped, and handed over
+    /// as after a whole cycle.
+    async fn top_up(&self) -> Result<BTreeSet<String>> {
+        self.cycle_with(Renewals::NotDue).await
+    }
+
+    async fn cycle_with(&self, renewals: Renewals) -> Result<BTreeSet<String>> {
+        self.planned.store(false, Ordering::Relaxed);
         let result = async {
             let view = self.list().await?;
             self.handover.observe(&view);
-            let claims = self.plan(&view);
-            let won = self.store.claim_ownership(&claims.requests).await?;
-            Ok(self.settle(won, &claims.stolen, &view))
+            let claims = self.plan(&view, renewals);
+            self.planned.store(claims.planned > 0, Ordering::Relaxed);
+            let stolen = claims.stolen.clone();
+            let won = self.claim(claims).await?;
+            Ok(self.settle(won, &stolen, &view, renewals))
         }
         .await;
         if result.is_err() {
@@ -306,8 +341,8 @@ impl PartitionBalancer {
         ))
     }
 
-    /// Step 2: renewals of what this consumer owns, and what it takes beyond them.
-    fn plan(&self, view: &View) -> Claims {
+    /// Step 2: renewals of what this consumer owns (when due), and what it takes beyond them.
+    fn plan(&self, view: &View, renewals: Renewals) -> Claims {
         let planned = plan::plan(
             view,
             &self.owner_id,
@@ -315,31 +350,90 @@ impl PartitionBalancer {
             self.options.strategy,
             &self.shuffle,
         );
-        let stolen = planned
-            .iter()
-            .filter(|p| view.owned_by_other(p, &self.owner_id))
-            .cloned()
-            .collect();
-        let mut requests: Vec<Ownership> = view.owned_by(&self.owner_id).cloned().collect();
-        requests.extend(planned.into_iter().map(|partition| {
-            view.records
-                .get(&partition)
+        let planned_count = planned.len();
+        let (stolen, free): (Vec<String>, Vec<String>) = planned
+            .into_iter()
+            .partition(|p| view.owned_by_other(p, &self.owner_id));
+        let mine = |partition: &String| Ownership {
+            owner_id: Some(self.owner_id.clone()),
+            ..view
+                .records
+                .get(partition)
                 .cloned()
-                .unwrap_or_else(|| self.scope.ownership(partition, ""))
-        }));
-        for claim in &mut requests {
-            claim.owner_id = Some(self.owner_id.clone());
+                .unwrap_or_else(|| self.scope.ownership(partition.clone(), ""))
+        };
+        let renewed: Vec<Ownership> = match renewals {
+            Renewals::Due => view.owned_by(&self.owner_id).cloned().collect(),
+            Renewals::NotDue => Vec::new(),
+        };
+        let mut requests: Vec<Ownership> = renewed
+            .into_iter()
+            .map(|o| Ownership {
+                owner_id: Some(self.owner_id.clone()),
+                ..o
+            })
+            .collect();
+        requests.extend(stolen.iter().map(mine));
+        Claims {
+            requests,
+            free: free.iter().map(mine).collect(),
+            stolen: stolen.into_iter().collect(),
+            planned: planned_count,
         }
-        Claims { requests, stolen }
     }
 
-    /// Step 4: what was won is what this consumer owns now; steals are held for the handover,
+    /// Step 3: the claims. Renewals, steals and a first round of free partitions go out at once;
+    /// further free partitions (a greedy consumer that sees no other plans them all) go out a
+    /// round at a time, until a round loses one: a consumer that loses a free partition is not
+    /// alone, and claiming on would mostly send requests that lose too (64 consumers started
+    /// together over 1,024 partitions would send 65,536 claims, 1,024 of them winning). Its next
+    /// listing (soon after, for a greedy consumer) shows how many others there are. A lone
+    /// consumer claims everything in one cycle, a round after another, as the store would. A
+    /// failure after the first round keeps what was won.
+    async fn claim(&self, claims: Claims) -> Result<Vec<Ownership>> {
+        let mut free = claims.free.into_iter();
+        let mut requests = claims.requests;
+        let sure = requests.len();
+        requests.extend(free.by_ref().take(plan::FREE_CLAIMS_PER_ROUND));
+        let free_sent = requests.len() - sure;
+        let mut won = self.store.claim_ownership(&requests).await?;
+        let free_won = won
+            .iter()
+            .filter(|o| {
+                requests[sure..]
+                    .iter()
+                    .any(|r| r.partition_id == o.partition_id)
+            })
+            .count();
+        let mut lost_one = free_won < free_sent;
+        while !lost_one {
+            let round: Vec<Ownership> = free.by_ref().take(plan::FREE_CLAIMS_PER_ROUND).collect();
+            if round.is_empty() {
+                break;
+            }
+            match self.store.claim_ownership(&round).await {
+                Ok(round_won) => {
+                    lost_one = round_won.len() < round.len();
+                    won.extend(round_won);
+                }
+                Err(err) => {
+                    tracing::debug!(owner_id = %self.owner_id, error = %err, "claims of free partitions failed; the next cycle tries again");
+                    break;
+                }
+            }
+        }
+        Ok(won)
+    }
+
+    /// Step 4: what was won is what this consumer owns now (added to what it owned and the
+    /// listing does not show taken, when nothing was renewed); steals are held for the handover,
     /// and what was lost has its pending position written later (handover) or dropped.
     fn settle(
         &self,
         won: Vec<Ownership>,
         stolen: &BTreeSet<String>,
         view: &View,
+        renewals: Renewals,
     ) -> BTreeSet<String> {
         self.handover.hold(
             won.iter()
@@ -362,10 +456,16 @@ impl PartitionBalancer {
             if self.options.handover_intervals > 0 {
                 metrics::handover_holds(&self.scope, &self.owner_id, held);
             }
-            *owned = won
-                .into_iter()
-                .map(|o| (o.partition_id.clone(), o))
-                .collect();
+            *owned = match renewals {
+                Renewals::Due => BTreeMap::new(),
+                // Nothing renewed: what it owned stays, but what the listing shows taken.
+                Renewals::NotDue => before
+                    .iter()
+                    .filter(|(p, _)| !view.owned_by_other(p, &self.owner_id))
+                    .map(|(p, o)| (p.clone(), o.clone()))
+                    .collect(),
+            };
+            owned.extend(won.into_iter().map(|o| (o.partition_id.clone(), o)));
             let lost = before
                 .into_keys()
                 .filter(|p| !owned.contains_key(p))
@@ -445,8 +545,11 @@ impl PartitionBalancer {
     }
 
     /// Cycles now and then `interval` after each cycle ends, until `shutdown` completes; then
-    /// relinquishes. `on_cycle` sees the result of each cycle; a failed cycle is logged and
-    /// retried at the next one.
+    /// relinquishes. A [greedy](Strategy::Greedy) consumer whose cycle planned claims lists
+    /// again an eighth of an interval later and claims what it still lacks (a quick cycle,
+    /// which renews nothing), until a cycle plans nothing (eight in a row at most). `on_cycle`
+    /// sees the result of each cycle, quick ones included; a failed cycle is logged and retried
+    /// at the next one.
     pub async fn run(
         &self,
         shutdown: impl Future<Output = ()>,
@@ -463,35 +566,68 @@ impl PartitionBalancer {
                 tracing::warn!(owner_id = %self.owner_id, error = %err, "balancing cycle failed");
             }
             on_cycle(&result);
-            let pause = self.jittered_interval();
-            let next_cycle = tokio::time::Instant::now() + pause;
-            if self.handover.any_lost() {
-                // Partitions just found taken: a quarter interval for the application to see
-                // them gone from `ready` and stop, then their last positions, before this
-                // consumer's next renewal, which their takers wait to see.
-                let settled = tokio::time::Instant::now() + pause / 4;
-                if stopped(shutdown.as_mut(), settled).await {
-                    break;
-                }
-                self.write_handed_over().await;
+            let interval = self.jittered_interval();
+            let next_cycle = tokio::time::Instant::now() + interval;
+            if self.hand_over_lost(shutdown.as_mut(), interval).await {
+                break;
             }
-            // Partitions held for a handover: their givers are watched more often than once a
-            // cycle, so a hold ends soon after the evidence rather than at the next cycle.
-            while self.handover.holding() {
-                let look = tokio::time::Instant::now() + self.options.interval / WATCHES;
-                if look >= next_cycle {
-                    break;
-                }
-                if stopped(shutdown.as_mut(), look).await {
+            // Until the next cycle: quick cycles of a greedy consumer still short of its share,
+            // and, while partitions are held for a handover, looks at their givers more often
+            // than once a cycle, so a hold ends soon after the evidence.
+            let mut quick = self
+                .quick_pause(interval)
+                .map(|p| tokio::time::Instant::now() + p);
+            loop {
+                let look = self
+                    .handover
+                    .holding()
+                    .then(|| tokio::time::Instant::now() + self.options.interval / WATCHES);
+                let at = [quick, look]
+                    .into_iter()
+                    .flatten()
+                    .fold(next_cycle, tokio::time::Instant::min);
+                if stopped(shutdown.as_mut(), at).await {
                     break 'cycles;
                 }
-                self.watch_givers().await;
-            }
-            if stopped(shutdown.as_mut(), next_cycle).await {
-                break;
+                if at >= next_cycle {
+                    break;
+                }
+                if quick == Some(at) {
+                    let result = self.top_up().await;
+                    if let Err(err) = &result {
+                        tracing::debug!(owner_id = %self.owner_id, error = %err, "quick balancing cycle failed");
+                    }
+                    on_cycle(&result);
+                    if self.hand_over_lost(shutdown.as_mut(), interval).await {
+                        break 'cycles;
+                    }
+                    quick = self
+                        .quick_pause(interval)
+                        .map(|p| tokio::time::Instant::now() + p);
+                } else {
+                    self.watch_givers().await;
+                }
             }
         }
         self.relinquish().await
+    }
+
+    /// After a cycle that found partitions taken: a quarter interval for the application to see
+    /// them gone from `ready` and stop, then their last positions, before this consumer's next
+    /// renewal, which their takers wait to see. Whether `shutdown` completed first.
+    async fn hand_over_lost(
+        &self,
+        shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+        interval: Duration,
+    ) -> bool {
+        if !self.handover.any_lost() {
+            return false;
+        }
+        if stopped(shutdown, tokio::time::Instant::now() + interval / 4).await {
+            return true;
+        }
+        self.write_handed_over().await;
+        false
     }
 
     /// Lists ownership between cycles, for evidence that givers handed held partitions over.
@@ -503,6 +639,25 @@ impl PartitionBalancer {
                 tracing::debug!(owner_id = %self.owner_id, error = %err, "could not list ownership to watch a handover")
             }
         }
+    }
+
+    /// After a greedy cycle that planned claims, the pause before a quick cycle: what it planned
+    /// from may have changed under it (consumers started together all claim everything free at
+    /// first, and stealers each take their part of the excess), and the next listing shows what
+    /// it still lacks, an eighth of an interval later rather than a whole one. At most
+    /// [`plan::QUICK_CYCLES`] in a row; a cycle that plans nothing resets the count. `None`:
+    /// wait for the next cycle.
+    fn quick_pause(&self, interval: Duration) -> Option<Duration> {
+        if !self.planned.load(Ordering::Relaxed) {
+            self.quick_left.store(plan::QUICK_CYCLES, Ordering::Relaxed);
+            return None;
+        }
+        let quick = self.options.strategy == Strategy::Greedy
+            && self
+                .quick_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+        quick.then(|| interval / plan::QUICK_PAUSE_DIVISOR)
     }
 
     /// The interval ±10%, different each time: consumers started together with one interval
@@ -612,5 +767,149 @@ mod tests {
                 other => panic!("{owner:?} {partitions:?} {options:?}: {other:?}"),
             }
         }
+    }
+
+    fn greedy(
+        store: &Arc<impl CheckpointStore + 'static>,
+        owner: &str,
+        partitions: usize,
+    ) -> Arc<PartitionBalancer> {
+        let store: Arc<dyn CheckpointStore> = store.clone();
+        Arc::new(
+            PartitionBalancer::new(
+                store,
+                ("ns", "eh", "cg"),
+                owner,
+                (0..partitions).map(|p| p.to_string()),
+                BalancerOptions {
+                    strategy: Strategy::Greedy,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        )
+    }
+
+    /// A quick cycle claims without renewing, so the versions a handover counts change once a
+    /// whole cycle; it drops what its listing shows taken (handed over as after a whole cycle).
+    #[tokio::test]
+    async fn a_quick_cycle_claims_without_renewing() {
+        let store = Arc::new(crate::InMemoryCheckpointStore::new());
+        let versions = || async {
+            let listed = store
+                .list_ownership(&Scope::new("ns", "eh", "cg"))
+                .await
+                .unwrap();
+            listed
+                .into_iter()
+                .map(|o| (o.partition_id, (o.owner_id, o.etag)))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let (a, b) = (greedy(&store, "a", 4), greedy(&store, "b", 4));
+        assert_eq!(a.cycle().await.unwrap().len(), 4);
+        assert!(a.planned.load(Ordering::Relaxed));
+        // b, short of its share with nothing free, steals its deficit at once.
+        assert_eq!(b.cycle().await.unwrap().len(), 2);
+        let before = versions().await;
+        // a's quick cycle plans nothing (2 of 4 each), renews nothing, and drops the 2 its
+        // listing shows b took.
+        assert_eq!(a.top_up().await.unwrap().len(), 2);
+        assert!(!a.planned.load(Ordering::Relaxed));
+        assert_eq!(versions().await, before);
+        assert_eq!(a.cycle().await.unwrap().len(), 2);
+        let after = versions().await;
+        for (partition, (owner, etag)) in &after {
+            let renewed = etag != &before[partition].1;
+            assert_eq!(renewed, owner.as_deref() == Some("a"), "{partition}");
+        }
+    }
+
+    /// Greedy consumers started together reach their share by quick cycles, before any of them
+    /// cycles again at its interval (the store in memory, time Tokio's, paused, so the verdict
+    /// does not depend on the machine's speed).
+    #[tokio::test(start_paused = true)]
+    async fn greedy_consumers_started_together_even_out_within_their_first_interval() {
+        let store = Arc::new(crate::InMemoryCheckpointStore::new());
+        let fleet: Vec<Arc<PartitionBalancer>> = (0..4)
+            .map(|c| greedy(&store, &format!("c{c}"), 32))
+            .collect();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let started = tokio::time::Instant::now();
+        let runs: Vec<_> = fleet
+            .iter()
+            .map(|consumer| {
+                let (consumer, mut stopped) = (consumer.clone(), stopped.clone());
+                tokio::spawn(async move {
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    consumer.run(shutdown, |_| {}).await
+                })
+            })
+            .collect();
+        loop {
+            let owned: Vec<usize> = fleet.iter().map(|c| c.owned().len()).collect();
+            let everything: BTreeSet<String> = fleet.iter().flat_map(|c| c.owned()).collect();
+            if everything.len() == 32 && owned.iter().all(|&n| n == 8) {
+                break;
+            }
+            assert!(
+                started.elapsed() < BalancerOptions::default().interval * 9 / 10,
+                "not even by quick cycles: {owned:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.send(true).unwrap();
+        for run in runs {
+            run.await.unwrap().unwrap();
+        }
+    }
+
+    /// A store whose listings are always empty, as taken before anybody claimed, counting the
+    /// claims sent through it.
+    struct ListedBeforeAnyClaim {
+        store: Arc<crate::InMemoryCheckpointStore>,
+        claims_sent: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl CheckpointStore for ListedBeforeAnyClaim {
+        async fn list_ownership(&self, _: &Scope) -> Result<Vec<Ownership>> {
+            Ok(Vec::new())
+        }
+        async fn claim_ownership(&self, claims: &[Ownership]) -> Result<Vec<Ownership>> {
+            self.claims_sent.fetch_add(claims.len(), Ordering::Relaxed);
+            self.store.claim_ownership(claims).await
+        }
+        async fn update_checkpoint(&self, checkpoint: &crate::Checkpoint) -> Result<()> {
+            self.store.update_checkpoint(checkpoint).await
+        }
+        async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<crate::Checkpoint>> {
+            self.store.list_checkpoints(scope).await
+        }
+    }
+
+    /// A greedy consumer that sees nobody claims every free partition in one cycle, a round
+    /// after another; one that loses a free partition to another consumer stops after that round.
+    #[tokio::test]
+    async fn free_partitions_go_out_a_round_at_a_time_until_one_is_lost() {
+        let alone = Arc::new(crate::InMemoryCheckpointStore::new());
+        assert_eq!(greedy(&alone, "a", 100).cycle().await.unwrap().len(), 100);
+
+        // x owns 50 of 100; b listed before x claimed, so it plans all 100 in its own order.
+        // Its first round of 32 all among the 50 free ones: about 1 in 2,000,000,000.
+        let store = Arc::new(crate::InMemoryCheckpointStore::new());
+        assert_eq!(greedy(&store, "x", 50).cycle().await.unwrap().len(), 50);
+        let late = Arc::new(ListedBeforeAnyClaim {
+            store: store.clone(),
+            claims_sent: Default::default(),
+        });
+        let owned = greedy(&late, "b", 100).cycle().await.unwrap();
+        assert!(owned.len() < plan::FREE_CLAIMS_PER_ROUND, "{owned:?}");
+        assert!(owned.iter().all(|p| p.parse::<usize>().unwrap() >= 50));
+        assert_eq!(
+            late.claims_sent.load(Ordering::Relaxed),
+            plan::FREE_CLAIMS_PER_ROUND
+        );
     }
 }

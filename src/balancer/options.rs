@@ -11,8 +11,15 @@ pub enum Strategy {
     /// default of the Python and .NET processors.
     #[default]
     Balanced,
-    /// Its whole fair share of unowned partitions in one cycle: quickest to start processing
-    /// everything.
+    /// Its whole fair share in one cycle: unowned partitions first (32 claims a round, until one
+    /// is lost to another consumer: then it is not alone), else its whole deficit stolen from
+    /// owners above their share (consumers short at once divide the excess the same way from the
+    /// same listing, so they do not take the same owner below its share). After a cycle that
+    /// claimed, [`run`](super::PartitionBalancer::run) lists again an eighth of an interval later
+    /// (renewing nothing then), since others may have claimed too: a fleet started together
+    /// evens out within one to three intervals, where one partition a cycle takes about as many
+    /// cycles as a consumer's share. Quickest to start processing everything, at the price of
+    /// some moves.
     Greedy,
 }
 

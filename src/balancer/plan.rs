@@ -117,10 +117,24 @@ impl View {
     }
 }
 
+/// A greedy consumer that planned claims looks again after this fraction of its interval rather
+/// than a whole one: what it planned from may have changed under it (others claimed too), and its
+/// next listing shows what it still lacks.
+pub(super) const QUICK_PAUSE_DIVISOR: u32 = 8;
+
+/// Quick cycles in a row at most; then whole intervals until a cycle plans nothing, so a claim
+/// that keeps failing costs one listing an interval, not eight.
+pub(super) const QUICK_CYCLES: u32 = 8;
+
+/// Claims of free partitions per round, after the first (see `PartitionBalancer::claim`): the
+/// stores' default `claim_concurrency`, so a round is one round trip.
+pub(super) const FREE_CLAIMS_PER_ROUND: usize = 32;
+
 /// The partitions `me` should claim this cycle, beyond renewals: up to its fair share of the free
-/// ones (all at once with `Greedy`, one with `Balanced`), or, when none is free, one stolen from
-/// the busiest owner above its share. `shuffle` is fixed per consumer, so consumers that start
-/// together pick different partitions.
+/// ones (all at once with `Greedy`, one with `Balanced`), or, when none is free, steals from
+/// owners above their share (`Greedy` below its minimum: its whole deficit, see
+/// [`greedy_steals`]; otherwise one, from the busiest). `shuffle` is fixed per consumer, so
+/// consumers that start together pick different partitions.
 pub(super) fn plan(
     view: &View,
     me: &str,
@@ -157,7 +171,12 @@ pub(super) fn plan(
         return free.into_iter().take(take).cloned().collect();
     }
 
-    // Nothing free: steal one from the busiest owner, if it holds more than its share allows.
+    // Nothing free: steal from owners holding more than their share allows.
+    if strategy == Strategy::Greedy && mine < share.min {
+        return greedy_steals(view, &owners, me, share.min);
+    }
+    // One partition a cycle, from the busiest (balanced, or a greedy consumer at its minimum
+    // taking one of the "+1" slots).
     let limit = if mine < share.min {
         share.min
     } else {
@@ -176,6 +195,61 @@ pub(super) fn plan(
         .into_iter()
         .cloned()
         .collect()
+}
+
+/// A greedy consumer below its minimum with nothing free takes its whole deficit at once. A
+/// fleet started together is where this happens: each consumer claims every free partition in its
+/// first cycle (it knows no other yet), so the shares come out uneven, and one steal a cycle
+/// would take a consumer a cycle per missing partition.
+///
+/// Stealing at once invites over-stealing: several consumers short of their share, each taking
+/// from the same busy owner, could leave it short in turn. So each one works out, from its
+/// listing, the same division of everybody's excess (deficits filled in owner order, the largest
+/// excess first, each owner's partitions in id order) and claims only its own part. Consumers
+/// whose listings agree claim disjoint parts that sum to the excess; one whose listing is behind
+/// claims partitions another took meanwhile, and those claims fail on the version (the store's
+/// conditional write) rather than taking more.
+fn greedy_steals(view: &View, owners: &HashMap<&str, usize>, me: &str, min: usize) -> Vec<String> {
+    let mut takers: Vec<(&str, usize)> = owners
+        .iter()
+        .filter(|(_, n)| **n < min)
+        .map(|(o, n)| (*o, min - n))
+        .collect();
+    takers.sort_unstable();
+    let mut victims: Vec<(&str, usize)> = owners
+        .iter()
+        .filter(|(_, n)| **n > min)
+        .map(|(o, n)| (*o, n - min))
+        .collect();
+    victims.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    // (victim, its partitions given away so far, what is left of its excess)
+    let mut giving = victims.iter().map(|(v, excess)| (*v, 0usize, *excess));
+    let mut current = giving.next();
+    for (taker, mut deficit) in takers {
+        let mut mine = Vec::new();
+        while deficit > 0 {
+            let Some((victim, given, left)) = current.as_mut() else {
+                break;
+            };
+            let n = deficit.min(*left);
+            if taker == me {
+                let mut theirs: Vec<&String> =
+                    view.owned_by(victim).map(|o| &o.partition_id).collect();
+                theirs.sort_unstable();
+                mine.extend(theirs.into_iter().skip(*given).take(n).cloned());
+            }
+            *given += n;
+            *left -= n;
+            deficit -= n;
+            if *left == 0 {
+                current = giving.next();
+            }
+        }
+        if taker == me {
+            return mine;
+        }
+    }
+    Vec::new()
 }
 
 #[cfg(test)]
@@ -231,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn plans_free_partitions_first_then_one_steal_from_the_busiest() {
+    fn plans_free_partitions_first_then_steals_from_the_busiest() {
         let now = OffsetDateTime::now_utc();
         let partitions: BTreeSet<String> = (0..4).map(|p| p.to_string()).collect();
         let expiration = Duration::from_secs(30);
@@ -240,7 +314,7 @@ mod tests {
         let empty = View::new(Vec::new(), &partitions, "me", now, expiration);
         assert_eq!(plan(&empty, "me", 4, Strategy::Greedy, &shuffle).len(), 4);
         assert_eq!(plan(&empty, "me", 4, Strategy::Balanced, &shuffle).len(), 1);
-        // "a" holds all four: one is stolen from it, whatever the strategy.
+        // "a" holds all four: balanced steals one, greedy its share.
         let full = View::new(
             (0..4)
                 .map(|p| record(&p.to_string(), Some("a"), 1, now))
@@ -250,10 +324,10 @@ mod tests {
             now,
             expiration,
         );
-        for strategy in [Strategy::Greedy, Strategy::Balanced] {
+        for (strategy, steals) in [(Strategy::Balanced, 1), (Strategy::Greedy, 2)] {
             let stolen = plan(&full, "me", 4, strategy, &shuffle);
-            assert_eq!(stolen.len(), 1);
-            assert!(full.owned_by_other(&stolen[0], "me"));
+            assert_eq!(stolen.len(), steals, "{strategy:?}");
+            assert!(stolen.iter().all(|p| full.owned_by_other(p, "me")));
         }
         // At its share (2 of 4 beside "a"'s 2): nothing to take.
         let even = View::new(
@@ -271,69 +345,262 @@ mod tests {
         assert!(plan(&even, "me", 4, Strategy::Greedy, &shuffle).is_empty());
     }
 
-    /// A fleet started together, simulated: each cycle every consumer plans on the listing taken
-    /// at the cycle's start, and their claims race, interleaved, each landing only if the
-    /// partition's owner is still the one that listing showed (the store's conditional write).
-    /// Returns the cycles until every partition is owned and every consumer holds its share.
-    fn cycles_to_fair_share(partitions: usize, consumers: usize, strategy: Strategy) -> usize {
+    /// Greedy consumers short of their minimum divide the others' excess the same way from the
+    /// same listing: their parts do not overlap and sum to exactly the excess.
+    #[test]
+    fn greedy_stealers_divide_the_excess_without_overlap() {
+        let now = OffsetDateTime::now_utc();
+        let partitions: BTreeSet<String> = (0..12).map(|p| p.to_string()).collect();
+        // "a" 7, "b" 3, "c" 2, "d" and "e" none yet (they own nothing, so nobody sees them):
+        // the share of 12 over a, b, c is 4 each.
+        let listed: Vec<Ownership> = (0..12)
+            .map(|p| {
+                let owner = match p {
+                    0..=6 => "a",
+                    7..=9 => "b",
+                    _ => "c",
+                };
+                record(&p.to_string(), Some(owner), 1, now)
+            })
+            .collect();
+        let shuffle = RandomState::new();
+        let mut taken = Vec::new();
+        for me in ["b", "c"] {
+            let view = View::new(
+                listed.clone(),
+                &partitions,
+                me,
+                now,
+                Duration::from_secs(30),
+            );
+            let stolen = plan(&view, me, 12, Strategy::Greedy, &shuffle);
+            assert!(
+                stolen.iter().all(|p| view.live[p] == "a"),
+                "{me}: {stolen:?}"
+            );
+            taken.push(stolen);
+        }
+        assert_eq!((taken[0].len(), taken[1].len()), (1, 2));
+        let all: BTreeSet<&String> = taken.iter().flatten().collect();
+        assert_eq!(all.len(), 3, "overlapping parts: {taken:?}");
+    }
+
+    /// A fleet started together, in time, as `run` drives it: each consumer lists at its own
+    /// moments (cycles of 0.9-1.1 intervals, the first within a tenth of one of the others'; a
+    /// greedy one that planned claims lists again an eighth of an interval later, renewing
+    /// nothing then, at most `QUICK_CYCLES` times in a row), and each of its claims lands some
+    /// time after its listing (up to `spread` of an interval), only if the partition is still at
+    /// the version that listing showed (the store's conditional write). Free partitions beyond
+    /// the first round go out a round at a time while no free claim was lost, as `claim` sends
+    /// them. Returns the intervals
+    /// until every partition is owned and every consumer holds its share, and the moves between
+    /// consumers on the way.
+    fn fleet_in_time(
+        partitions: usize,
+        consumers: usize,
+        strategy: Strategy,
+        spread: f64,
+        seed: u64,
+    ) -> (f64, usize) {
+        use std::{cmp::Reverse, collections::BinaryHeap};
+        // Time in millionths of an interval.
+        const U: f64 = 1_000_000.0;
+        #[derive(PartialEq, Eq, PartialOrd, Ord)]
+        enum Event {
+            List {
+                c: usize,
+                renew: bool,
+                quick_left: u32,
+            },
+            Claim {
+                c: usize,
+                p: usize,
+                seen: Option<(usize, u64)>,
+            },
+            /// After a round of free claims (`sent`): the next round, if none was lost.
+            Round {
+                c: usize,
+                sent: Vec<usize>,
+                rest: Vec<(usize, Option<(usize, u64)>)>,
+            },
+        }
+        // A round of free claims after the first lands within this.
+        let round_time = spread / 4.0;
+        let mut rng = seed.max(1);
+        let mut between = |lo: f64, hi: f64| {
+            // xorshift64: reproducible timing per seed.
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            ((lo + (hi - lo) * (rng >> 11) as f64 / (1u64 << 53) as f64) * U) as u64
+        };
         let now = OffsetDateTime::now_utc();
         let ids: BTreeSet<String> = (0..partitions).map(|p| p.to_string()).collect();
         let names: Vec<String> = (0..consumers).map(|c| format!("c{c}")).collect();
         let shuffles: Vec<RandomState> = (0..consumers).map(|_| RandomState::new()).collect();
-        let mut owner: BTreeMap<String, String> = BTreeMap::new();
-        for cycle in 1..=200 {
-            let listed: Vec<Ownership> = owner
-                .iter()
-                .map(|(p, o)| record(p, Some(o), 1, now))
-                .collect();
-            let seen = owner.clone();
-            let plans: Vec<Vec<String>> = names
-                .iter()
-                .zip(&shuffles)
-                .map(|(name, shuffle)| {
-                    let view = View::new(listed.clone(), &ids, name, now, Duration::from_secs(60));
-                    plan(&view, name, partitions, strategy, shuffle)
-                })
-                .collect();
-            // The consumers' claims race: the first to land on a partition wins it.
-            let longest = plans.iter().map(Vec::len).max().unwrap_or(0);
-            for i in 0..longest {
-                for (name, plan) in names.iter().zip(&plans) {
-                    if let Some(p) = plan.get(i) {
-                        if owner.get(p) == seen.get(p) {
-                            owner.insert(p.clone(), name.clone());
-                        }
+        let share = FairShare::new(partitions, consumers);
+        // Each partition's owner and version; owned partitions per consumer.
+        let mut owner: Vec<Option<(usize, u64)>> = vec![None; partitions];
+        let mut counts = vec![0usize; consumers];
+        let (mut version, mut moves, mut order) = (0u64, 0, 0u64);
+        let mut queue = BinaryHeap::new();
+        let mut push = |queue: &mut BinaryHeap<_>, at: u64, event: Event| {
+            order += 1;
+            queue.push(Reverse((at, order, event)));
+        };
+        for c in 0..consumers {
+            let at = between(0.0, 0.1);
+            let list = Event::List {
+                c,
+                renew: true,
+                quick_left: QUICK_CYCLES,
+            };
+            push(&mut queue, at, list);
+        }
+        while let Some(Reverse((t, _, event))) = queue.pop() {
+            assert!(
+                t < 200 * U as u64,
+                "{partitions} x {consumers} {strategy:?}: no fair share in 200 intervals"
+            );
+            match event {
+                Event::List {
+                    c,
+                    renew,
+                    quick_left,
+                } => {
+                    let listed: Vec<Ownership> = owner
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(p, o)| {
+                            o.map(|(o, _)| record(&p.to_string(), Some(&names[o]), 1, now))
+                        })
+                        .collect();
+                    let view = View::new(listed, &ids, &names[c], now, Duration::from_secs(600));
+                    let planned = plan(&view, &names[c], partitions, strategy, &shuffles[c]);
+                    // Steals, and the first round of free partitions, go out with the renewals.
+                    let (free, mut claims): (Vec<usize>, Vec<usize>) = planned
+                        .iter()
+                        .map(|p| p.parse::<usize>().unwrap())
+                        .partition(|&p| owner[p].is_none());
+                    let first: Vec<usize> =
+                        free.iter().copied().take(FREE_CLAIMS_PER_ROUND).collect();
+                    claims.extend(&first);
+                    let rest: Vec<_> = free[first.len()..].iter().map(|&p| (p, owner[p])).collect();
+                    if !rest.is_empty() {
+                        let round = Event::Round {
+                            c,
+                            sent: first,
+                            rest,
+                        };
+                        push(&mut queue, t + (spread * U) as u64, round);
+                    }
+                    if renew {
+                        claims.extend(
+                            view.owned_by(&names[c])
+                                .map(|o| o.partition_id.parse::<usize>().unwrap()),
+                        );
+                    }
+                    for p in claims {
+                        let claim = Event::Claim {
+                            c,
+                            p,
+                            seen: owner[p],
+                        };
+                        push(&mut queue, t + between(0.01, spread), claim);
+                    }
+                    let next =
+                        if strategy == Strategy::Greedy && !planned.is_empty() && quick_left > 0 {
+                            let list = Event::List {
+                                c,
+                                renew: false,
+                                quick_left: quick_left - 1,
+                            };
+                            (t + between(0.125, 0.125) + between(0.0, spread), list)
+                        } else {
+                            let left = if planned.is_empty() {
+                                QUICK_CYCLES
+                            } else {
+                                quick_left
+                            };
+                            (
+                                t + between(0.9, 1.1),
+                                Event::List {
+                                    c,
+                                    renew: true,
+                                    quick_left: left,
+                                },
+                            )
+                        };
+                    push(&mut queue, next.0, next.1);
+                }
+                Event::Round { c, sent, mut rest } => {
+                    if sent.iter().any(|&p| owner[p].is_none_or(|(o, _)| o != c)) {
+                        continue;
+                    }
+                    let round: Vec<_> = rest
+                        .drain(..rest.len().min(FREE_CLAIMS_PER_ROUND))
+                        .collect();
+                    for &(p, seen) in &round {
+                        push(
+                            &mut queue,
+                            t + between(0.01, round_time),
+                            Event::Claim { c, p, seen },
+                        );
+                    }
+                    if !rest.is_empty() {
+                        let sent = round.iter().map(|&(p, _)| p).collect();
+                        let next = Event::Round { c, sent, rest };
+                        push(&mut queue, t + (round_time * U) as u64, next);
+                    }
+                }
+                Event::Claim { c, p, seen } => {
+                    if owner[p] != seen {
+                        continue;
+                    }
+                    version += 1;
+                    if let Some((before, _)) = seen {
+                        counts[before] -= 1;
+                        moves += usize::from(before != c);
+                    }
+                    counts[c] += 1;
+                    owner[p] = Some((c, version));
+                    if owner.iter().all(Option::is_some)
+                        && counts.iter().all(|&n| n >= share.min && n <= share.max())
+                    {
+                        return (t as f64 / U, moves);
                     }
                 }
             }
-            let share = FairShare::new(partitions, consumers);
-            let counts: Vec<usize> = names
-                .iter()
-                .map(|n| owner.values().filter(|o| *o == n).count())
-                .collect();
-            if owner.len() == partitions
-                && counts.iter().all(|&n| n >= share.min && n <= share.max())
-            {
-                return cycle;
-            }
         }
-        panic!("{partitions} x {consumers} {strategy:?}: no fair share in 200 cycles");
+        unreachable!("consumers list forever")
     }
 
-    /// Both strategies even out a fleet started together. Greedy steals one partition a cycle
-    /// like balanced once nothing is free: taking a whole shortfall at once evened a fleet out in
-    /// 3 cycles, but made a giver hand over many partitions at once, more than it could write
-    /// within the taker's hold on a loaded machine (the demo measured events reprocessed).
+    /// Greedy evens out a fleet started together within three intervals, up to 1,024 partitions
+    /// over 64 consumers, whether claims land at once or over a third of an interval (stealing
+    /// each consumer's deficit at once, and looking again soon after a cycle that claimed), with
+    /// few moves (free partitions claimed a round at a time until one is lost: each consumer
+    /// claiming all 1,024 at first took over 700 moves to even out);
+    /// balanced, one partition a cycle, within about a cycle per partition of the share.
     #[test]
     fn a_fleet_started_together_reaches_its_share() {
-        for (partitions, consumers) in [(32, 4), (256, 16)] {
-            for strategy in [Strategy::Greedy, Strategy::Balanced] {
-                let cycles = cycles_to_fair_share(partitions, consumers, strategy);
-                assert!(
-                    cycles <= partitions,
-                    "{partitions} x {consumers} {strategy:?}: {cycles}"
-                );
+        for (partitions, consumers) in [(32, 4), (256, 16), (1024, 64)] {
+            for spread in [0.05, 0.3] {
+                for seed in [1, 2] {
+                    let (intervals, moves) =
+                        fleet_in_time(partitions, consumers, Strategy::Greedy, spread, seed * 7919);
+                    assert!(
+                        intervals <= 3.0 && moves <= partitions / 2 + 32,
+                        "{partitions} x {consumers} greedy, spread {spread}: {intervals:.1} intervals, {moves} moves"
+                    );
+                }
             }
+            // One claim a cycle, some of them lost to a race for the same free partition.
+            let (intervals, moves) =
+                fleet_in_time(partitions, consumers, Strategy::Balanced, 0.3, 1);
+            assert!(
+                intervals <= (2 * partitions / consumers + 4) as f64 && moves <= partitions,
+                "{partitions} x {consumers} balanced: {intervals:.1} intervals, {moves} moves"
+            );
         }
     }
 }
