@@ -1,15 +1,17 @@
 //! A fleet at scale: K consumers, each a `PartitionBalancer` with a `Checkpointer` on a
-//! `BlobCheckpointStore` of its own, tasks of one process, share N partitions against Azurite.
-//! Per row: the time until the fleet holds its fair share in the store (every partition's record
-//! owned, every consumer at ⌊N/K⌋ or ⌈N/K⌉), in intervals and in the fleet's cycles per consumer
-//! (quick ones included), and until every consumer processes all it owns (no partition held for
-//! a handover, which is when the steady state starts), ownership changes until the fair share, and in the steady state after it the
-//! storage requests per minute (total and per consumer, by kind) and the CPU per consumer.
+//! `BlobCheckpointStore` of its own, tasks of one process (or separate processes), share N
+//! partitions against Azurite. Per row: the time until the fleet holds its fair share in the
+//! store (every partition's record owned, every consumer at ⌊N/K⌋ or ⌈N/K⌉), in intervals and in
+//! the fleet's cycles per consumer (quick ones included), and until every consumer processes all
+//! it owns (no partition held for a handover, which is when the steady state starts); ownership
+//! changes until the fair share; in the steady state after it, the storage requests per minute
+//! (total and per consumer, by kind) and the CPU per consumer.
 //!
 //! ```sh
 //! scripts/bench.sh fleet                 # every row
 //! FLEET_ROWS=256x16 scripts/bench.sh fleet
 //! FLEET_ROWS=1024x64 FLEET_STRATEGIES=greedy scripts/bench.sh fleet
+//! FLEET_ROWS= FLEET_PROCESSES=256x16 scripts/bench.sh fleet   # consumers as separate processes
 //! ```
 //!
 //! By design a steady consumer sends one listing per cycle (one page per 5,000 records) and one
@@ -23,7 +25,7 @@ use eventhub_checkpointstore::{
     BlobCheckpointStore, BlobCheckpointStoreOptions, CheckpointStore, Scope,
 };
 use eventhub_checkpointstore_testkit::{self as common, Recorder};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{
     atomic::{AtomicU32, Ordering},
     Arc,
@@ -40,6 +42,79 @@ struct Consumer {
     balancer: Arc<PartitionBalancer>,
     checkpointer: Arc<Checkpointer>,
     recorder: Recorder,
+}
+
+impl Consumer {
+    /// A balancer over `partitions` with a checkpointer writing every `CHECKPOINT_EVERY`, on
+    /// `store` (whose requests `recorder` sees, if installed).
+    fn new(
+        store: BlobCheckpointStore,
+        scope: &Scope,
+        owner: &str,
+        partitions: usize,
+        interval: Duration,
+        strategy: Strategy,
+        recorder: Recorder,
+    ) -> Self {
+        let store: Arc<dyn CheckpointStore> = Arc::new(store);
+        let options = CheckpointerOptions {
+            every_events: None,
+            every: Some(CHECKPOINT_EVERY),
+        };
+        let checkpointer =
+            Arc::new(Checkpointer::new(store.clone(), scope.clone(), options).unwrap());
+        let options = BalancerOptions {
+            interval,
+            expiration: interval * 6,
+            strategy,
+            ..Default::default()
+        };
+        let ids = (0..partitions).map(|p| p.to_string());
+        let balancer = PartitionBalancer::new(store, scope.clone(), owner, ids, options)
+            .unwrap()
+            .with_checkpointer(checkpointer.clone());
+        Consumer {
+            balancer: Arc::new(balancer),
+            checkpointer,
+            recorder,
+        }
+    }
+
+    /// Runs the balancer (`run`: jittered cycles, quick cycles, handover writes) and, once a
+    /// second, records a position for every partition it may process, until `stop` turns true.
+    fn start(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+        on_cycle: impl FnMut(&eventhub_checkpointstore::Result<BTreeSet<String>>) + Send + 'static,
+    ) -> [tokio::task::JoinHandle<()>; 2] {
+        let balancer = self.balancer.clone();
+        let mut stopped = stop.clone();
+        let run = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            let _ = balancer.run(shutdown, on_cycle).await;
+        });
+        let (balancer, checkpointer) = (self.balancer.clone(), self.checkpointer.clone());
+        let mut stop = stop;
+        let record = tokio::spawn(async move {
+            let mut seq = 0i64;
+            loop {
+                seq += 1;
+                for partition in balancer.ready() {
+                    let _ = checkpointer
+                        .record(&partition, Some((seq * 1024).to_string()), Some(seq))
+                        .await;
+                }
+                let _ = checkpointer.flush_due().await;
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        [run, record]
+    }
 }
 
 /// Requests one consumer sent, by kind.
@@ -118,13 +193,15 @@ fn fair(owners: &BTreeMap<String, String>, partitions: usize, consumers: usize) 
         && counts.values().all(|&n| n >= low && n <= high)
 }
 
-/// The balancing interval for `partitions` x `consumers`: Azurite lists some 10,000 records a
-/// second, so a cycle's listings by every consumer must fit, and at 1,024 x 64 the first cycle's
-/// claims too (every consumer claims every partition, some 65,000 requests at ~1,000 a second).
+/// The balancing interval for `partitions` x `consumers`: Azurite (one Node.js thread) lists
+/// some 10,000 records a second and serves ~1,000 writes, so a cycle's listings by every consumer
+/// must fit with the renewals and checkpoints of every partition (at 1,024 x 16 with 5 s it sat
+/// at 100% CPU).
 fn interval_for(partitions: usize, consumers: usize) -> Duration {
-    match partitions * consumers {
-        0..=4096 => Duration::from_secs(2),
-        4097..=32768 => Duration::from_secs(5),
+    match (partitions, partitions * consumers) {
+        (_, 0..=4096) => Duration::from_secs(2),
+        (0..=512, _) => Duration::from_secs(5),
+        (_, 0..=16384) => Duration::from_secs(10),
         _ => Duration::from_secs(30),
     }
 }
@@ -147,7 +224,8 @@ struct ToFairShare {
     owners: BTreeMap<String, String>,
     /// First claims plus every move between consumers, seen at each look.
     changes: u64,
-    /// The fleet's cycles per consumer until then; `None` if not reached in 40 intervals.
+    /// The fleet's cycles per consumer until then; `None` if not reached in 40 intervals and two
+    /// per partition of the share (balanced takes about one per partition).
     cycles: Option<u32>,
     /// Wall time from `started` until then, in intervals.
     intervals: Option<f64>,
@@ -170,7 +248,7 @@ async fn until_fair_share(
         cycles: None,
         intervals: None,
     };
-    let give_up = started + interval * 40;
+    let give_up = started + interval * (40 + 2 * partitions.div_ceil(consumers)) as u32;
     while Instant::now() < give_up {
         tokio::time::sleep(interval / 4).await;
         let now = owners(store, scope).await;
@@ -186,16 +264,17 @@ async fn until_fair_share(
     watched
 }
 
-/// Waits until every consumer of `fleet` processes all it owns: partitions moved on the way to the
-/// fair share are held until their givers handed them over. Wall time from `started`, in
+/// Waits until every consumer processes all it owns (`all_ready`): partitions moved on the way to
+/// the fair share are held until their givers handed them over. Wall time from `started`, in
 /// intervals; `None` if not within 20 intervals more.
-async fn until_ready(fleet: &[Consumer], interval: Duration, started: Instant) -> Option<f64> {
+async fn until_ready(
+    all_ready: impl Fn() -> bool,
+    interval: Duration,
+    started: Instant,
+) -> Option<f64> {
     let give_up = Instant::now() + interval * 20;
     while Instant::now() < give_up {
-        if fleet
-            .iter()
-            .all(|c| c.balancer.ready() == c.balancer.owned())
-        {
+        if all_ready() {
             return Some(started.elapsed().as_secs_f64() / interval.as_secs_f64());
         }
         tokio::time::sleep(interval / 4).await;
@@ -215,85 +294,28 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     let interval = interval_for(partitions, consumers);
     let container = common::fresh_container().await;
     let scope = Scope::new("fleet", format!("n{partitions}k{consumers}"), "$Default");
-    let ids: Vec<String> = (0..partitions).map(|p| p.to_string()).collect();
     let fleet: Vec<Consumer> = (0..consumers)
         .map(|c| {
             let recorder = Recorder::default();
-            let store: Arc<dyn CheckpointStore> = Arc::new(common::store_on(
+            let store = common::store_on(
                 &container,
                 Some(recorder.install(BlobCheckpointStoreOptions::default())),
-            ));
-            let checkpointer = Arc::new(
-                Checkpointer::new(
-                    store.clone(),
-                    scope.clone(),
-                    CheckpointerOptions {
-                        every_events: None,
-                        every: Some(CHECKPOINT_EVERY),
-                    },
-                )
-                .unwrap(),
             );
-            let balancer = Arc::new(
-                PartitionBalancer::new(
-                    store,
-                    scope.clone(),
-                    format!("consumer-{c}"),
-                    &ids,
-                    BalancerOptions {
-                        interval,
-                        expiration: interval * 6,
-                        strategy,
-                        ..Default::default()
-                    },
-                )
-                .unwrap()
-                .with_checkpointer(checkpointer.clone()),
-            );
-            Consumer {
-                balancer,
-                checkpointer,
-                recorder,
-            }
+            let owner = format!("consumer-{c}");
+            Consumer::new(
+                store, &scope, &owner, partitions, interval, strategy, recorder,
+            )
         })
         .collect();
 
-    // Each consumer runs its balancer (`run`: jittered cycles, handover writes) and, once a
-    // second, records a position for every partition it may process.
     let started = Instant::now();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
     let mut tasks = Vec::new();
     let cycles = Arc::new(AtomicU32::new(0));
     for consumer in &fleet {
-        let (balancer, cycles) = (consumer.balancer.clone(), cycles.clone());
-        let shutdown = stopped(stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let _ = balancer
-                .run(shutdown, |_| {
-                    cycles.fetch_add(1, Ordering::Relaxed);
-                })
-                .await;
-        }));
-        let (balancer, checkpointer) = (consumer.balancer.clone(), consumer.checkpointer.clone());
-        let mut stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut seq = 0i64;
-            loop {
-                seq += 1;
-                for partition in balancer.ready() {
-                    let _ = checkpointer
-                        .record(&partition, Some((seq * 1024).to_string()), Some(seq))
-                        .await;
-                }
-                let _ = checkpointer.flush_due().await;
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
+        let cycles = cycles.clone();
+        tasks.extend(consumer.start(stop.clone(), move |_| {
+            cycles.fetch_add(1, Ordering::Relaxed);
         }));
     }
 
@@ -302,7 +324,12 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     let watcher = common::store_on(&container, None);
     let size = (partitions, consumers);
     let watched = until_fair_share(&watcher, &scope, &cycles, size, interval, started).await;
-    let ready = until_ready(&fleet, interval, started).await;
+    let all_ready = || {
+        fleet
+            .iter()
+            .all(|c| c.balancer.ready() == c.balancer.owned())
+    };
+    let ready = until_ready(all_ready, interval, started).await;
 
     // The steady state: requests and CPU over a few cycles, ownership changes that still happen.
     for consumer in &fleet {
@@ -342,7 +369,14 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     }
 }
 
+/// Set (to the strategy) in the processes of `FLEET_PROCESSES` rows: the bench's binary is then
+/// one consumer ([`consumer_process`]).
+const CONSUMER_PROCESS: &str = "FLEET_CONSUMER_PROCESS";
+
 fn main() {
+    if let Ok(strategy) = std::env::var(CONSUMER_PROCESS) {
+        return consumer_process(&strategy);
+    }
     let rows: Vec<(usize, usize)> = match std::env::var("FLEET_ROWS") {
         Ok(rows) => parse_rows(&rows),
         Err(_) => vec![
@@ -364,6 +398,13 @@ fn main() {
     // `FLEET_PYTHON=256x16`: Python's load balancer as the reference (needs `PYTHON_PEER`, which
     // `scripts/bench.sh fleet` sets when FLEET_PYTHON is given).
     let python_rows = parse_rows(std::env::var("FLEET_PYTHON").ok().as_deref().unwrap_or(""));
+    // `FLEET_PROCESSES=256x16`: this crate's consumers as separate processes.
+    let process_rows = parse_rows(
+        std::env::var("FLEET_PROCESSES")
+            .ok()
+            .as_deref()
+            .unwrap_or(""),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -377,8 +418,63 @@ fn main() {
                 print_row(&row(n, k, strategy).await);
             }
         }
+        for &(n, k) in &process_rows {
+            for &strategy in &strategies {
+                let who = processes::Who::Rust(strategy);
+                print_row(&processes::row(n, k, who).await);
+            }
+        }
         for &(n, k) in &python_rows {
-            print_row(&python::row(n, k).await);
+            print_row(&processes::row(n, k, processes::Who::Python).await);
+        }
+    });
+}
+
+/// One consumer as a process of its own, for the `FLEET_PROCESSES` rows: `Consumer` as the rows
+/// of tasks run it, its arguments those of `tools/python-peer/balancer.py` (connection string,
+/// container, namespace, event hub, consumer group, owner, interval and expiration in seconds,
+/// partitions; the expiration is six intervals, as everywhere here). Prints `[owned, ready]` as
+/// a JSON line per cycle; stops, relinquishing, when stdin closes.
+fn consumer_process(strategy: &str) {
+    use tokio::io::AsyncReadExt;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [connection, container, namespace, hub, group, owner, interval, _, partitions] = &args[..]
+    else {
+        panic!("a consumer process takes 9 arguments, not {args:?}");
+    };
+    let strategy = match strategy {
+        "Greedy" => Strategy::Greedy,
+        _ => Strategy::Balanced,
+    };
+    let interval = Duration::from_secs(interval.parse().unwrap());
+    let partitions: usize = partitions.parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = BlobCheckpointStore::from_connection_string(connection, container, None)
+            .expect("a valid connection string");
+        let scope = Scope::new(namespace, hub, group);
+        let consumer = Consumer::new(
+            store,
+            &scope,
+            owner,
+            partitions,
+            interval,
+            strategy,
+            Recorder::default(),
+        );
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let balancer = consumer.balancer.clone();
+        let tasks = consumer.start(stop, move |_| {
+            let line = serde_json::json!([balancer.owned(), balancer.ready()]);
+            println!("{line}");
+        });
+        let _ = tokio::io::stdin().read_to_end(&mut Vec::new()).await;
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            let _ = task.await;
         }
     });
 }
@@ -423,20 +519,27 @@ fn print_row(r: &Row) {
     );
 }
 
-/// The reference: K processes of Python's load balancer (azure-eventhub's `OwnershipManager`,
-/// greedy, over its blob store; `tools/python-peer/balancer.py`, pinned as in the mixed-fleet
-/// test) over N partitions, measured as the rows above: the store's records, their cycles from
-/// what each prints per cycle, their requests counted on the wire by a proxy in front of Azurite,
-/// their CPU from /proc. They record no checkpoints (a balancer only).
-mod python {
+/// Rows of K separate processes over N partitions: this crate's consumers (this bench's binary
+/// again, as [`consumer_process`]), or, as the reference, Python's load balancer
+/// (azure-eventhub's `OwnershipManager`, greedy, over its blob store;
+/// `tools/python-peer/balancer.py`, pinned as in the mixed-fleet test), which records no
+/// checkpoints (a balancer only). Measured as the rows of tasks: the store's records, their
+/// cycles from what each prints per cycle, their requests counted on the wire by a proxy in front
+/// of Azurite, their CPU from /proc.
+mod processes {
     use super::*;
     use eventhub_checkpointstore::ConnectionString;
     use std::sync::Mutex;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-    pub(super) async fn row(partitions: usize, consumers: usize) -> Row {
-        let python = std::env::var("PYTHON_PEER")
-            .expect("PYTHON_PEER is not set: run with FLEET_PYTHON through scripts/bench.sh fleet");
+    /// Who the processes of a row are.
+    #[derive(Clone, Copy)]
+    pub(super) enum Who {
+        Python,
+        Rust(Strategy),
+    }
+
+    pub(super) async fn row(partitions: usize, consumers: usize, who: Who) -> Row {
         let interval = interval_for(partitions, consumers);
         let container = common::fresh_container().await;
         let upstream = ConnectionString::parse(&common::connection_string())
@@ -455,20 +558,49 @@ mod python {
             "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://{proxy}/devstoreaccount1;",
             eventhub_checkpointstore::DEVELOPMENT_ACCOUNT_KEY
         );
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/python-peer/balancer.py");
+        let (hub, label) = match who {
+            Who::Python => (
+                format!("py-n{partitions}k{consumers}"),
+                "Python greedy".to_owned(),
+            ),
+            Who::Rust(strategy) => (
+                format!("proc-n{partitions}k{consumers}"),
+                format!("{strategy:?}, processes"),
+            ),
+        };
         let cycles = Arc::new(AtomicU32::new(0));
+        // Whether each process processes all it owns, as of its last cycle.
+        let ready = Arc::new(Mutex::new(vec![false; consumers]));
         let mut children = Vec::new();
         let started = Instant::now();
         for c in 0..consumers {
-            let mut child = tokio::process::Command::new(&python)
+            let mut command = match who {
+                Who::Python => {
+                    let python = std::env::var("PYTHON_PEER").expect(
+                        "PYTHON_PEER is not set: run with FLEET_PYTHON through scripts/bench.sh fleet",
+                    );
+                    let mut command = tokio::process::Command::new(python);
+                    command.arg(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/tools/python-peer/balancer.py"
+                    ));
+                    command
+                }
+                Who::Rust(strategy) => {
+                    let mut command =
+                        tokio::process::Command::new(std::env::current_exe().unwrap());
+                    command.env(CONSUMER_PROCESS, format!("{strategy:?}"));
+                    command
+                }
+            };
+            let mut child = command
                 .args([
-                    script,
                     &connection,
                     &container,
                     "fleet",
-                    &format!("py-n{partitions}k{consumers}"),
+                    &hub,
                     "$Default",
-                    &format!("python-{c}"),
+                    &format!("process-{c}"),
                     &interval.as_secs().to_string(),
                     &(interval.as_secs() * 6).to_string(),
                     &partitions.to_string(),
@@ -477,25 +609,34 @@ mod python {
                 .stdout(std::process::Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
-                .expect("start tools/python-peer/balancer.py");
+                .expect("start a consumer process");
             let stdout = child.stdout.take().unwrap();
-            let cycles = cycles.clone();
+            let (cycles, ready) = (cycles.clone(), ready.clone());
             tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    // One line per cycle: the partitions it owns.
-                    if serde_json::from_str::<Vec<String>>(&line).is_ok() {
-                        cycles.fetch_add(1, Ordering::Relaxed);
-                    }
+                    // One line per cycle: the partitions it owns (Python, which holds nothing
+                    // back), or those and the ones it processes (this crate's).
+                    let all_ready = match serde_json::from_str::<Vec<String>>(&line) {
+                        Ok(_) => true,
+                        Err(_) => match serde_json::from_str::<[Vec<String>; 2]>(&line) {
+                            Ok([owned, processed]) => owned == processed,
+                            Err(_) => continue,
+                        },
+                    };
+                    ready.lock().unwrap()[c] = all_ready;
+                    cycles.fetch_add(1, Ordering::Relaxed);
                 }
             });
             children.push(child);
         }
 
         let watcher = common::store_on(&container, None);
-        let scope = Scope::new("fleet", format!("py-n{partitions}k{consumers}"), "$Default");
+        let scope = Scope::new("fleet", &hub, "$Default");
         let size = (partitions, consumers);
         let watched = until_fair_share(&watcher, &scope, &cycles, size, interval, started).await;
+        let all_ready = || ready.lock().unwrap().iter().all(|r| *r);
+        let ready_at = until_ready(all_ready, interval, started).await;
 
         let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
         *counts.lock().unwrap() = Kinds::default();
@@ -513,17 +654,16 @@ mod python {
             let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
         }
         eprintln!(
-            "  {partitions} x {consumers} Python: {:.0} s",
+            "  {partitions} x {consumers} {label}: {:.0} s",
             started.elapsed().as_secs_f64()
         );
         Row {
             partitions,
             consumers,
-            who: "Python greedy".to_owned(),
+            who: label,
             interval,
             intervals_to_fair_share: watched.intervals,
-            // Python's processor does not hold what it takes.
-            intervals_to_ready: watched.intervals,
+            intervals_to_ready: ready_at,
             cycles_to_fair_share: watched.cycles,
             changes: watched.changes,
             steady,

@@ -4,7 +4,8 @@
 #
 #   scripts/bench.sh              benches/store_vs_ceiling.rs: the store/ceiling table and the
 #                                 claim-concurrency sweep (BENCH_REPS sets the repetitions,
-#                                 default 5)
+#                                 default 5; BENCH_PIN_AZURITE=1 runs Azurite on CPU 0 and the
+#                                 bench on the other CPUs)
 #   scripts/bench.sh processor    benches/processor.rs: two official processors on real events,
 #                                 events/s and storage requests per 1,000 events
 #   scripts/bench.sh metrics      benches/metrics.rs: the store with and without a metrics
@@ -12,6 +13,7 @@
 #   scripts/bench.sh fleet        benches/fleet.rs: K balancers over N partitions, time to fair
 #                                 share and requests in steady state (FLEET_ROWS=NxK,... picks rows;
 #                                 FLEET_STRATEGIES=greedy or balanced picks one strategy;
+#                                 FLEET_PROCESSES=NxK,... adds rows of separate processes;
 #                                 FLEET_PYTHON=NxK,... adds Python's load balancer as reference)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,4 +42,14 @@ if [[ "${1:-}" == "fleet" ]]; then
   exec scripts/azurite.sh run -- cargo bench --quiet --bench fleet "$@"
 fi
 cargo bench --bench store_vs_ceiling --no-run --quiet
+if [[ -n "${BENCH_PIN_AZURITE:-}" ]]; then
+  # The emulator on CPU 0 and the bench (both clients, the proxies) on the others, as a service
+  # on other hardware would be: on a 2-core machine a saturated emulator otherwise takes its
+  # CPU from the client being measured.
+  command -v taskset >/dev/null || { echo "bench.sh: BENCH_PIN_AZURITE needs taskset" >&2; exit 1; }
+  others="1-$(( $(nproc) - 1 ))"
+  exec scripts/azurite.sh run -- bash -c '
+    for pid in $(pgrep -f "azurite-(blob|table)"); do taskset -a -pc 0 "$pid" >/dev/null; done
+    exec taskset -c "$0" cargo bench --quiet --bench store_vs_ceiling "$@"' "$others" "$@"
+fi
 exec scripts/azurite.sh run -- cargo bench --quiet --bench store_vs_ceiling "$@"
