@@ -6,10 +6,11 @@
 //! partitions up to its fair share, and, when none are left, steals from owners above their fair
 //! share (one a cycle, or, with [`Strategy::Greedy`], its whole deficit, and it lists again soon
 //! after: see [`Strategy`]). Every claim is conditional on the version it listed, so two
-//! consumers never both win the same version of a partition. A consumer that loses a partition to a steal learns it at
-//! its next cycle (its renewal loses): until then both may believe they own it, for at most one
-//! interval, as with every Event Hubs processor. Relinquishing on shutdown hands partitions over
-//! at once, without waiting for them to expire.
+//! consumers never both win the same version of a partition. A consumer that loses a partition
+//! to a steal learns it at its next cycle (its renewal loses, or its listing shows it taken):
+//! until then both may believe they own it, for at most one interval, as with every Event Hubs
+//! processor. Relinquishing on shutdown hands partitions over at once, without waiting for them
+//! to expire.
 //!
 //! # Cooperative handover
 //!
@@ -158,8 +159,6 @@ struct Claims {
     free: Vec<Ownership>,
     /// The planned partitions that have a live owner: taking them is a steal, held if won.
     stolen: BTreeSet<String>,
-    /// How many partitions it plans to take (free or stolen).
-    planned: usize,
 }
 
 /// Whether a cycle renews what the consumer owns: every cycle `cycle` and `run` start at the
@@ -310,10 +309,14 @@ impl PartitionBalancer {
         let result = async {
             let view = self.list().await?;
             self.handover.observe(&view);
-            let claims = self.plan(&view, renewals);
-            self.planned.store(claims.planned > 0, Ordering::Relaxed);
-            let stolen = claims.stolen.clone();
-            let won = self.claim(claims).await?;
+            let Claims {
+                requests,
+                free,
+                stolen,
+            } = self.plan(&view, renewals);
+            let planned = !stolen.is_empty() || !free.is_empty();
+            self.planned.store(planned, Ordering::Relaxed);
+            let won = self.claim(requests, free).await?;
             Ok(self.settle(won, &stolen, &view, renewals))
         }
         .await;
@@ -350,7 +353,6 @@ impl PartitionBalancer {
             self.options.strategy,
             &self.shuffle,
         );
-        let planned_count = planned.len();
         let (stolen, free): (Vec<String>, Vec<String>) = planned
             .into_iter()
             .partition(|p| view.owned_by_other(p, &self.owner_id));
@@ -362,23 +364,16 @@ impl PartitionBalancer {
                 .cloned()
                 .unwrap_or_else(|| self.scope.ownership(partition.clone(), ""))
         };
-        let renewed: Vec<Ownership> = match renewals {
+        // Renewals are this consumer's own records already.
+        let mut requests: Vec<Ownership> = match renewals {
             Renewals::Due => view.owned_by(&self.owner_id).cloned().collect(),
             Renewals::NotDue => Vec::new(),
         };
-        let mut requests: Vec<Ownership> = renewed
-            .into_iter()
-            .map(|o| Ownership {
-                owner_id: Some(self.owner_id.clone()),
-                ..o
-            })
-            .collect();
         requests.extend(stolen.iter().map(mine));
         Claims {
             requests,
             free: free.iter().map(mine).collect(),
             stolen: stolen.into_iter().collect(),
-            planned: planned_count,
         }
     }
 
@@ -390,9 +385,12 @@ impl PartitionBalancer {
     /// listing (soon after, for a greedy consumer) shows how many others there are. A lone
     /// consumer claims everything in one cycle, a round after another, as the store would. A
     /// failure after the first round keeps what was won.
-    async fn claim(&self, claims: Claims) -> Result<Vec<Ownership>> {
-        let mut free = claims.free.into_iter();
-        let mut requests = claims.requests;
+    async fn claim(
+        &self,
+        mut requests: Vec<Ownership>,
+        free: Vec<Ownership>,
+    ) -> Result<Vec<Ownership>> {
+        let mut free = free.into_iter();
         let sure = requests.len();
         requests.extend(free.by_ref().take(plan::FREE_CLAIMS_PER_ROUND));
         let free_sent = requests.len() - sure;

@@ -210,46 +210,37 @@ pub(super) fn plan(
 /// claims partitions another took meanwhile, and those claims fail on the version (the store's
 /// conditional write) rather than taking more.
 fn greedy_steals(view: &View, owners: &HashMap<&str, usize>, me: &str, min: usize) -> Vec<String> {
+    // Deficits are filled one after another from the excess laid end to end: this consumer's
+    // part starts after the deficits of the takers before it.
     let mut takers: Vec<(&str, usize)> = owners
         .iter()
         .filter(|(_, n)| **n < min)
         .map(|(o, n)| (*o, min - n))
         .collect();
     takers.sort_unstable();
+    let before: usize = takers
+        .iter()
+        .take_while(|(taker, _)| *taker != me)
+        .map(|(_, deficit)| deficit)
+        .sum();
+    let deficit = min.saturating_sub(owners.get(me).copied().unwrap_or(0));
     let mut victims: Vec<(&str, usize)> = owners
         .iter()
         .filter(|(_, n)| **n > min)
         .map(|(o, n)| (*o, n - min))
         .collect();
     victims.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    // (victim, its partitions given away so far, what is left of its excess)
-    let mut giving = victims.iter().map(|(v, excess)| (*v, 0usize, *excess));
-    let mut current = giving.next();
-    for (taker, mut deficit) in takers {
-        let mut mine = Vec::new();
-        while deficit > 0 {
-            let Some((victim, given, left)) = current.as_mut() else {
-                break;
-            };
-            let n = deficit.min(*left);
-            if taker == me {
-                let mut theirs: Vec<&String> =
-                    view.owned_by(victim).map(|o| &o.partition_id).collect();
-                theirs.sort_unstable();
-                mine.extend(theirs.into_iter().skip(*given).take(n).cloned());
-            }
-            *given += n;
-            *left -= n;
-            deficit -= n;
-            if *left == 0 {
-                current = giving.next();
-            }
-        }
-        if taker == me {
-            return mine;
-        }
-    }
-    Vec::new()
+    victims
+        .into_iter()
+        .flat_map(|(victim, excess)| {
+            let mut theirs: Vec<&String> = view.owned_by(victim).map(|o| &o.partition_id).collect();
+            theirs.sort_unstable();
+            theirs.into_iter().take(excess)
+        })
+        .skip(before)
+        .take(deficit)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
