@@ -4,8 +4,10 @@
 //! store (every partition's record owned, every consumer at ⌊N/K⌋ or ⌈N/K⌉), in intervals and in
 //! the fleet's cycles per consumer (quick ones included), and until every consumer processes all
 //! it owns (no partition held for a handover, which is when the steady state starts); ownership
-//! changes until the fair share; in the steady state after it, the storage requests per minute
-//! (total and per consumer, by kind) and the CPU per consumer.
+//! changes until the fair share (first claims included), as each consumer's claims made them
+//! (Python's, which do not count, as seen at looks four times an interval: a lower bound); in the
+//! steady state after it, the storage requests per minute (total and per consumer, by kind), the
+//! CPU per consumer and the changes that still happen.
 //!
 //! ```sh
 //! scripts/bench.sh fleet                 # every row
@@ -19,16 +21,19 @@
 //! The time to fair share is given both in intervals (wall time) and in cycles: a slower
 //! emulator stretches cycles, not their count.
 
+use eventhub_checkpointstore::azure_core::http::Etag;
 use eventhub_checkpointstore::balancer::{BalancerOptions, PartitionBalancer, Strategy};
 use eventhub_checkpointstore::checkpointer::{Checkpointer, CheckpointerOptions};
+use eventhub_checkpointstore::Result as StoreResult;
 use eventhub_checkpointstore::{
-    BlobCheckpointStore, BlobCheckpointStoreOptions, CheckpointStore, Scope,
+    Advance, BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore,
+    Ownership, Scope, ServiceTime,
 };
 use eventhub_checkpointstore_testkit::{self as common, Recorder};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{
-    atomic::{AtomicU32, Ordering},
-    Arc,
+    atomic::{AtomicU32, AtomicU64, Ordering},
+    Arc, Mutex,
 };
 use std::time::{Duration, Instant};
 
@@ -42,6 +47,100 @@ struct Consumer {
     balancer: Arc<PartitionBalancer>,
     checkpointer: Arc<Checkpointer>,
     recorder: Recorder,
+    /// The ownership changes its claims made (see `CountingChanges`).
+    changes: Arc<AtomicU64>,
+}
+
+/// A consumer's store that counts, exactly, the ownership changes its claims make: a claim that
+/// lands for an owner other than the one the record had at the version it was conditional on
+/// (a first claim, a claim of a relinquished or expired record, a steal). Renewals and
+/// relinquishing change no owner. (Looking at the store's records now and then would miss a
+/// partition that moved twice between two looks.)
+struct CountingChanges {
+    inner: Arc<dyn CheckpointStore>,
+    /// Each partition's owner at the version this consumer last saw, listed or claimed.
+    seen: Mutex<HashMap<String, (Option<Etag>, String)>>,
+    changes: Arc<AtomicU64>,
+}
+
+impl CountingChanges {
+    fn saw(&self, records: &[Ownership]) {
+        let mut seen = self.seen.lock().unwrap();
+        for o in records {
+            let owner = o.owner_id.clone().unwrap_or_default();
+            seen.insert(o.partition_id.clone(), (o.etag.clone(), owner));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for CountingChanges {
+    async fn list_ownership(&self, scope: &Scope) -> StoreResult<Vec<Ownership>> {
+        let listed = self.inner.list_ownership(scope).await?;
+        self.saw(&listed);
+        Ok(listed)
+    }
+
+    async fn list_ownership_with_service_time(
+        &self,
+        scope: &Scope,
+    ) -> StoreResult<(Vec<Ownership>, Option<ServiceTime>)> {
+        let listed = self.inner.list_ownership_with_service_time(scope).await?;
+        self.saw(&listed.0);
+        Ok(listed)
+    }
+
+    async fn claim_ownership(&self, ownership: &[Ownership]) -> StoreResult<Vec<Ownership>> {
+        let claimed = self.inner.claim_ownership(ownership).await?;
+        let changed = {
+            let seen = self.seen.lock().unwrap();
+            let owner_before = |partition: &str| {
+                let asked = ownership.iter().find(|o| o.partition_id == partition)?;
+                match (&asked.etag, seen.get(partition)) {
+                    // A first claim: nobody owned it.
+                    (None, _) => Some(""),
+                    // Conditional on a version this consumer saw: that version's owner.
+                    (Some(etag), Some((at, owner))) if at.as_ref() == Some(etag) => {
+                        Some(owner.as_str())
+                    }
+                    (Some(_), _) => None,
+                }
+            };
+            claimed
+                .iter()
+                .filter(|won| {
+                    let now = won.owner_id.as_deref().unwrap_or_default();
+                    !now.is_empty() && owner_before(&won.partition_id) != Some(now)
+                })
+                .count()
+        };
+        self.changes.fetch_add(changed as u64, Ordering::Relaxed);
+        self.saw(&claimed);
+        Ok(claimed)
+    }
+
+    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<()> {
+        self.inner.update_checkpoint(checkpoint).await
+    }
+
+    async fn advance_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<Advance> {
+        self.inner.advance_checkpoint(checkpoint).await
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<()> {
+        self.inner.put_checkpoint(checkpoint).await
+    }
+
+    async fn list_checkpoints(&self, scope: &Scope) -> StoreResult<Vec<Checkpoint>> {
+        self.inner.list_checkpoints(scope).await
+    }
+
+    async fn list_checkpoints_with_times(
+        &self,
+        scope: &Scope,
+    ) -> StoreResult<Vec<(Checkpoint, Option<time::OffsetDateTime>)>> {
+        self.inner.list_checkpoints_with_times(scope).await
+    }
 }
 
 impl Consumer {
@@ -56,7 +155,12 @@ impl Consumer {
         strategy: Strategy,
         recorder: Recorder,
     ) -> Self {
-        let store: Arc<dyn CheckpointStore> = Arc::new(store);
+        let changes = Arc::new(AtomicU64::new(0));
+        let store: Arc<dyn CheckpointStore> = Arc::new(CountingChanges {
+            inner: Arc::new(store),
+            seen: Mutex::default(),
+            changes: changes.clone(),
+        });
         let options = CheckpointerOptions {
             every_events: None,
             every: Some(CHECKPOINT_EVERY),
@@ -77,6 +181,7 @@ impl Consumer {
             balancer: Arc::new(balancer),
             checkpointer,
             recorder,
+            changes,
         }
     }
 
@@ -85,7 +190,7 @@ impl Consumer {
     fn start(
         &self,
         stop: tokio::sync::watch::Receiver<bool>,
-        on_cycle: impl FnMut(&eventhub_checkpointstore::Result<BTreeSet<String>>) + Send + 'static,
+        on_cycle: impl FnMut(&StoreResult<BTreeSet<String>>) + Send + 'static,
     ) -> [tokio::task::JoinHandle<()>; 2] {
         let balancer = self.balancer.clone();
         let mut stopped = stop.clone();
@@ -222,7 +327,8 @@ async fn owners(store: &BlobCheckpointStore, scope: &Scope) -> BTreeMap<String, 
 struct ToFairShare {
     /// Who owned what when it stopped watching.
     owners: BTreeMap<String, String>,
-    /// First claims plus every move between consumers, seen at each look.
+    /// First claims plus every move between consumers: as the consumers counted them, or, for
+    /// consumers that do not count (Python's), as seen at each look (a lower bound).
     changes: u64,
     /// The fleet's cycles per consumer until then; `None` if not reached in 40 intervals and two
     /// per partition of the share (balanced takes about one per partition).
@@ -232,12 +338,12 @@ struct ToFairShare {
 }
 
 /// Looks at the store's ownership records of `scope` four times an interval until they show the
-/// fair share of `partitions` over `consumers`, counting ownership changes; `cycles` counts the
-/// fleet's cycles.
+/// fair share of `partitions` over `consumers`; `cycles` counts the fleet's cycles, `counted`
+/// gives the ownership changes the consumers counted, if they count them.
 async fn until_fair_share(
     store: &BlobCheckpointStore,
     scope: &Scope,
-    cycles: &AtomicU32,
+    (cycles, counted): (&AtomicU32, &dyn Fn() -> Option<u64>),
     (partitions, consumers): (usize, usize),
     interval: Duration,
     started: Instant,
@@ -255,6 +361,9 @@ async fn until_fair_share(
         watched.changes += moved(&watched.owners, &now);
         watched.owners = now;
         if fair(&watched.owners, partitions, consumers) {
+            if let Some(counted) = counted() {
+                watched.changes = counted;
+            }
             let per_consumer = cycles.load(Ordering::Relaxed) as f64 / consumers as f64;
             watched.cycles = Some(per_consumer.ceil() as u32);
             watched.intervals = Some(started.elapsed().as_secs_f64() / interval.as_secs_f64());
@@ -323,7 +432,16 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     // time and cycles (of the fleet, per consumer), and ownership changes.
     let watcher = common::store_on(&container, None);
     let size = (partitions, consumers);
-    let watched = until_fair_share(&watcher, &scope, &cycles, size, interval, started).await;
+    let counted = || -> Option<u64> {
+        Some(
+            fleet
+                .iter()
+                .map(|c| c.changes.load(Ordering::Relaxed))
+                .sum(),
+        )
+    };
+    let counters = (cycles.as_ref(), &counted as &dyn Fn() -> Option<u64>);
+    let watched = until_fair_share(&watcher, &scope, counters, size, interval, started).await;
     let all_ready = || {
         fleet
             .iter()
@@ -344,7 +462,9 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
     for consumer in &fleet {
         steady.add(Kinds::of(&consumer.recorder));
     }
-    let changes_in_steady_state = moved(&watched.owners, &owners(&watcher, &scope).await);
+    let changes_in_steady_state = counted()
+        .unwrap_or_default()
+        .saturating_sub(watched.changes);
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = task.await;
@@ -433,8 +553,9 @@ fn main() {
 /// One consumer as a process of its own, for the `FLEET_PROCESSES` rows: `Consumer` as the rows
 /// of tasks run it, its arguments those of `tools/python-peer/balancer.py` (connection string,
 /// container, namespace, event hub, consumer group, owner, interval and expiration in seconds,
-/// partitions; the expiration is six intervals, as everywhere here). Prints `[owned, ready]` as
-/// a JSON line per cycle; stops, relinquishing, when stdin closes.
+/// partitions; the expiration is six intervals, as everywhere here). Prints `[owned, ready,
+/// ownership changes its claims made]` as a JSON line per cycle; stops, relinquishing, when stdin
+/// closes.
 fn consumer_process(strategy: &str) {
     use tokio::io::AsyncReadExt;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -466,9 +587,10 @@ fn consumer_process(strategy: &str) {
             Recorder::default(),
         );
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let balancer = consumer.balancer.clone();
+        let (balancer, changes) = (consumer.balancer.clone(), consumer.changes.clone());
         let tasks = consumer.start(stop, move |_| {
-            let line = serde_json::json!([balancer.owned(), balancer.ready()]);
+            let changes = changes.load(Ordering::Relaxed);
+            let line = serde_json::json!([balancer.owned(), balancer.ready(), changes]);
             println!("{line}");
         });
         let _ = tokio::io::stdin().read_to_end(&mut Vec::new()).await;
@@ -571,6 +693,8 @@ mod processes {
         let cycles = Arc::new(AtomicU32::new(0));
         // Whether each process processes all it owns, as of its last cycle.
         let ready = Arc::new(Mutex::new(vec![false; consumers]));
+        // The ownership changes each of this crate's processes counted, as of its last cycle.
+        let changes = Arc::new(Mutex::new(vec![0u64; consumers]));
         let mut children = Vec::new();
         let started = Instant::now();
         for c in 0..consumers {
@@ -611,16 +735,21 @@ mod processes {
                 .spawn()
                 .expect("start a consumer process");
             let stdout = child.stdout.take().unwrap();
-            let (cycles, ready) = (cycles.clone(), ready.clone());
+            let (cycles, ready, changes) = (cycles.clone(), ready.clone(), changes.clone());
             tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     // One line per cycle: the partitions it owns (Python, which holds nothing
-                    // back), or those and the ones it processes (this crate's).
+                    // back), or those, the ones it processes and the changes its claims made
+                    // (this crate's).
+                    type Line = (Vec<String>, Vec<String>, u64);
                     let all_ready = match serde_json::from_str::<Vec<String>>(&line) {
                         Ok(_) => true,
-                        Err(_) => match serde_json::from_str::<[Vec<String>; 2]>(&line) {
-                            Ok([owned, processed]) => owned == processed,
+                        Err(_) => match serde_json::from_str::<Line>(&line) {
+                            Ok((owned, processed, made)) => {
+                                changes.lock().unwrap()[c] = made;
+                                owned == processed
+                            }
                             Err(_) => continue,
                         },
                     };
@@ -634,7 +763,14 @@ mod processes {
         let watcher = common::store_on(&container, None);
         let scope = Scope::new("fleet", &hub, "$Default");
         let size = (partitions, consumers);
-        let watched = until_fair_share(&watcher, &scope, &cycles, size, interval, started).await;
+        let counted = || -> Option<u64> {
+            match who {
+                Who::Python => None,
+                Who::Rust(_) => Some(changes.lock().unwrap().iter().sum()),
+            }
+        };
+        let counters = (cycles.as_ref(), &counted as &dyn Fn() -> Option<u64>);
+        let watched = until_fair_share(&watcher, &scope, counters, size, interval, started).await;
         let all_ready = || ready.lock().unwrap().iter().all(|r| *r);
         let ready_at = until_ready(all_ready, interval, started).await;
 
@@ -644,9 +780,13 @@ mod processes {
         let steady_started = Instant::now();
         tokio::time::sleep((interval * STEADY_CYCLES).max(STEADY_AT_LEAST)).await;
         let steady_secs = steady_started.elapsed().as_secs_f64();
-        let cpu = (cpu_ticks(&pids) - cpu_before) as f64 / CLOCK_TICKS;
+        let cpu =
+            cpu_ticks(&pids).saturating_sub(cpu_before) as f64 / common::cpu::TICKS_PER_SECOND;
         let steady = *counts.lock().unwrap();
-        let changes_in_steady_state = moved(&watched.owners, &owners(&watcher, &scope).await);
+        let changes_in_steady_state = match counted() {
+            Some(counted) => counted.saturating_sub(watched.changes),
+            None => moved(&watched.owners, &owners(&watcher, &scope).await),
+        };
         for child in &mut children {
             drop(child.stdin.take());
         }
@@ -673,19 +813,10 @@ mod processes {
         }
     }
 
-    /// Linux's USER_HZ, the unit of /proc/PID/stat's CPU times (100 on every mainstream build).
-    const CLOCK_TICKS: f64 = 100.0;
-
-    /// User + system CPU ticks of `pids`, from /proc.
+    /// User + system CPU ticks of `pids` (those still running).
     fn cpu_ticks(pids: &[u32]) -> u64 {
         pids.iter()
-            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-            .map(|stat| {
-                // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
-                let rest = &stat[stat.rfind(')').unwrap() + 2..];
-                let fields: Vec<&str> = rest.split(' ').collect();
-                fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-            })
+            .filter_map(|pid| common::cpu::ticks(&pid.to_string()))
             .sum()
     }
 

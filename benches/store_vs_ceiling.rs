@@ -32,7 +32,7 @@ use std::{
     future::Future,
     num::{NonZeroU64, NonZeroUsize},
     sync::atomic::{AtomicUsize, Ordering},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -178,6 +178,9 @@ impl Ceiling {
         if let Some(etag) = if_match {
             request = request.header("if-match", etag);
         }
+        // Azure Storage refuses a PUT without a length (411 `MissingContentLengthHeader`), so
+        // every client sends it (the emulator does not insist).
+        request = request.header("content-length", "0");
         self.send(request, 200).await;
     }
 
@@ -895,7 +898,7 @@ impl Proxied {
 /// (responses go back at once), one upstream connection per client connection, so keep-alive
 /// and pooling behave as they do against Azure: each request is delayed by `delay`.
 async fn latency_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
-    proxy(upstream, delay, Delays::PerChunk).await
+    proxy(upstream, delay, Delays::PerChunk, Arc::default()).await
 }
 
 /// How a proxy delays what a client sends.
@@ -908,53 +911,173 @@ enum Delays {
     PerReadInOrder,
 }
 
+/// What a proxy saw of one client, in ms: the emulator's time (a request's first chunk
+/// forwarded to the first bytes of its response), the client's (those bytes to the next
+/// request's first chunk on the connection), how late the proxy forwarded chunks past their
+/// delay; the connections it accepted and chunks it forwarded; and, added by the bench around
+/// its runs, the CPU ticks the emulator and the bench process spent meanwhile.
+#[derive(Default)]
+struct Seen {
+    upstream: Vec<f64>,
+    client: Vec<f64>,
+    late: Vec<f64>,
+    connections: usize,
+    chunks: usize,
+    emulator_ticks: u64,
+    bench_ticks: u64,
+    /// The runs' wall time.
+    secs: f64,
+}
+
+impl Seen {
+    fn add(&mut self, more: Seen) {
+        self.upstream.extend(more.upstream);
+        self.client.extend(more.client);
+        self.late.extend(more.late);
+        self.connections += more.connections;
+        self.chunks += more.chunks;
+        self.emulator_ticks += more.emulator_ticks;
+        self.bench_ticks += more.bench_ticks;
+        self.secs += more.secs;
+    }
+
+    /// The columns of `behind_a_slow_network`'s second table.
+    fn row(&mut self) -> String {
+        let requests = self.upstream.len() as f64;
+        let mut cells = Vec::new();
+        for samples in [&mut self.upstream, &mut self.client, &mut self.late] {
+            samples.sort_by(f64::total_cmp);
+            for q in [0.5, 0.99] {
+                cells.push(format!("{:.2}", percentile(samples, q)));
+            }
+        }
+        let per_request =
+            |ticks: u64| ticks as f64 / common::cpu::TICKS_PER_SECOND * 1e6 / requests;
+        format!(
+            "{} | {} | {:.2} | {:.0} | {:.0} | {:.0}% |",
+            cells.join(" | "),
+            self.connections,
+            self.chunks as f64 / requests,
+            per_request(self.emulator_ticks),
+            per_request(self.bench_ticks),
+            self.emulator_ticks as f64 / common::cpu::TICKS_PER_SECOND / self.secs * 100.0,
+        )
+    }
+}
+
+/// The pid of the emulator listening on `port`, from its command line.
+fn emulator_pid(port: u16) -> String {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        if let Ok(cmd) = std::fs::read_to_string(format!("/proc/{pid}/cmdline")) {
+            let args: Vec<&str> = cmd.split('\0').collect();
+            if args
+                .windows(2)
+                .any(|w| w[0] == "--blobPort" && w[1] == port.to_string())
+            {
+                return pid;
+            }
+        }
+    }
+    panic!("no emulator on port {port}")
+}
+
+/// A connection's request in flight, between a proxy's tasks: when its first chunk went to the
+/// emulator, and when the first bytes of its response came back.
+#[derive(Default)]
+struct InFlight {
+    forwarded: Option<Instant>,
+    answered: Option<Instant>,
+}
+
+/// A TCP proxy to `upstream` that delays what clients send by `delay` (`delays` says how), one
+/// upstream connection per client connection, and records in `seen` where requests' time went.
 async fn proxy(
     upstream: std::net::SocketAddr,
     delay: Duration,
     delays: Delays,
+    seen: Arc<Mutex<Seen>>,
 ) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
+            let seen = seen.clone();
             tokio::spawn(async move {
                 let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
                     return;
                 };
+                seen.lock().unwrap().connections += 1;
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
                 let (mut client_read, mut client_write) = client.into_split();
                 let (mut server_read, mut server_write) = server.into_split();
+                let in_flight = Arc::new(Mutex::new(InFlight::default()));
                 // Read and forward separately, so a request sent in several writes is delayed
                 // once (each chunk leaves `delay` after it arrived), not once per write; or, for
                 // the naive proxy, read the next chunk only once the last one went out.
                 let (chunks, mut arrived) = tokio::sync::mpsc::unbounded_channel();
                 let (sent, mut forwarded) = tokio::sync::mpsc::unbounded_channel::<()>();
-                let read = async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
-                        let due = tokio::time::Instant::now() + delay;
-                        if chunks.send((due, buf[..n].to_vec())).is_err() {
-                            break;
-                        }
-                        if delays == Delays::PerReadInOrder && forwarded.recv().await.is_none() {
-                            break;
+                let read = {
+                    let (seen, in_flight) = (seen.clone(), in_flight.clone());
+                    async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                            let now = Instant::now();
+                            if let Some(answered) = in_flight.lock().unwrap().answered.take() {
+                                seen.lock().unwrap().client.push(ms(now - answered));
+                            }
+                            let due = tokio::time::Instant::from_std(now) + delay;
+                            if chunks.send((due, buf[..n].to_vec())).is_err() {
+                                break;
+                            }
+                            if delays == Delays::PerReadInOrder && forwarded.recv().await.is_none()
+                            {
+                                break;
+                            }
                         }
                     }
                 };
-                let requests = async move {
-                    while let Some((due, chunk)) = arrived.recv().await {
-                        tokio::time::sleep_until(due).await;
-                        if server_write.write_all(&chunk).await.is_err() {
-                            break;
+                let requests = {
+                    let (seen, in_flight) = (seen.clone(), in_flight.clone());
+                    async move {
+                        while let Some((due, chunk)) = arrived.recv().await {
+                            tokio::time::sleep_until(due).await;
+                            if server_write.write_all(&chunk).await.is_err() {
+                                break;
+                            }
+                            let now = Instant::now();
+                            in_flight.lock().unwrap().forwarded.get_or_insert(now);
+                            {
+                                let mut seen = seen.lock().unwrap();
+                                seen.chunks += 1;
+                                seen.late.push(ms(now - due.into_std()));
+                            }
+                            let _ = sent.send(());
                         }
-                        let _ = sent.send(());
+                        let _ = server_write.shutdown().await;
                     }
-                    let _ = server_write.shutdown().await;
                 };
                 let responses = async move {
-                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                        let now = Instant::now();
+                        let forwarded = {
+                            let mut flight = in_flight.lock().unwrap();
+                            let forwarded = flight.forwarded.take();
+                            if forwarded.is_some() {
+                                flight.answered = Some(now);
+                            }
+                            forwarded
+                        };
+                        if let Some(forwarded) = forwarded {
+                            seen.lock().unwrap().upstream.push(ms(now - forwarded));
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
                     let _ = client_write.shutdown().await;
                 };
                 tokio::join!(read, requests, responses);
@@ -962,6 +1085,10 @@ async fn proxy(
         }
     });
     addr
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// Untimed: both sides open their pools of connections before anything is measured.
@@ -1259,13 +1386,22 @@ fn main() {
 /// The slow-network rows: 32 writers x 50 checkpoint updates, and claims of 32 new
 /// partitions (a Standard hub's claim: one round trip), through proxies adding 10 and 50 ms, of
 /// both kinds; throughput and each request's (updates) or call's (claims) p50 and p99, the sides
-/// alternating rep by rep.
+/// alternating rep by rep. Each side has a proxy of its own, which also reports where a request's
+/// time went (the emulator's, the client's) and the CPU each request cost both processes; and 4
+/// writers, a load the emulator serves without queueing, show the client's share of the latency.
 async fn behind_a_slow_network(bench: &Bench) {
     const WRITERS: usize = 32;
+    const FEW_WRITERS: usize = 4;
     const UPDATES: usize = 50;
     const CLAIM_CALLS: usize = 50;
+    const SIDES: [&str; 3] = ["store", "ceiling", "ceiling (h)"];
+    let workloads = [
+        NetWorkload::Updates(WRITERS),
+        NetWorkload::Updates(FEW_WRITERS),
+        NetWorkload::Claims(CLAIM_CALLS),
+    ];
     println!(
-        "\nbehind a slow network: {WRITERS} writers x {UPDATES} checkpoint updates, and {CLAIM_CALLS} claims of 32 new partitions one after another ({} reps, the order of the sides rotating; all samples pooled for p50/p99); the minimal ceiling, and the one that also sends the SDK's two headers (h):\n",
+        "\nbehind a slow network: {WRITERS} and {FEW_WRITERS} writers x {UPDATES} checkpoint updates, and {CLAIM_CALLS} claims of 32 new partitions one after another ({} reps, the order of the sides rotating, each side's connections opened again, untimed, before each run; all samples pooled for p50/p99); the minimal ceiling, and the one that also sends the SDK's two headers (h):\n",
         bench.reps
     );
     println!("| proxy | workload | store ops/s | ceiling ops/s | ceiling (h) ops/s | store/ceiling | store/ceiling (h) | p50 ms store | p50 ms ceiling | p50 ms ceiling (h) | p99 ms store | p99 ms ceiling | p99 ms ceiling (h) | max ms store | max ms ceiling | max ms ceiling (h) | store requests/op |");
@@ -1278,26 +1414,33 @@ async fn behind_a_slow_network(bench: &Bench) {
         .split(',')
         .filter_map(|d| d.parse().ok())
         .collect();
+    let mut seen_rows = Vec::new();
     for delay in delays_ms.into_iter().map(Duration::from_millis) {
         for delays in [Delays::PerChunk, Delays::PerReadInOrder] {
             let upstream = bench.upstream();
-            let endpoint = format!(
-                "http://{}/devstoreaccount1",
-                proxy(upstream, delay, delays).await
-            );
+            let emulator = emulator_pid(upstream.port());
+            let ticks = |pid: &str| common::cpu::ticks(pid).expect("the process is running");
+            // A proxy per side, so what each one saw is that side's.
+            let mut proxies = Vec::new();
+            let mut endpoints = Vec::new();
+            for _ in SIDES {
+                let seen = Arc::<Mutex<Seen>>::default();
+                let addr = proxy(upstream, delay, delays, seen.clone()).await;
+                endpoints.push(format!("http://{addr}/devstoreaccount1"));
+                proxies.push(seen);
+            }
             let (store, requests) = sas_store(
-                &endpoint,
+                &endpoints[0],
                 &bench.container,
                 &bench.sas,
                 DEFAULT_CLAIM_CONCURRENCY,
             );
             let ceilings = [
-                Ceiling::new(&endpoint, &bench.container, &bench.sas, false),
-                Ceiling::new(&endpoint, &bench.container, &bench.sas, true),
+                Ceiling::new(&endpoints[1], &bench.container, &bench.sas, false),
+                Ceiling::new(&endpoints[2], &bench.container, &bench.sas, true),
             ];
             let tag = format!("net{}{}", delay.as_millis(), delays == Delays::PerChunk);
-            // Untimed: the blobs exist (every timed update is the one-request case), and every
-            // side's pool holds its connections.
+            // Untimed: the blobs exist (every timed update is the one-request case).
             for p in 0..WRITERS {
                 let checkpoint = Checkpoint::new(
                     (NS, EH, format!("{tag}-s")),
@@ -1312,50 +1455,65 @@ async fn behind_a_slow_network(bench: &Bench) {
                         .await;
                 }
             }
-            store_claims(&store, &format!("{tag}-warm"), 1).await;
-            for (c, ceiling) in ceilings.iter().enumerate() {
-                ceiling_claims(ceiling, &format!("{tag}-warm{c}"), 1).await;
-            }
-            // Per side: store, ceiling, ceiling (h).
-            let mut sides: [Samples; 3] = Default::default();
-            // The store's requests (every try) in the timed updates and claims.
-            let (mut update_requests, mut claim_requests) = (0, 0);
-            requests.take();
-            for rep in 0..bench.reps {
-                // The order rotates rep by rep: the emulator slows as it fills.
-                for turn in 0..3 {
-                    let side = (rep + turn) % 3;
-                    let start = Instant::now();
-                    let latencies = match side {
-                        0 => store_updates(&store, &format!("{tag}-s"), WRITERS, UPDATES).await,
-                        c => {
-                            ceiling_updates(
-                                &ceilings[c - 1],
-                                &format!("{tag}-c{}", c - 1),
-                                WRITERS,
-                                UPDATES,
-                            )
-                            .await
+            // Per workload, per side: store, ceiling, ceiling (h).
+            let mut samples: Vec<[NetSamples; 3]> =
+                workloads.iter().map(|_| Default::default()).collect();
+            // Rep 0 is untimed: the emulator (Node.js) compiles its code for each kind of request
+            // as it first serves it, which would charge whichever side came first.
+            for rep in 0..=bench.reps {
+                for (w, workload) in workloads.iter().enumerate() {
+                    // The order rotates rep by rep: the emulator slows as it fills.
+                    for turn in 0..3 {
+                        let side = (rep + turn) % 3;
+                        let group = format!("{tag}-{w}-{rep}-{side}");
+                        // Untimed: a burst of 32 requests, so every side starts with a full
+                        // pool of live connections (the emulator closes those idle for 5 s,
+                        // which would otherwise charge whichever side the rotation left idle).
+                        match side {
+                            0 => drop(store_claims(&store, &format!("{group}-warm"), 1).await),
+                            c => drop(
+                                ceiling_claims(&ceilings[c - 1], &format!("{group}-warm"), 1).await,
+                            ),
                         }
-                    };
-                    sides[side].update_secs.push(start.elapsed().as_secs_f64());
-                    sides[side].updates.extend(latencies);
-                    if side == 0 {
-                        update_requests += requests.take();
-                    }
-                }
-                for turn in 0..3 {
-                    let side = (rep + turn) % 3;
-                    let start = Instant::now();
-                    let group = format!("{tag}-cl{rep}-{side}");
-                    let latencies = match side {
-                        0 => store_claims(&store, &group, CLAIM_CALLS).await,
-                        c => ceiling_claims(&ceilings[c - 1], &group, CLAIM_CALLS).await,
-                    };
-                    sides[side].claim_secs.push(start.elapsed().as_secs_f64());
-                    sides[side].claims.extend(latencies);
-                    if side == 0 {
-                        claim_requests += requests.take();
+                        std::mem::take(&mut *proxies[side].lock().unwrap());
+                        requests.take();
+                        let cpu = (ticks(&emulator), ticks("self"));
+                        let start = Instant::now();
+                        let latencies = match (workload, side) {
+                            (NetWorkload::Updates(writers), 0) => {
+                                store_updates(&store, &format!("{tag}-s"), *writers, UPDATES).await
+                            }
+                            (NetWorkload::Updates(writers), c) => {
+                                ceiling_updates(
+                                    &ceilings[c - 1],
+                                    &format!("{tag}-c{}", c - 1),
+                                    *writers,
+                                    UPDATES,
+                                )
+                                .await
+                            }
+                            (NetWorkload::Claims(calls), 0) => {
+                                store_claims(&store, &group, *calls).await
+                            }
+                            (NetWorkload::Claims(calls), c) => {
+                                ceiling_claims(&ceilings[c - 1], &group, *calls).await
+                            }
+                        };
+                        let secs = start.elapsed().as_secs_f64();
+                        if rep == 0 {
+                            continue;
+                        }
+                        let into = &mut samples[w][side];
+                        into.secs.push(secs);
+                        into.latencies.extend(latencies);
+                        into.seen
+                            .add(std::mem::take(&mut *proxies[side].lock().unwrap()));
+                        into.seen.emulator_ticks += ticks(&emulator) - cpu.0;
+                        into.seen.bench_ticks += ticks("self") - cpu.1;
+                        into.seen.secs += secs;
+                        if side == 0 {
+                            into.store_requests += requests.take();
+                        }
                     }
                 }
             }
@@ -1367,57 +1525,69 @@ async fn behind_a_slow_network(bench: &Bench) {
                     Delays::PerReadInOrder => "per read, in order",
                 }
             );
-            for (workload, ops, claims_row, store_requests) in [
-                (
-                    format!("{WRITERS} x {UPDATES} updates"),
-                    (WRITERS * UPDATES) as f64,
-                    false,
-                    update_requests,
-                ),
-                (
-                    format!("claim 32, {CLAIM_CALLS} calls"),
-                    (32 * CLAIM_CALLS) as f64,
-                    true,
-                    claim_requests,
-                ),
-            ] {
+            for (workload, sides) in workloads.iter().zip(&mut samples) {
+                let (name, ops) = match workload {
+                    NetWorkload::Updates(writers) => (
+                        format!("{writers} x {UPDATES} updates"),
+                        (writers * UPDATES) as f64,
+                    ),
+                    NetWorkload::Claims(calls) => {
+                        (format!("claim 32, {calls} calls"), (32 * calls) as f64)
+                    }
+                };
                 let stats: Vec<(f64, f64, f64, f64)> = sides
-                    .iter()
+                    .iter_mut()
                     .map(|side| {
-                        let (lat, secs) = if claims_row {
-                            (&side.claims, &side.claim_secs)
-                        } else {
-                            (&side.updates, &side.update_secs)
-                        };
-                        let mut lat = lat.clone();
-                        lat.sort_by(f64::total_cmp);
+                        side.latencies.sort_by(f64::total_cmp);
                         (
-                            ops / median_secs(secs.clone()),
-                            percentile(&lat, 0.5),
-                            percentile(&lat, 0.99),
-                            percentile(&lat, 1.0),
+                            ops / median_secs(side.secs.clone()),
+                            percentile(&side.latencies, 0.5),
+                            percentile(&side.latencies, 0.99),
+                            percentile(&side.latencies, 1.0),
                         )
                     })
                     .collect();
                 let [s, c, h] = [stats[0], stats[1], stats[2]];
                 println!(
-                    "| {proxy_name} | {workload} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.3} |",
+                    "| {proxy_name} | {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.3} |",
                     s.0, c.0, h.0, s.0 / c.0, s.0 / h.0, s.1, c.1, h.1, s.2, c.2, h.2, s.3, c.3, h.3,
-                    store_requests as f64 / (ops * bench.reps as f64)
+                    sides[0].store_requests as f64 / (ops * bench.reps as f64)
                 );
+                for (side, samples) in SIDES.iter().zip(sides.iter_mut()) {
+                    seen_rows.push(format!(
+                        "| {proxy_name} | {name} | {side} | {}",
+                        samples.seen.row()
+                    ));
+                }
             }
         }
     }
+    println!("\nwhat each side's proxy saw in the same runs: where a request's time went, in ms (the emulator's: its first chunk forwarded to the response's first bytes; the client's: those bytes to the next request on the connection; the proxy's lateness past its delay), the connections opened during the timed runs, each request's CPU in µs, the emulator's and the bench process's (the client and its proxy), and the share of the runs' time the emulator was on its CPU (near 100%, the emulator is what limits the row):\n");
+    println!("| proxy | workload | side | emulator p50 | emulator p99 | client p50 | client p99 | late p50 | late p99 | connections | chunks/request | emulator CPU µs/request | bench CPU µs/request | emulator busy |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in seen_rows {
+        println!("{row}");
+    }
 }
 
-/// One side's samples in `behind_a_slow_network`: each update's and claim's latency (ms), and
-/// each rep's seconds.
+/// A timed workload of `behind_a_slow_network`.
+#[derive(Clone, Copy)]
+enum NetWorkload {
+    /// This many writers, each updating its partition's checkpoint 50 times in order.
+    Updates(usize),
+    /// This many claims of 32 new partitions, one after another.
+    Claims(usize),
+}
+
+/// One side's samples of one workload in `behind_a_slow_network`: each update's or claim call's
+/// latency (ms), each rep's seconds, what its proxy saw; and the requests the store sent (every
+/// try), for the store's side.
 #[derive(Default)]
-struct Samples {
-    updates: Vec<f64>,
-    update_secs: Vec<f64>,
-    claims: Vec<f64>,
-    claim_secs: Vec<f64>,
+struct NetSamples {
+    latencies: Vec<f64>,
+    secs: Vec<f64>,
+    seen: Seen,
+    store_requests: usize,
 }
 
 /// `calls` claims of 32 new partitions one after another (groups `{group}-{call}-s`), each

@@ -4,6 +4,7 @@
 //! Entra ID against Azurite, and a fault-injecting HTTP proxy.
 
 pub mod clock;
+pub mod cpu;
 pub mod entra;
 pub mod eventhubs;
 pub mod hooked;
