@@ -338,12 +338,11 @@ struct ToFairShare {
 }
 
 /// Looks at the store's ownership records of `scope` four times an interval until they show the
-/// fair share of `partitions` over `consumers`; `cycles` counts the fleet's cycles, `counted`
-/// gives the ownership changes the consumers counted, if they count them.
+/// fair share of `partitions` over `consumers`.
 async fn until_fair_share(
     store: &BlobCheckpointStore,
     scope: &Scope,
-    (cycles, counted): (&AtomicU32, &dyn Fn() -> Option<u64>),
+    probes: &Probes<'_>,
     (partitions, consumers): (usize, usize),
     interval: Duration,
     started: Instant,
@@ -361,10 +360,10 @@ async fn until_fair_share(
         watched.changes += moved(&watched.owners, &now);
         watched.owners = now;
         if fair(&watched.owners, partitions, consumers) {
-            if let Some(counted) = counted() {
+            if let Some(counted) = (probes.counted)() {
                 watched.changes = counted;
             }
-            let per_consumer = cycles.load(Ordering::Relaxed) as f64 / consumers as f64;
+            let per_consumer = probes.cycles.load(Ordering::Relaxed) as f64 / consumers as f64;
             watched.cycles = Some(per_consumer.ceil() as u32);
             watched.intervals = Some(started.elapsed().as_secs_f64() / interval.as_secs_f64());
             break;
@@ -377,7 +376,7 @@ async fn until_fair_share(
 /// the fair share are held until their givers handed them over. Wall time from `started`, in
 /// intervals; `None` if not within 20 intervals more.
 async fn until_ready(
-    all_ready: impl Fn() -> bool,
+    all_ready: &dyn Fn() -> bool,
     interval: Duration,
     started: Instant,
 ) -> Option<f64> {
@@ -397,6 +396,69 @@ fn moved(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) ->
         .iter()
         .filter(|(p, c)| before.get(*p) != Some(c))
         .count() as u64
+}
+
+/// How the bench reads a running fleet, whether its consumers are tasks of this process or
+/// processes of their own.
+struct Probes<'a> {
+    /// The fleet's cycles so far.
+    cycles: &'a AtomicU32,
+    /// The ownership changes the consumers' claims made, if they count them (Python's do not).
+    counted: &'a dyn Fn() -> Option<u64>,
+    /// Whether every consumer processes all it owns.
+    all_ready: &'a dyn Fn() -> bool,
+    /// The requests the fleet sent since the last call.
+    take_requests: &'a dyn Fn() -> Kinds,
+    /// The consumers' CPU seconds so far.
+    cpu_secs: &'a dyn Fn() -> f64,
+}
+
+/// Measures a fleet of `consumers` over `partitions` started at `started` (`who` names it in the
+/// row): the store's records of `scope` until the fair share, then until every consumer is ready,
+/// then the steady state over a few cycles (requests, CPU, ownership changes that still happen).
+async fn measure(
+    who: String,
+    (container, scope): (&str, &Scope),
+    (partitions, consumers): (usize, usize),
+    interval: Duration,
+    started: Instant,
+    probes: &Probes<'_>,
+) -> Row {
+    // Through a store of its own, whose requests nobody counts.
+    let watcher = common::store_on(container, None);
+    let size = (partitions, consumers);
+    let watched = until_fair_share(&watcher, scope, probes, size, interval, started).await;
+    let ready = until_ready(probes.all_ready, interval, started).await;
+
+    (probes.take_requests)();
+    let cpu_before = (probes.cpu_secs)();
+    let steady_started = Instant::now();
+    tokio::time::sleep((interval * STEADY_CYCLES).max(STEADY_AT_LEAST)).await;
+    let steady_secs = steady_started.elapsed().as_secs_f64();
+    let cpu = (probes.cpu_secs)() - cpu_before;
+    let steady = (probes.take_requests)();
+    let changes_in_steady_state = match (probes.counted)() {
+        Some(counted) => counted.saturating_sub(watched.changes),
+        None => moved(&watched.owners, &owners(&watcher, scope).await),
+    };
+    eprintln!(
+        "  {partitions} x {consumers} {who}: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Row {
+        partitions,
+        consumers,
+        who,
+        interval,
+        intervals_to_fair_share: watched.intervals,
+        intervals_to_ready: ready,
+        cycles_to_fair_share: watched.cycles,
+        changes: watched.changes,
+        steady,
+        steady_minutes: steady_secs / 60.0,
+        cpu_per_consumer: cpu / consumers as f64 / steady_secs,
+        changes_in_steady_state,
+    }
 }
 
 async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
@@ -428,65 +490,39 @@ async fn row(partitions: usize, consumers: usize, strategy: Strategy) -> Row {
         }));
     }
 
-    // Watch the store's records (through a store of its own, not recorded) until the fair share:
-    // time and cycles (of the fleet, per consumer), and ownership changes.
-    let watcher = common::store_on(&container, None);
-    let size = (partitions, consumers);
-    let counted = || -> Option<u64> {
-        Some(
+    let probes = Probes {
+        cycles: &cycles,
+        counted: &|| {
+            Some(
+                fleet
+                    .iter()
+                    .map(|c| c.changes.load(Ordering::Relaxed))
+                    .sum(),
+            )
+        },
+        all_ready: &|| {
             fleet
                 .iter()
-                .map(|c| c.changes.load(Ordering::Relaxed))
-                .sum(),
-        )
+                .all(|c| c.balancer.ready() == c.balancer.owned())
+        },
+        take_requests: &|| {
+            let mut kinds = Kinds::default();
+            for consumer in &fleet {
+                kinds.add(Kinds::of(&consumer.recorder));
+            }
+            kinds
+        },
+        cpu_secs: &|| cpu_time::ProcessTime::now().as_duration().as_secs_f64(),
     };
-    let counters = (cycles.as_ref(), &counted as &dyn Fn() -> Option<u64>);
-    let watched = until_fair_share(&watcher, &scope, counters, size, interval, started).await;
-    let all_ready = || {
-        fleet
-            .iter()
-            .all(|c| c.balancer.ready() == c.balancer.owned())
-    };
-    let ready = until_ready(all_ready, interval, started).await;
-
-    // The steady state: requests and CPU over a few cycles, ownership changes that still happen.
-    for consumer in &fleet {
-        consumer.recorder.take();
-    }
-    let cpu = cpu_time::ProcessTime::now();
-    let steady_started = Instant::now();
-    tokio::time::sleep((interval * STEADY_CYCLES).max(STEADY_AT_LEAST)).await;
-    let steady_minutes = steady_started.elapsed().as_secs_f64() / 60.0;
-    let cpu = cpu.elapsed().as_secs_f64();
-    let mut steady = Kinds::default();
-    for consumer in &fleet {
-        steady.add(Kinds::of(&consumer.recorder));
-    }
-    let changes_in_steady_state = counted()
-        .unwrap_or_default()
-        .saturating_sub(watched.changes);
+    let size = (partitions, consumers);
+    let place = (container.as_str(), &scope);
+    let who = format!("{strategy:?}");
+    let row = measure(who, place, size, interval, started, &probes).await;
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = task.await;
     }
-    eprintln!(
-        "  {partitions} x {consumers} {strategy:?}: {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Row {
-        partitions,
-        consumers,
-        who: format!("{strategy:?}"),
-        interval,
-        intervals_to_fair_share: watched.intervals,
-        intervals_to_ready: ready,
-        cycles_to_fair_share: watched.cycles,
-        changes: watched.changes,
-        steady,
-        steady_minutes,
-        cpu_per_consumer: cpu / consumers as f64 / steady_minutes / 60.0,
-        changes_in_steady_state,
-    }
+    row
 }
 
 /// Set (to the strategy) in the processes of `FLEET_PROCESSES` rows: the bench's binary is then
@@ -760,57 +796,28 @@ mod processes {
             children.push(child);
         }
 
-        let watcher = common::store_on(&container, None);
         let scope = Scope::new("fleet", &hub, "$Default");
-        let size = (partitions, consumers);
-        let counted = || -> Option<u64> {
-            match who {
+        let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
+        let probes = Probes {
+            cycles: &cycles,
+            counted: &|| match who {
                 Who::Python => None,
                 Who::Rust(_) => Some(changes.lock().unwrap().iter().sum()),
-            }
+            },
+            all_ready: &|| ready.lock().unwrap().iter().all(|r| *r),
+            take_requests: &|| std::mem::take(&mut *counts.lock().unwrap()),
+            cpu_secs: &|| cpu_ticks(&pids) as f64 / common::cpu::TICKS_PER_SECOND,
         };
-        let counters = (cycles.as_ref(), &counted as &dyn Fn() -> Option<u64>);
-        let watched = until_fair_share(&watcher, &scope, counters, size, interval, started).await;
-        let all_ready = || ready.lock().unwrap().iter().all(|r| *r);
-        let ready_at = until_ready(all_ready, interval, started).await;
-
-        let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
-        *counts.lock().unwrap() = Kinds::default();
-        let cpu_before = cpu_ticks(&pids);
-        let steady_started = Instant::now();
-        tokio::time::sleep((interval * STEADY_CYCLES).max(STEADY_AT_LEAST)).await;
-        let steady_secs = steady_started.elapsed().as_secs_f64();
-        let cpu =
-            cpu_ticks(&pids).saturating_sub(cpu_before) as f64 / common::cpu::TICKS_PER_SECOND;
-        let steady = *counts.lock().unwrap();
-        let changes_in_steady_state = match counted() {
-            Some(counted) => counted.saturating_sub(watched.changes),
-            None => moved(&watched.owners, &owners(&watcher, &scope).await),
-        };
+        let size = (partitions, consumers);
+        let place = (container.as_str(), &scope);
+        let row = measure(label, place, size, interval, started, &probes).await;
         for child in &mut children {
             drop(child.stdin.take());
         }
         for mut child in children {
             let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
         }
-        eprintln!(
-            "  {partitions} x {consumers} {label}: {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        Row {
-            partitions,
-            consumers,
-            who: label,
-            interval,
-            intervals_to_fair_share: watched.intervals,
-            intervals_to_ready: ready_at,
-            cycles_to_fair_share: watched.cycles,
-            changes: watched.changes,
-            steady,
-            steady_minutes: steady_secs / 60.0,
-            cpu_per_consumer: cpu / consumers as f64 / steady_secs,
-            changes_in_steady_state,
-        }
+        row
     }
 
     /// User + system CPU ticks of `pids` (those still running).
