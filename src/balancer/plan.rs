@@ -398,9 +398,8 @@ mod tests {
     /// time after its listing (up to `spread` of an interval), only if the partition is still at
     /// the version that listing showed (the store's conditional write). Free partitions beyond
     /// the first round go out a round at a time while no free claim was lost, as `claim` sends
-    /// them. Returns the intervals
-    /// until every partition is owned and every consumer holds its share, and the moves between
-    /// consumers on the way.
+    /// them. Returns the intervals until every partition is owned and every consumer holds its
+    /// share, and the moves between consumers on the way.
     fn fleet_in_time(
         partitions: usize,
         consumers: usize,
