@@ -1264,7 +1264,7 @@ where
         for seq in 0..updates {
             let t = Instant::now();
             write(p, seq).await;
-            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+            latencies.push(ms(t.elapsed()));
         }
         latencies
     }))
@@ -1598,7 +1598,7 @@ async fn store_claims(store: &BlobCheckpointStore, group: &str, calls: usize) ->
         let input = claims(&format!("{group}-{call}-s"), 32, "o");
         let t = Instant::now();
         assert_eq!(store.claim_ownership(&input).await.unwrap().len(), 32);
-        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        latencies.push(ms(t.elapsed()));
     }
     latencies
 }
@@ -1610,7 +1610,7 @@ async fn ceiling_claims(ceiling: &Ceiling, group: &str, calls: usize) -> Vec<f64
         let prefix = format!("{NS}/{EH}/{group}-{call}-c/ownership/");
         let t = Instant::now();
         ceiling.put_new_all(&prefix, 32, 32).await;
-        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        latencies.push(ms(t.elapsed()));
     }
     latencies
 }
