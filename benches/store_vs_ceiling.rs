@@ -1392,16 +1392,23 @@ fn main() {
 async fn behind_a_slow_network(bench: &Bench) {
     const WRITERS: usize = 32;
     const FEW_WRITERS: usize = 4;
-    const UPDATES: usize = 50;
-    const CLAIM_CALLS: usize = 50;
+    // `BENCH_NET_UPDATES` sets each writer's updates, `BENCH_NET_CLAIM_CALLS` the claim calls
+    // (default 50 each): longer runs average more of the emulator's pauses.
+    let count = |name: &str| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(50)
+    };
+    let (updates, claim_calls) = (count("BENCH_NET_UPDATES"), count("BENCH_NET_CLAIM_CALLS"));
     const SIDES: [&str; 3] = ["store", "ceiling", "ceiling (h)"];
     let workloads = [
         NetWorkload::Updates(WRITERS),
         NetWorkload::Updates(FEW_WRITERS),
-        NetWorkload::Claims(CLAIM_CALLS),
+        NetWorkload::Claims(claim_calls),
     ];
     println!(
-        "\nbehind a slow network: {WRITERS} and {FEW_WRITERS} writers x {UPDATES} checkpoint updates, and {CLAIM_CALLS} claims of 32 new partitions one after another ({} reps, the order of the sides rotating, each side's connections opened again, untimed, before each run; all samples pooled for p50/p99); the minimal ceiling, and the one that also sends the SDK's two headers (h):\n",
+        "\nbehind a slow network: {WRITERS} and {FEW_WRITERS} writers x {updates} checkpoint updates, and {claim_calls} claims of 32 new partitions one after another ({} reps, the order of the sides rotating, each side's connections opened again, untimed, before each run; all samples pooled for p50/p99); the minimal ceiling, and the one that also sends the SDK's two headers (h):\n",
         bench.reps
     );
     println!("| proxy | workload | store ops/s | ceiling ops/s | ceiling (h) ops/s | store/ceiling | store/ceiling (h) | p50 ms store | p50 ms ceiling | p50 ms ceiling (h) | p99 ms store | p99 ms ceiling | p99 ms ceiling (h) | max ms store | max ms ceiling | max ms ceiling (h) | store requests/op |");
@@ -1415,6 +1422,7 @@ async fn behind_a_slow_network(bench: &Bench) {
         .filter_map(|d| d.parse().ok())
         .collect();
     let mut seen_rows = Vec::new();
+    let mut rep_rows = Vec::new();
     for delay in delays_ms.into_iter().map(Duration::from_millis) {
         for delays in [Delays::PerChunk, Delays::PerReadInOrder] {
             let upstream = bench.upstream();
@@ -1481,14 +1489,14 @@ async fn behind_a_slow_network(bench: &Bench) {
                         let start = Instant::now();
                         let latencies = match (workload, side) {
                             (NetWorkload::Updates(writers), 0) => {
-                                store_updates(&store, &format!("{tag}-s"), *writers, UPDATES).await
+                                store_updates(&store, &format!("{tag}-s"), *writers, updates).await
                             }
                             (NetWorkload::Updates(writers), c) => {
                                 ceiling_updates(
                                     &ceilings[c - 1],
                                     &format!("{tag}-c{}", c - 1),
                                     *writers,
-                                    UPDATES,
+                                    updates,
                                 )
                                 .await
                             }
@@ -1528,8 +1536,8 @@ async fn behind_a_slow_network(bench: &Bench) {
             for (workload, sides) in workloads.iter().zip(&mut samples) {
                 let (name, ops) = match workload {
                     NetWorkload::Updates(writers) => (
-                        format!("{writers} x {UPDATES} updates"),
-                        (writers * UPDATES) as f64,
+                        format!("{writers} x {updates} updates"),
+                        (writers * updates) as f64,
                     ),
                     NetWorkload::Claims(calls) => {
                         (format!("claim 32, {calls} calls"), (32 * calls) as f64)
@@ -1553,6 +1561,12 @@ async fn behind_a_slow_network(bench: &Bench) {
                     s.0, c.0, h.0, s.0 / c.0, s.0 / h.0, s.1, c.1, h.1, s.2, c.2, h.2, s.3, c.3, h.3,
                     sides[0].store_requests as f64 / (ops * bench.reps as f64)
                 );
+                rep_rows.push(format!(
+                    "| {proxy_name} | {name} | {} | {} | {} |",
+                    per_rep(&sides[0].secs, &sides[1].secs),
+                    per_rep(&sides[0].secs, &sides[2].secs),
+                    per_rep(&sides[1].secs, &sides[2].secs),
+                ));
                 for (side, samples) in SIDES.iter().zip(sides.iter_mut()) {
                     seen_rows.push(format!(
                         "| {proxy_name} | {name} | {side} | {}",
@@ -1568,12 +1582,32 @@ async fn behind_a_slow_network(bench: &Bench) {
     for row in seen_rows {
         println!("{row}");
     }
+    println!("\nthe same runs rep by rep: one side's throughput over another's within each rep (the sides' runs of a rep are back to back), median [min-max] over the reps; the two ceilings send the same requests but for two headers, so their ratio is how far apart two equal clients come out here:\n");
+    println!("| proxy | workload | store/ceiling | store/ceiling (h) | ceiling/ceiling (h) |");
+    println!("|---|---|---:|---:|---:|");
+    for row in rep_rows {
+        println!("{row}");
+    }
+}
+
+/// `a`'s throughput over `b`'s rep by rep (`a_secs[i]` and `b_secs[i]` timed the same work in
+/// rep `i`): "median [min-max]".
+fn per_rep(a_secs: &[f64], b_secs: &[f64]) -> String {
+    let mut ratios: Vec<f64> = a_secs.iter().zip(b_secs).map(|(a, b)| b / a).collect();
+    ratios.sort_by(f64::total_cmp);
+    format!(
+        "{:.2} [{:.2}-{:.2}]",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    )
 }
 
 /// A timed workload of `behind_a_slow_network`.
 #[derive(Clone, Copy)]
 enum NetWorkload {
-    /// This many writers, each updating its partition's checkpoint 50 times in order.
+    /// This many writers, each updating its partition's checkpoint in order (50 times, unless
+    /// `BENCH_NET_UPDATES` says otherwise).
     Updates(usize),
     /// This many claims of 32 new partitions, one after another.
     Claims(usize),

@@ -5,7 +5,10 @@
 #   scripts/bench.sh              benches/store_vs_ceiling.rs: the store/ceiling table and the
 #                                 claim-concurrency sweep (BENCH_REPS sets the repetitions,
 #                                 default 5; BENCH_PIN_AZURITE=1 runs Azurite on CPU 0 and the
-#                                 bench on the other CPUs)
+#                                 bench on the other CPUs; BENCH_ONLY=network, the slow-network
+#                                 rows alone, BENCH_NET_DELAYS=10,50 their delays in ms,
+#                                 BENCH_NET_UPDATES=50 each writer's updates,
+#                                 BENCH_NET_CLAIM_CALLS=50 the claim calls)
 #   scripts/bench.sh processor    benches/processor.rs: two official processors on real events,
 #                                 events/s and storage requests per 1,000 events
 #   scripts/bench.sh metrics      benches/metrics.rs: the store with and without a metrics
