@@ -26,9 +26,9 @@ use eventhub_checkpointstore::balancer::{BalancerOptions, PartitionBalancer, Str
 use eventhub_checkpointstore::checkpointer::{Checkpointer, CheckpointerOptions};
 use eventhub_checkpointstore::Result as StoreResult;
 use eventhub_checkpointstore::{
-    Advance, BlobCheckpointStore, BlobCheckpointStoreOptions, Checkpoint, CheckpointStore,
-    Ownership, Scope, ServiceTime,
+    BlobCheckpointStore, BlobCheckpointStoreOptions, CheckpointStore, Ownership, Scope,
 };
+use eventhub_checkpointstore_testkit::hooked::{Hooked, Hooks};
 use eventhub_checkpointstore_testkit::{self as common, Recorder};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{
@@ -51,13 +51,12 @@ struct Consumer {
     changes: Arc<AtomicU64>,
 }
 
-/// A consumer's store that counts, exactly, the ownership changes its claims make: a claim that
-/// lands for an owner other than the one the record had at the version it was conditional on
-/// (a first claim, a claim of a relinquished or expired record, a steal). Renewals and
-/// relinquishing change no owner. (Looking at the store's records now and then would miss a
-/// partition that moved twice between two looks.)
+/// Hooks on a consumer's store that count, exactly, the ownership changes its claims make: a
+/// claim that lands for an owner other than the one the record had at the version it was
+/// conditional on (a first claim, a claim of a relinquished or expired record, a steal).
+/// Renewals and relinquishing change no owner. (Looking at the store's records now and then would
+/// miss a partition that moved twice between two looks.)
 struct CountingChanges {
-    inner: Arc<dyn CheckpointStore>,
     /// Each partition's owner at the version this consumer last saw, listed or claimed.
     seen: Mutex<HashMap<String, (Option<Etag>, String)>>,
     changes: Arc<AtomicU64>,
@@ -73,25 +72,12 @@ impl CountingChanges {
     }
 }
 
-#[async_trait::async_trait]
-impl CheckpointStore for CountingChanges {
-    async fn list_ownership(&self, scope: &Scope) -> StoreResult<Vec<Ownership>> {
-        let listed = self.inner.list_ownership(scope).await?;
-        self.saw(&listed);
-        Ok(listed)
+impl Hooks for CountingChanges {
+    fn listed(&self, records: &[Ownership]) {
+        self.saw(records);
     }
 
-    async fn list_ownership_with_service_time(
-        &self,
-        scope: &Scope,
-    ) -> StoreResult<(Vec<Ownership>, Option<ServiceTime>)> {
-        let listed = self.inner.list_ownership_with_service_time(scope).await?;
-        self.saw(&listed.0);
-        Ok(listed)
-    }
-
-    async fn claim_ownership(&self, ownership: &[Ownership]) -> StoreResult<Vec<Ownership>> {
-        let claimed = self.inner.claim_ownership(ownership).await?;
+    fn claimed(&self, ownership: &[Ownership], claimed: &[Ownership]) {
         let changed = {
             let seen = self.seen.lock().unwrap();
             let owner_before = |partition: &str| {
@@ -115,31 +101,7 @@ impl CheckpointStore for CountingChanges {
                 .count()
         };
         self.changes.fetch_add(changed as u64, Ordering::Relaxed);
-        self.saw(&claimed);
-        Ok(claimed)
-    }
-
-    async fn update_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<()> {
-        self.inner.update_checkpoint(checkpoint).await
-    }
-
-    async fn advance_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<Advance> {
-        self.inner.advance_checkpoint(checkpoint).await
-    }
-
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<()> {
-        self.inner.put_checkpoint(checkpoint).await
-    }
-
-    async fn list_checkpoints(&self, scope: &Scope) -> StoreResult<Vec<Checkpoint>> {
-        self.inner.list_checkpoints(scope).await
-    }
-
-    async fn list_checkpoints_with_times(
-        &self,
-        scope: &Scope,
-    ) -> StoreResult<Vec<(Checkpoint, Option<time::OffsetDateTime>)>> {
-        self.inner.list_checkpoints_with_times(scope).await
+        self.saw(claimed);
     }
 }
 
@@ -156,11 +118,11 @@ impl Consumer {
         recorder: Recorder,
     ) -> Self {
         let changes = Arc::new(AtomicU64::new(0));
-        let store: Arc<dyn CheckpointStore> = Arc::new(CountingChanges {
-            inner: Arc::new(store),
+        let counting = CountingChanges {
             seen: Mutex::default(),
             changes: changes.clone(),
-        });
+        };
+        let store: Arc<dyn CheckpointStore> = Arc::new(Hooked::new(store, counting));
         let options = CheckpointerOptions {
             every_events: None,
             every: Some(CHECKPOINT_EVERY),

@@ -404,13 +404,18 @@ async fn claim_new(bench: &Bench, n: usize, tag: &str) -> Row {
         .await
 }
 
+/// A count the environment variable `name` sets, `default` when it is unset or not a number.
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 async fn main_async() {
     let connection = std::env::var("AZURITE_CONNECTION_STRING")
         .expect("AZURITE_CONNECTION_STRING is not set: run the benchmarks with scripts/bench.sh, which starts Azurite");
-    let reps: usize = std::env::var("BENCH_REPS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let reps = env_count("BENCH_REPS", 5);
     let parsed = ConnectionString::parse(&connection).unwrap();
     let endpoint = parsed
         .blob_endpoint()
@@ -486,10 +491,7 @@ async fn main_async() {
 /// record, the set-up cancelling out (`scripts/profile.sh`).
 async fn profile_listing(bench: &Bench, profile: &str) {
     const RECORDS: usize = 1000;
-    let iterations: usize = std::env::var("BENCH_ITERS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10);
+    let iterations = env_count("BENCH_ITERS", 10);
     let (side, record) = profile.split_once('-').expect("BENCH_PROFILE=SIDE-RECORD");
     if record == "updates" {
         // 32 partitions x `iterations` checkpoint updates: through the store's plain
@@ -1392,15 +1394,10 @@ fn main() {
 async fn behind_a_slow_network(bench: &Bench) {
     const WRITERS: usize = 32;
     const FEW_WRITERS: usize = 4;
-    // `BENCH_NET_UPDATES` sets each writer's updates, `BENCH_NET_CLAIM_CALLS` the claim calls
-    // (default 50 each): longer runs average more of the emulator's pauses.
-    let count = |name: &str| -> usize {
-        std::env::var(name)
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(50)
-    };
-    let (updates, claim_calls) = (count("BENCH_NET_UPDATES"), count("BENCH_NET_CLAIM_CALLS"));
+    // Each writer's updates and the claim calls: longer runs average more of the emulator's
+    // pauses.
+    let updates = env_count("BENCH_NET_UPDATES", 50);
+    let claim_calls = env_count("BENCH_NET_CLAIM_CALLS", 50);
     const SIDES: [&str; 3] = ["store", "ceiling", "ceiling (h)"];
     let workloads = [
         NetWorkload::Updates(WRITERS),
@@ -1595,12 +1592,8 @@ async fn behind_a_slow_network(bench: &Bench) {
 fn per_rep(a_secs: &[f64], b_secs: &[f64]) -> String {
     let mut ratios: Vec<f64> = a_secs.iter().zip(b_secs).map(|(a, b)| b / a).collect();
     ratios.sort_by(f64::total_cmp);
-    format!(
-        "{:.2} [{:.2}-{:.2}]",
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1]
-    )
+    let [median, min, max] = [0.5, 0.0, 1.0].map(|q| percentile(&ratios, q));
+    format!("{median:.2} [{min:.2}-{max:.2}]")
 }
 
 /// A timed workload of `behind_a_slow_network`.

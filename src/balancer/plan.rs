@@ -559,22 +559,22 @@ mod tests {
                         next_whole[c] = t + between(0.9, 1.1);
                     }
                     let quick_at = t + between(0.125, 0.125);
-                    let next = if !planned {
-                        (next_whole[c], QUICK_CYCLES, true)
+                    let (at, renew, quick_left) = if !planned {
+                        (next_whole[c], true, QUICK_CYCLES)
                     } else if strategy == Strategy::Greedy
                         && quick_left > 0
                         && quick_at < next_whole[c]
                     {
-                        (quick_at, quick_left - 1, false)
+                        (quick_at, false, quick_left - 1)
                     } else {
-                        (next_whole[c], quick_left, true)
+                        (next_whole[c], true, quick_left)
                     };
                     let list = Event::List {
                         c,
-                        renew: next.2,
-                        quick_left: next.1,
+                        renew,
+                        quick_left,
                     };
-                    push(&mut queue, next.0, list);
+                    push(&mut queue, at, list);
                 }
                 Event::Round {
                     c,

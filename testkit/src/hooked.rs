@@ -32,6 +32,9 @@ pub trait Hooks: Send + Sync {
         Ok(())
     }
 
+    /// After an ownership listing succeeded: what it listed.
+    fn listed(&self, _records: &[Ownership]) {}
+
     /// After a claim call succeeded: what was asked and what was won.
     fn claimed(&self, _requested: &[Ownership], _won: &[Ownership]) {}
 
@@ -58,7 +61,9 @@ impl<S, H> Hooked<S, H> {
 impl<S: CheckpointStore, H: Hooks> CheckpointStore for Hooked<S, H> {
     async fn list_ownership(&self, scope: &Scope) -> Result<Vec<Ownership>> {
         self.hooks.before(Call::ListOwnership(scope)).await?;
-        self.inner.list_ownership(scope).await
+        let listed = self.inner.list_ownership(scope).await?;
+        self.hooks.listed(&listed);
+        Ok(listed)
     }
 
     async fn list_ownership_with_service_time(
@@ -66,7 +71,9 @@ impl<S: CheckpointStore, H: Hooks> CheckpointStore for Hooked<S, H> {
         scope: &Scope,
     ) -> Result<(Vec<Ownership>, Option<ServiceTime>)> {
         self.hooks.before(Call::ListOwnership(scope)).await?;
-        self.inner.list_ownership_with_service_time(scope).await
+        let listed = self.inner.list_ownership_with_service_time(scope).await?;
+        self.hooks.listed(&listed.0);
+        Ok(listed)
     }
 
     async fn claim_ownership(&self, ownership: &[Ownership]) -> Result<Vec<Ownership>> {
@@ -108,6 +115,14 @@ impl<S: CheckpointStore, H: Hooks> CheckpointStore for Hooked<S, H> {
     async fn list_checkpoints(&self, scope: &Scope) -> Result<Vec<Checkpoint>> {
         self.hooks.before(Call::ListCheckpoints(scope)).await?;
         self.inner.list_checkpoints(scope).await
+    }
+
+    async fn list_checkpoints_with_times(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<(Checkpoint, Option<time::OffsetDateTime>)>> {
+        self.hooks.before(Call::ListCheckpoints(scope)).await?;
+        self.inner.list_checkpoints_with_times(scope).await
     }
 }
 
