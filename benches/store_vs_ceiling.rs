@@ -1399,13 +1399,25 @@ async fn behind_a_slow_network(bench: &Bench) {
     let updates = env_count("BENCH_NET_UPDATES", 50);
     let claim_calls = env_count("BENCH_NET_CLAIM_CALLS", 50);
     const SIDES: [&str; 3] = ["store", "ceiling", "ceiling (h)"];
-    let workloads = [
-        NetWorkload::Updates(WRITERS),
-        NetWorkload::Updates(FEW_WRITERS),
-        NetWorkload::Claims(claim_calls),
-    ];
+    // `BENCH_NET_WORKLOADS=32` picks the workloads, `BENCH_NET_PROXIES=chunk` the proxies: more
+    // reps of one row in the same time.
+    let workloads = picked(
+        "BENCH_NET_WORKLOADS",
+        [
+            ("32", NetWorkload::Updates(WRITERS)),
+            ("4", NetWorkload::Updates(FEW_WRITERS)),
+            ("claims", NetWorkload::Claims(claim_calls)),
+        ],
+    );
+    let kinds = picked(
+        "BENCH_NET_PROXIES",
+        [
+            ("chunk", Delays::PerChunk),
+            ("read", Delays::PerReadInOrder),
+        ],
+    );
     println!(
-        "\nbehind a slow network: {WRITERS} and {FEW_WRITERS} writers x {updates} checkpoint updates, and {claim_calls} claims of 32 new partitions one after another ({} reps, the order of the sides rotating, each side's connections opened again, untimed, before each run; all samples pooled for p50/p99); the minimal ceiling, and the one that also sends the SDK's two headers (h):\n",
+        "\nbehind a slow network: {WRITERS} and {FEW_WRITERS} writers x {updates} checkpoint updates, and {claim_calls} claims of 32 new partitions one after another (those BENCH_NET_WORKLOADS picks; {} reps, the order of the sides rotating, each side's connections opened again, untimed, before each run; all samples pooled for p50/p99); the minimal ceiling, and the one that also sends the SDK's two headers (h):\n",
         bench.reps
     );
     println!("| proxy | workload | store ops/s | ceiling ops/s | ceiling (h) ops/s | store/ceiling | store/ceiling (h) | p50 ms store | p50 ms ceiling | p50 ms ceiling (h) | p99 ms store | p99 ms ceiling | p99 ms ceiling (h) | max ms store | max ms ceiling | max ms ceiling (h) | store requests/op |");
@@ -1421,7 +1433,7 @@ async fn behind_a_slow_network(bench: &Bench) {
     let mut seen_rows = Vec::new();
     let mut rep_rows = Vec::new();
     for delay in delays_ms.into_iter().map(Duration::from_millis) {
-        for delays in [Delays::PerChunk, Delays::PerReadInOrder] {
+        for &delays in &kinds {
             let upstream = bench.upstream();
             let emulator = emulator_pid(upstream.port());
             let ticks = |pid: &str| common::cpu::ticks(pid).expect("the process is running");
@@ -1579,7 +1591,7 @@ async fn behind_a_slow_network(bench: &Bench) {
     for row in seen_rows {
         println!("{row}");
     }
-    println!("\nthe same runs rep by rep: one side's throughput over another's within each rep (the sides' runs of a rep are back to back), median [min-max] over the reps; the two ceilings send the same requests but for two headers, so their ratio is how far apart two equal clients come out here:\n");
+    println!("\nthe same runs rep by rep: one side's throughput over another's within each rep (the sides' runs of a rep are back to back), median [min-max] over the reps, then their geometric mean (~95% interval: its log ± 2 standard errors); the two ceilings send the same requests but for two headers, so their ratio is how far apart two equal clients come out here:\n");
     println!("| proxy | workload | store/ceiling | store/ceiling (h) | ceiling/ceiling (h) |");
     println!("|---|---|---:|---:|---:|");
     for row in rep_rows {
@@ -1587,13 +1599,46 @@ async fn behind_a_slow_network(bench: &Bench) {
     }
 }
 
+/// The choices the comma-separated names in `var` pick, in `choices`' order; all of them when
+/// `var` is unset.
+fn picked<T: Copy, const N: usize>(var: &str, choices: [(&str, T); N]) -> Vec<T> {
+    let Ok(names) = std::env::var(var) else {
+        return choices.iter().map(|&(_, choice)| choice).collect();
+    };
+    let names: Vec<&str> = names.split(',').map(str::trim).collect();
+    for name in &names {
+        assert!(
+            choices.iter().any(|(known, _)| known == name),
+            "{var}: no {name:?}; one of {:?}",
+            choices.map(|(known, _)| known)
+        );
+    }
+    choices
+        .iter()
+        .filter(|(known, _)| names.contains(known))
+        .map(|&(_, choice)| choice)
+        .collect()
+}
+
 /// `a`'s throughput over `b`'s rep by rep (`a_secs[i]` and `b_secs[i]` timed the same work in
-/// rep `i`): "median [min-max]".
+/// rep `i`): "median [min-max], geometric mean (its ~95% interval)". The interval is the mean of
+/// the log ratios ± 2 standard errors: how finely the run pins the ratio down, so more reps
+/// narrow it where the range would only widen.
 fn per_rep(a_secs: &[f64], b_secs: &[f64]) -> String {
     let mut ratios: Vec<f64> = a_secs.iter().zip(b_secs).map(|(a, b)| b / a).collect();
     ratios.sort_by(f64::total_cmp);
     let [median, min, max] = [0.5, 0.0, 1.0].map(|q| percentile(&ratios, q));
-    format!("{median:.2} [{min:.2}-{max:.2}]")
+    let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
+    let n = logs.len() as f64;
+    let mean = logs.iter().sum::<f64>() / n;
+    let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let half = 2.0 * (var / n).sqrt();
+    format!(
+        "{median:.2} [{min:.2}-{max:.2}], {:.3} ({:.3}-{:.3})",
+        mean.exp(),
+        (mean - half).exp(),
+        (mean + half).exp()
+    )
 }
 
 /// A timed workload of `behind_a_slow_network`.

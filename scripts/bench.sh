@@ -8,7 +8,9 @@
 #                                 bench on the other CPUs; BENCH_ONLY=network, the slow-network
 #                                 rows alone, BENCH_NET_DELAYS=10,50 their delays in ms,
 #                                 BENCH_NET_UPDATES=50 each writer's updates,
-#                                 BENCH_NET_CLAIM_CALLS=50 the claim calls)
+#                                 BENCH_NET_CLAIM_CALLS=50 the claim calls,
+#                                 BENCH_NET_WORKLOADS=32,4,claims and
+#                                 BENCH_NET_PROXIES=chunk,read pick rows)
 #   scripts/bench.sh processor    benches/processor.rs: two official processors on real events,
 #                                 events/s and storage requests per 1,000 events
 #   scripts/bench.sh metrics      benches/metrics.rs: the store with and without a metrics
