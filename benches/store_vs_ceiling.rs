@@ -1623,7 +1623,9 @@ fn picked<T: Copy, const N: usize>(var: &str, choices: [(&str, T); N]) -> Vec<T>
 /// `a`'s throughput over `b`'s rep by rep (`a_secs[i]` and `b_secs[i]` timed the same work in
 /// rep `i`): "median [min-max], geometric mean (its ~95% interval)". The interval is the mean of
 /// the log ratios ± 2 standard errors: how finely the run pins the ratio down, so more reps
-/// narrow it where the range would only widen.
+/// narrow it where the range would only widen. It takes reps as independent, which they are not
+/// quite (the emulator slows as it fills, its pauses span runs): read it beside the two
+/// ceilings' own ratio.
 fn per_rep(a_secs: &[f64], b_secs: &[f64]) -> String {
     let mut ratios: Vec<f64> = a_secs.iter().zip(b_secs).map(|(a, b)| b / a).collect();
     ratios.sort_by(f64::total_cmp);
