@@ -927,8 +927,6 @@ struct Seen {
     chunks: usize,
     emulator_ticks: u64,
     bench_ticks: u64,
-    /// The runs' wall time.
-    secs: f64,
 }
 
 impl Seen {
@@ -940,11 +938,10 @@ impl Seen {
         self.chunks += more.chunks;
         self.emulator_ticks += more.emulator_ticks;
         self.bench_ticks += more.bench_ticks;
-        self.secs += more.secs;
     }
 
-    /// The columns of `behind_a_slow_network`'s second table.
-    fn row(&mut self) -> String {
+    /// The columns of `behind_a_slow_network`'s second table, for runs that took `secs` in all.
+    fn row(&mut self, secs: f64) -> String {
         let requests = self.upstream.len() as f64;
         let mut cells = Vec::new();
         for samples in [&mut self.upstream, &mut self.client, &mut self.late] {
@@ -962,7 +959,7 @@ impl Seen {
             self.chunks as f64 / requests,
             per_request(self.emulator_ticks),
             per_request(self.bench_ticks),
-            self.emulator_ticks as f64 / common::cpu::TICKS_PER_SECOND / self.secs * 100.0,
+            self.emulator_ticks as f64 / common::cpu::TICKS_PER_SECOND / secs * 100.0,
         )
     }
 }
@@ -1527,7 +1524,6 @@ async fn behind_a_slow_network(bench: &Bench) {
                             .add(std::mem::take(&mut *proxies[side].lock().unwrap()));
                         into.seen.emulator_ticks += ticks(&emulator) - cpu.0;
                         into.seen.bench_ticks += ticks("self") - cpu.1;
-                        into.seen.secs += secs;
                         if side == 0 {
                             into.store_requests += requests.take();
                         }
@@ -1579,7 +1575,7 @@ async fn behind_a_slow_network(bench: &Bench) {
                 for (side, samples) in SIDES.iter().zip(sides.iter_mut()) {
                     seen_rows.push(format!(
                         "| {proxy_name} | {name} | {side} | {}",
-                        samples.seen.row()
+                        samples.seen.row(samples.secs.iter().sum())
                     ));
                 }
             }
