@@ -1,7 +1,6 @@
-//! A fleet of consumer processes shares the 32 partitions of an event hub through a
-//! [`PartitionBalancer`] over a `BlobCheckpointStore`, reads real events through the official
-//! consumer client's partition receivers, and checkpoints them through a coalescing
-//! [`Checkpointer`]. The fleet grows from one consumer to four, one is killed (SIGKILL: no
+//! A fleet of consumer processes shares the 32 partitions of an event hub, each consumer this
+//! crate's `processor::Processor` over a `BlobCheckpointStore` (balanced with cooperative
+//! handover, checkpoints coalesced every 25 events). The fleet grows from one consumer to four, one is killed (SIGKILL: no
 //! relinquish, no last checkpoint), and the survivors take over its partitions from its last
 //! checkpoints. The run ends with a summary that is checked, not just printed; a failed check
 //! exits non-zero.
@@ -25,12 +24,11 @@
 //! timings: each is a property every run must have, however slow the machine.
 
 use eventhub_checkpointstore::{
-    balancer::{BalancerOptions, PartitionBalancer, Strategy},
-    checkpointer::{Checkpointer, CheckpointerOptions},
+    balancer::Strategy, checkpointer::CheckpointerOptions, processor::Processor,
     BlobCheckpointStore, CheckpointStore, Ownership, Scope,
 };
 use eventhub_checkpointstore_testkit::{
-    eventhubs::{self, consume, Fact, HubSpec, ReadEnd},
+    eventhubs::{self, HubSpec},
     wins::{self, recording, Win},
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -40,7 +38,6 @@ use std::{
     io::Write,
     num::NonZeroU64,
     process::Stdio,
-    rc::Rc,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -104,12 +101,8 @@ async fn main() -> AnyResult<()> {
             let recorder = DebuggingRecorder::new();
             let snapshotter = recorder.snapshotter();
             recorder.install()?;
-            METRICS.with(|m| *m.borrow_mut() = Some(snapshotter));
-            // The partition receivers' streams are not `Send`: the consumer runs on one thread.
-            let local = tokio::task::LocalSet::new();
-            local
-                .run_until(consumer(store, name, group, hub, handover.parse()?))
-                .await
+            let _ = METRICS.set(snapshotter);
+            consumer(store, name, group, hub, handover.parse()?).await
         }
         [] => conductor(store, 2).await,
         [flag, handover] if flag == "--handover-intervals" => {
@@ -119,10 +112,8 @@ async fn main() -> AnyResult<()> {
     }
 }
 
-thread_local! {
-    /// The consumer's recorder (it runs on one thread).
-    static METRICS: std::cell::RefCell<Option<Snapshotter>> = const { std::cell::RefCell::new(None) };
-}
+/// The consumer's recorder.
+static METRICS: std::sync::OnceLock<Snapshotter> = std::sync::OnceLock::new();
 
 /// Reports what the metrics recorded since the last report: `metric\tKEY\tDELTA` lines, KEY
 /// the metric's name and its labels beyond the scope's. A histogram reports its count and sum.
@@ -133,7 +124,7 @@ fn report_metrics() {
         "messaging.destination.name",
         "messaging.consumer.group.name",
     ];
-    let Some(snapshot) = METRICS.with(|m| m.borrow().as_ref().map(|s| s.snapshot())) else {
+    let Some(snapshot) = METRICS.get().map(|s| s.snapshot()) else {
         return;
     };
     for (key, _, _, value) in snapshot.into_vec() {
@@ -183,117 +174,92 @@ async fn consumer(
     hub: &str,
     handover_intervals: u32,
 ) -> AnyResult<()> {
-    let scope = scope(hub, group);
     // Every claim this consumer wins is reported, so the conductor can check that no version of
     // a partition was won twice across the fleet.
     let recording = Arc::new(recording((*store).clone()));
-    let checkpointer = Arc::new(Checkpointer::new(
-        store.clone(),
-        scope.clone(),
-        CheckpointerOptions {
-            every_events: NonZeroU64::new(CHECKPOINT_EVERY_EVENTS),
-            every: None,
-        },
-    )?);
-    let (client, partitions) = eventhubs::consumer_client_and_partitions(hub, group).await;
-    let balancer = Rc::new(
-        PartitionBalancer::new(
-            recording.clone(),
-            scope,
-            name,
-            partitions,
-            BalancerOptions {
-                interval: INTERVAL,
-                expiration: EXPIRATION,
-                strategy: Strategy::Greedy,
-                handover_intervals,
-            },
-        )?
-        .with_checkpointer(checkpointer.clone()),
+    let processor = Arc::new(
+        Processor::builder()
+            .interval(INTERVAL)
+            .expiration(EXPIRATION)
+            .strategy(Strategy::Greedy)
+            .handover_intervals(handover_intervals)
+            .checkpointer_options(CheckpointerOptions {
+                every_events: NonZeroU64::new(CHECKPOINT_EVERY_EVENTS),
+                every: None,
+            })
+            .owner_id(name)
+            .start(recording.clone(), eventhubs::connection(hub, group))
+            .await?,
     );
-    let report_wins = {
-        let wins = recording.hooks.clone();
+    // Claims won, metrics and reconnects, reported as they come.
+    let report_news = {
+        let (wins, processor) = (recording.hooks.clone(), processor.clone());
+        let mut reconnects = 0;
         move || {
             for win in wins.take() {
                 report(format_args!("won\t{}", win.line()));
             }
+            report_metrics();
+            let now = processor.stats().reconnects;
+            for _ in reconnects..now {
+                report(format_args!("reconnected"));
+            }
+            reconnects = now;
         }
     };
-
-    // The conductor stops a consumer gracefully by closing its stdin.
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(_)) = lines.next_line().await {}
-        let _ = stop_tx.send(true);
+    let reporting = tokio::spawn({
+        let mut report_news = report_news.clone();
+        async move {
+            loop {
+                tokio::time::sleep(INTERVAL / 4).await;
+                report_news();
+            }
+        }
     });
-    let balancing = {
-        let balancer = balancer.clone();
-        let report_wins = report_wins.clone();
-        let mut stop = stop.clone();
-        tokio::task::spawn_local(async move {
-            let stopped = async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            };
-            balancer
-                .run(stopped, |result| match result {
-                    Ok(_) => {
-                        report_wins();
-                        report_metrics();
-                    }
-                    Err(err) => eprintln!(
-                        "consumer {}: balancing cycle failed: {err}",
-                        balancer.owner_id()
-                    ),
-                })
-                .await
-        })
-    };
-    // Reads each partition while it is in `ready()`, from the stored checkpoint; reports each
-    // step with this host's time.
-    let name = name.to_owned();
-    consume(
-        client,
-        store,
-        balancer,
-        checkpointer.clone(),
-        stop,
-        move |fact| match fact {
-            Fact::Resumed { partition, after } => report(format_args!(
-                "resume {partition} {} {}",
-                after.map_or(0, |s| s + 1),
-                unix_millis()
-            )),
-            Fact::Processed {
-                partition,
-                first,
-                last,
-            } => report(format_args!(
-                "processed {partition} {first} {last} {}",
-                unix_millis()
-            )),
-            Fact::Checkpointed { partition, seq } => {
-                report(format_args!("checkpointed {partition} {seq}"))
-            }
-            Fact::Stopped { partition, end } => {
-                if let ReadEnd::Failed(err) = end {
-                    eprintln!("consumer {name}: partition {partition}: {err}");
+    // The conductor stops a consumer gracefully by closing its stdin.
+    let stopping = tokio::spawn({
+        let processor = processor.clone();
+        async move {
+            let mut lines = BufReader::new(tokio::io::stdin()).lines();
+            while let Ok(Some(_)) = lines.next_line().await {}
+            processor.stop().await
+        }
+    });
+    // Each partition handed over, from its checkpoint; each step reported with this host's time.
+    let mut readers = tokio::task::JoinSet::new();
+    while let Some(mut partition) = processor.next_partition().await {
+        let p = partition.partition_id().to_owned();
+        report(format_args!(
+            "resume {p} {} {}",
+            partition.resumed_after().map_or(0, |s| s + 1),
+            unix_millis()
+        ));
+        readers.spawn(async move {
+            while let Some(event) = partition.next_event().await {
+                let Some(seq) = event.sequence_number() else {
+                    continue;
+                };
+                // Reported processed before its position is recorded (which may write the
+                // checkpoint): a consumer killed between the two would otherwise have events
+                // resumed after but never reported, which reads as events lost.
+                report(format_args!("processed {p} {seq} {seq} {}", unix_millis()));
+                match partition.checkpoint(&event).await {
+                    Ok(true) => report(format_args!("checkpointed {p} {seq}")),
+                    Ok(false) => {}
+                    Err(err) => eprintln!("consumer: partition {p}: checkpoint failed: {err}"),
                 }
-                report(format_args!("stop {partition} {}", unix_millis()))
             }
-            Fact::Reconnected { why } => {
-                eprintln!("consumer {name}: a new consumer client after: {why}");
-                report(format_args!("reconnected"))
-            }
-        },
-    )
-    .await;
-    // Graceful stop: the readers have stopped; `run` relinquishes, writing each partition's last
-    // position first.
-    balancing.await??;
-    report_wins();
-    report_metrics();
-    let stats = checkpointer.stats();
+            report(format_args!("stop {p} {}", unix_millis()));
+        });
+    }
+    while readers.join_next().await.is_some() {}
+    // Graceful stop: the readers have stopped; the processor wrote each partition's last
+    // position and relinquished.
+    stopping.await??;
+    reporting.abort();
+    let mut report_news = report_news;
+    report_news();
+    let stats = processor.checkpointer_stats();
     report(format_args!(
         "stats {} {} {}",
         stats.recorded, stats.writes, stats.refused

@@ -99,6 +99,17 @@ pub enum Error {
         message: String,
     },
 
+    /// Event Hubs could not be reached or read (feature `eventhubs`): a consumer client could
+    /// not be opened, the hub's partitions could not be read, or the
+    /// [`Processor`](crate::processor::Processor) has stopped.
+    #[cfg(feature = "eventhubs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
+    #[error("Event Hubs: {message}")]
+    EventHubs {
+        /// What failed, with secrets redacted.
+        message: String,
+    },
+
     /// The service answered with something this crate could not understand.
     #[error("unexpected response from the storage service: {message}")]
     UnexpectedResponse {
@@ -111,6 +122,13 @@ impl Error {
     pub(crate) fn invalid_input(message: impl Into<String>) -> Self {
         Error::InvalidInput {
             message: message.into(),
+        }
+    }
+
+    #[cfg(feature = "eventhubs")]
+    pub(crate) fn event_hubs(message: impl std::fmt::Display) -> Self {
+        Error::EventHubs {
+            message: redact(&message.to_string()),
         }
     }
 
@@ -202,6 +220,8 @@ impl From<Error> for azure_core::Error {
             Error::UnexpectedResponse { .. } => ErrorKind::DataConversion,
             Error::Conflict { .. } => ErrorKind::Other,
             Error::InvalidInput { .. } | Error::NoRuntime { .. } => ErrorKind::Other,
+            #[cfg(feature = "eventhubs")]
+            Error::EventHubs { .. } => ErrorKind::Other,
             #[cfg(feature = "blocking")]
             Error::BlockingInAsyncContext | Error::BlockingRuntime { .. } => ErrorKind::Other,
         };

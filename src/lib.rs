@@ -88,6 +88,9 @@ pub mod metrics;
 mod metrics;
 mod model;
 mod options;
+#[cfg(feature = "eventhubs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "eventhubs")))]
+pub mod processor;
 mod redact;
 mod scope;
 mod shell;

@@ -20,6 +20,12 @@
 //! | `messaging.eventhubs.ownership.changes` | counter | the balancer's ownership changes | `change`: `taken` (free or expired), `stolen` (from a live owner), `lost`, `relinquished`; `messaging.client.id` (the owner id) |
 //! | `messaging.eventhubs.ownership.owned` | gauge | partitions the balancer owns | `messaging.client.id` |
 //! | `messaging.eventhubs.handover.holds` | counter | partitions taken from a live owner and held until it hands them over | `messaging.client.id` |
+//! | `messaging.eventhubs.processor.events` | counter | events the [`Processor`](crate::processor::Processor) handed to the application | `messaging.destination.partition.id` |
+//! | `messaging.eventhubs.processor.batches` | counter | batches it handed to the application | |
+//! | `messaging.eventhubs.processor.sequence_number` | gauge | the last event's sequence number it handed out, per partition | `messaging.destination.partition.id` |
+//! | `messaging.eventhubs.processor.enqueued_time` | gauge, s | the last event's enqueued time it handed out (Unix seconds), per partition | `messaging.destination.partition.id` |
+//! | `messaging.eventhubs.processor.reconnects` | counter | consumer clients it replaced after a failure | `messaging.client.id` |
+//! | `messaging.eventhubs.processor.partitions_stopped` | counter | partitions whose events ended | `reason`: `handed_over`, `lost`, `shutdown`, `failed` (given up: unreadable for the stall timeout); `messaging.client.id` |
 //!
 //! The scope's attributes, on every metric: `messaging.system` (`eventhubs`), `server.address`
 //! (the namespace), `messaging.destination.name` (the event hub), `messaging.consumer.group.name`.
@@ -79,6 +85,24 @@ pub const OWNED: &str = "messaging.eventhubs.ownership.owned";
 #[cfg(feature = "metrics")]
 pub const HANDOVER_HOLDS: &str = "messaging.eventhubs.handover.holds";
 
+/// Events the processor handed to the application (feature `eventhubs`).
+pub const PROCESSOR_EVENTS: &str = "messaging.eventhubs.processor.events";
+
+/// Batches the processor handed to the application.
+pub const PROCESSOR_BATCHES: &str = "messaging.eventhubs.processor.batches";
+
+/// The sequence number of the last event the processor handed out, per partition.
+pub const PROCESSOR_SEQUENCE_NUMBER: &str = "messaging.eventhubs.processor.sequence_number";
+
+/// The enqueued time (Unix seconds) of the last event the processor handed out, per partition.
+pub const PROCESSOR_ENQUEUED_TIME: &str = "messaging.eventhubs.processor.enqueued_time";
+
+/// Consumer clients the processor replaced after a failure.
+pub const PROCESSOR_RECONNECTS: &str = "messaging.eventhubs.processor.reconnects";
+
+/// Partitions whose events ended, by reason.
+pub const PROCESSOR_PARTITIONS_STOPPED: &str = "messaging.eventhubs.processor.partitions_stopped";
+
 use crate::error::Error;
 use crate::model::Checkpoint;
 use crate::scope::Scope;
@@ -114,6 +138,31 @@ pub fn describe() {
     describe_counter!(
         HANDOVER_HOLDS,
         "Partitions taken from a live owner and held until it hands them over"
+    );
+    describe_counter!(
+        PROCESSOR_EVENTS,
+        "Events the processor handed to the application"
+    );
+    describe_counter!(
+        PROCESSOR_BATCHES,
+        "Batches the processor handed to the application"
+    );
+    describe_gauge!(
+        PROCESSOR_SEQUENCE_NUMBER,
+        "Sequence number of the last event handed out"
+    );
+    describe_gauge!(
+        PROCESSOR_ENQUEUED_TIME,
+        Unit::Seconds,
+        "Enqueued time (Unix seconds) of the last event handed out"
+    );
+    describe_counter!(
+        PROCESSOR_RECONNECTS,
+        "Consumer clients replaced after a failure"
+    );
+    describe_counter!(
+        PROCESSOR_PARTITIONS_STOPPED,
+        "Partitions whose events ended: handed_over, lost, shutdown, failed"
     );
 }
 
@@ -250,6 +299,64 @@ pub(crate) fn handover_holds(scope: &Scope, owner: &str, count: usize) {
     }
 }
 
+/// The processor of `scope` handed out an event of `partition`.
+#[cfg(feature = "eventhubs")]
+#[allow(unused_variables)]
+pub(crate) fn processed(
+    scope: &Scope,
+    partition: &str,
+    sequence_number: Option<i64>,
+    enqueued: Option<std::time::SystemTime>,
+) {
+    #[cfg(feature = "metrics")]
+    {
+        let mut labels = scope_labels(scope);
+        labels.push(metrics::Label::new(
+            "messaging.destination.partition.id",
+            partition.to_owned(),
+        ));
+        metrics::counter!(PROCESSOR_EVENTS, labels.clone()).increment(1);
+        if let Some(sequence_number) = sequence_number {
+            metrics::gauge!(PROCESSOR_SEQUENCE_NUMBER, labels.clone()).set(sequence_number as f64);
+        }
+        if let Some(since) = enqueued.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+            metrics::gauge!(PROCESSOR_ENQUEUED_TIME, labels).set(since.as_secs_f64());
+        }
+    }
+}
+
+/// The processor of `scope` handed out a batch.
+#[cfg(feature = "eventhubs")]
+#[allow(unused_variables)]
+pub(crate) fn batch(scope: &Scope) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(PROCESSOR_BATCHES, scope_labels(scope)).increment(1);
+}
+
+/// The processor `owner` of `scope` replaced its consumer client.
+#[cfg(feature = "eventhubs")]
+#[allow(unused_variables)]
+pub(crate) fn reconnected(scope: &Scope, owner: &str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(PROCESSOR_RECONNECTS, owner_labels(scope, owner)).increment(1);
+}
+
+/// The processor `owner` of `scope` stopped reading `partition` for `reason`.
+#[cfg(feature = "eventhubs")]
+#[allow(unused_variables)]
+pub(crate) fn partition_stopped(scope: &Scope, owner: &str, partition: &str, reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    {
+        let mut labels = owner_labels(scope, owner);
+        labels.push(metrics::Label::new(
+            "messaging.destination.partition.id",
+            partition.to_owned(),
+        ));
+        labels.push(metrics::Label::from_static_parts("reason", reason));
+        metrics::counter!(PROCESSOR_PARTITIONS_STOPPED, labels).increment(1);
+    }
+}
+
 #[cfg(feature = "metrics")]
 fn owner_labels(scope: &Scope, owner: &str) -> Vec<metrics::Label> {
     let mut labels = scope_labels(scope);
@@ -269,6 +376,8 @@ fn error_type(err: &Error) -> String {
         Error::NoRuntime { .. } => "no_runtime",
         Error::Conflict { .. } => "conflict",
         Error::UnexpectedResponse { .. } => "unexpected_response",
+        #[cfg(feature = "eventhubs")]
+        Error::EventHubs { .. } => "event_hubs",
         #[allow(unreachable_patterns)]
         _ => "other",
     };

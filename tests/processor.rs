@@ -17,7 +17,6 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     io::{BufRead, BufReader, Write},
     process::{Child, Command, Stdio},
-    rc::Rc,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -84,30 +83,22 @@ mod node {
         }
     }
 
-    /// A consumer of this crate's own: a [`PartitionBalancer`] and a [`Checkpointer`] over the
-    /// blob store, reading through the official consumer client's partition receivers, and
-    /// processing a partition only while it is in the balancer's `ready()`
-    /// (`eventhubs::read_while_ready`, the demo's consumers' loop).
+    /// A consumer of this crate's own: the public [`Processor`] over the blob store, through
+    /// its pull API (each partition's events until it must stop).
     ///
-    /// [`PartitionBalancer`]: eventhub_checkpointstore::balancer::PartitionBalancer
-    /// [`Checkpointer`]: eventhub_checkpointstore::checkpointer::Checkpointer
+    /// [`Processor`]: eventhub_checkpointstore::processor::Processor
     mod balancer {
         use super::*;
-        use eventhub_checkpointstore::{
-            balancer::{BalancerOptions, PartitionBalancer, Strategy},
-            checkpointer::{Checkpointer, CheckpointerOptions},
-        };
-        use eventhubs::{consume, Fact, ReadEnd};
-        use std::num::NonZeroU64;
+        use eventhub_checkpointstore::{balancer::Strategy, processor::Processor};
 
         pub fn run() {
             let var = |name: &str| std::env::var(name).unwrap();
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
                 .unwrap();
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, async {
+            runtime.block_on(async {
                 let container = var("E2E_STORE");
                 let container = container.strip_prefix("blob:").expect("a blob store");
                 let store = Arc::new(
@@ -119,82 +110,54 @@ mod node {
                     .unwrap(),
                 );
                 let (hub, group) = (var("E2E_HUB"), var("E2E_GROUP"));
-                let (client, partitions) =
-                    eventhubs::consumer_client_and_partitions(&hub, &group).await;
-                let scope = Scope::new(eventhubs::NAMESPACE, hub.as_str(), group.as_str());
-                let checkpointer = Arc::new(
-                    Checkpointer::new(
-                        store.clone(),
-                        scope.clone(),
-                        CheckpointerOptions {
-                            every_events: NonZeroU64::new(CHECKPOINT_EVERY as u64),
-                            every: None,
-                        },
-                    )
-                    .unwrap(),
+                let processor = Arc::new(
+                    Processor::builder()
+                        .interval(INTERVAL)
+                        .expiration(EXPIRATION)
+                        .strategy(Strategy::Greedy)
+                        .handover_intervals(2)
+                        .checkpoint_every_events(CHECKPOINT_EVERY as u64)
+                        .checkpointer_options(
+                            eventhub_checkpointstore::checkpointer::CheckpointerOptions {
+                                every_events: std::num::NonZeroU64::new(CHECKPOINT_EVERY as u64),
+                                every: None,
+                            },
+                        )
+                        .owner_id(var("E2E_NODE"))
+                        .start(store, eventhubs::connection(&hub, &group))
+                        .await
+                        .unwrap(),
                 );
-                let balancer = Rc::new(
-                    PartitionBalancer::new(
-                        store.clone(),
-                        scope,
-                        var("E2E_NODE"),
-                        partitions,
-                        BalancerOptions {
-                            interval: INTERVAL,
-                            expiration: EXPIRATION,
-                            strategy: Strategy::Greedy,
-                            handover_intervals: 2,
-                        },
-                    )
-                    .unwrap()
-                    .with_checkpointer(checkpointer.clone()),
-                );
-                let stop = stdin_closed();
-                let balancing = tokio::task::spawn_local({
-                    let (balancer, mut stop) = (balancer.clone(), stop.clone());
+                let stopping = tokio::spawn({
+                    let (processor, mut stop) = (processor.clone(), stdin_closed());
                     async move {
-                        let stopped = async move {
-                            let _ = stop.wait_for(|stopped| *stopped).await;
-                        };
-                        balancer.run(stopped, |_| {}).await
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                        processor.stop().await
                     }
                 });
-                consume(
-                    client,
-                    store,
-                    balancer,
-                    checkpointer,
-                    stop,
-                    |fact| match fact {
-                        Fact::Resumed { partition, .. } => say(format_args!("claimed {partition}")),
-                        Fact::Processed {
-                            partition,
-                            first,
-                            last,
-                        } => {
-                            for seq in first..=last {
-                                say(format_args!("event {partition} {seq}"));
+                let mut readers = tokio::task::JoinSet::new();
+                while let Some(mut partition) = processor.next_partition().await {
+                    say(format_args!("claimed {}", partition.partition_id()));
+                    readers.spawn(async move {
+                        let p = partition.partition_id().to_owned();
+                        while let Some(event) = partition.next_event().await {
+                            let seq = event.sequence_number().unwrap();
+                            say(format_args!("event {p} {seq}"));
+                            match partition.checkpoint(&event).await {
+                                Ok(true) => say(format_args!("checkpoint {p} {seq}")),
+                                Ok(false) => {}
+                                Err(err) => say(format_args!("note checkpoint {p} {seq}: {err}")),
                             }
                         }
-                        Fact::Checkpointed { partition, seq } => {
-                            say(format_args!("checkpoint {partition} {seq}"))
-                        }
-                        Fact::Stopped { partition, end } => {
-                            // A failed reader is reopened (on a new client): not a wedge.
-                            let why = match end {
-                                ReadEnd::Left => "left ready()".to_owned(),
-                                ReadEnd::Stopped => "stopped".to_owned(),
-                                ReadEnd::Failed(err) => format!("{REOPENING}{err}"),
-                            };
-                            say(format_args!("lost {partition} {why}"))
-                        }
-                        Fact::Reconnected { why } => say(format_args!("note reconnected: {why}")),
-                    },
-                )
-                .await;
-                // The readers have stopped; the balancer writes the last positions and
-                // relinquishes.
-                balancing.await.unwrap().unwrap();
+                        say(format_args!("lost {p} {:?}", partition.stop_reason()));
+                    });
+                }
+                while readers.join_next().await.is_some() {}
+                // The readers have stopped; the last positions are written and the partitions
+                // relinquished.
+                stopping.await.unwrap().unwrap();
+                let stats = processor.stats();
+                say(format_args!("note stats {stats:?}"));
                 say(format_args!("stopped"));
             });
         }

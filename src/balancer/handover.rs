@@ -149,6 +149,11 @@ impl Handover {
         lock(&self.held).clear();
     }
 
+    /// Forgets `partition`'s hold: the consumer gives it up.
+    pub(super) fn release(&self, partition: &str) {
+        lock(&self.held).remove(partition);
+    }
+
     /// Notes partitions found taken, whose last positions go out at the next cycle.
     pub(super) fn lost(&self, partitions: impl IntoIterator<Item = String>) {
         lock(&self.lost).extend(partitions);

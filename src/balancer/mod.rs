@@ -148,6 +148,9 @@ pub struct PartitionBalancer {
     /// Flushed for each partition this consumer gives up, discarded for each it loses.
     checkpointer: Option<Arc<Checkpointer>>,
     handover: Handover,
+    /// Partitions this consumer gave up because it could not read them, each until when it
+    /// takes nothing new (see [`release`](PartitionBalancer::release)).
+    set_aside: Mutex<BTreeMap<String, tokio::time::Instant>>,
 }
 
 /// What one cycle asks the store for: renewals of what this consumer owns, and the partitions
@@ -209,6 +212,7 @@ impl PartitionBalancer {
             local_clock: OffsetDateTime::now_utc,
             checkpointer: None,
             handover: Handover::default(),
+            set_aside: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -346,13 +350,19 @@ impl PartitionBalancer {
 
     /// Step 2: renewals of what this consumer owns (when due), and what it takes beyond them.
     fn plan(&self, view: &View, renewals: Renewals) -> Claims {
-        let planned = plan::plan(
-            view,
-            &self.owner_id,
-            self.partitions.len(),
-            self.options.strategy,
-            &self.shuffle,
-        );
+        // A consumer that just gave partitions up because it could not read them takes nothing
+        // new meanwhile: it would take them (or others) back and stall on them again.
+        let planned = if self.setting_aside() {
+            Vec::new()
+        } else {
+            plan::plan(
+                view,
+                &self.owner_id,
+                self.partitions.len(),
+                self.options.strategy,
+                &self.shuffle,
+            )
+        };
         let (stolen, free): (Vec<String>, Vec<String>) = planned
             .into_iter()
             .partition(|p| view.owned_by_other(p, &self.owner_id));
@@ -540,6 +550,69 @@ impl PartitionBalancer {
         );
         metrics::owned(&self.scope, &self.owner_id, 0);
         written
+    }
+
+    /// Gives up one owned partition now (`owner_id` `""`), so that another consumer takes it at
+    /// its next cycle, and takes nothing new for `set_aside` (renewing what it still owns): for
+    /// a consumer that cannot read the partition (its connection to Event Hubs is gone) and
+    /// would otherwise keep it claimed and unread until it stops. With a
+    /// [checkpointer](Self::with_checkpointer), the partition's pending position is written first;
+    /// a failed write is the error (after the partition is given up all the same). Whether the
+    /// partition was owned and given up; a partition lost to another consumer meanwhile is not.
+    ///
+    /// ```
+    /// # use eventhub_checkpointstore::{balancer::{BalancerOptions, PartitionBalancer}, CheckpointStore, InMemoryCheckpointStore};
+    /// # use std::{sync::Arc, time::Duration};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> eventhub_checkpointstore::Result<()> {
+    /// let store = Arc::new(InMemoryCheckpointStore::new());
+    /// let balancer = PartitionBalancer::new(
+    ///     store.clone(), ("ns", "eh", "$Default"), "me", ["0", "1"], BalancerOptions::default(),
+    /// )?;
+    /// balancer.cycle().await?; // alone: takes one partition a cycle (the default strategy)
+    /// let mine = balancer.owned().into_iter().next().unwrap();
+    /// assert!(balancer.release(&mine, Duration::from_secs(60)).await?);
+    /// assert!(balancer.owned().is_empty());
+    /// balancer.cycle().await?; // set aside: takes nothing for a minute
+    /// assert!(balancer.owned().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn release(&self, partition_id: &str, set_aside: Duration) -> Result<bool> {
+        let until = tokio::time::Instant::now() + set_aside;
+        lock(&self.set_aside).insert(partition_id.to_owned(), until);
+        let Some(claim) = lock(&self.owned).remove(partition_id) else {
+            return Ok(false);
+        };
+        self.handover.release(partition_id);
+        let written = match &self.checkpointer {
+            Some(checkpointer) => {
+                handover::write_last(checkpointer, &self.owner_id, [partition_id].into_iter()).await
+            }
+            None => Ok(()),
+        };
+        let released = self
+            .store
+            .claim_ownership(&[Ownership {
+                owner_id: None,
+                ..claim
+            }])
+            .await?;
+        metrics::ownership_changes(
+            &self.scope,
+            &self.owner_id,
+            Change::Relinquished,
+            released.len(),
+        );
+        metrics::owned(&self.scope, &self.owner_id, lock(&self.owned).len());
+        written.map(|()| !released.is_empty())
+    }
+
+    /// Whether a partition given up by [`release`](Self::release) is still set aside.
+    fn setting_aside(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut set_aside = lock(&self.set_aside);
+        set_aside.retain(|_, until| *until > now);
+        !set_aside.is_empty()
     }
 
     /// Cycles now and then `interval` after each cycle ends, until `shutdown` completes; then

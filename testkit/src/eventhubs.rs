@@ -1,24 +1,17 @@
 //! The local Event Hubs endpoint (`tools/eventhubs-local`) that `scripts/eventhubs.sh` starts:
-//! where it listens, its control plane (hubs created per test, events appended), and the official
-//! Rust consumer client pointed at it.
+//! where it listens, its control plane (hubs created per test, events appended, connections
+//! cut), and the official Rust consumer client and this crate's processor pointed at it.
 
-use azure_messaging_eventhubs::{
-    ConsumerClient, OpenReceiverOptions, StartLocation, StartPosition,
-};
+use azure_messaging_eventhubs::ConsumerClient;
 use eventhub_checkpointstore::azure_core::{
     self,
     credentials::{AccessToken, TokenCredential, TokenRequestOptions},
     time::{Duration, OffsetDateTime},
 };
-use eventhub_checkpointstore::{balancer::PartitionBalancer, checkpointer::Checkpointer};
-use futures::StreamExt;
 use serde_json::{json, Value};
 use std::{
-    cell::RefCell,
-    collections::{BTreeMap, BTreeSet},
     io::{Read, Write},
     net::TcpStream,
-    rc::Rc,
     sync::Arc,
 };
 
@@ -111,6 +104,25 @@ pub fn append(hub: &str, partition: &str, count: usize) -> i64 {
         .expect("a sequence number")
 }
 
+/// Cuts every client connection of the endpoint now, and refuses new ones for `refuse`; how
+/// many were cut.
+pub fn cut_connections(refuse: std::time::Duration) -> u64 {
+    let (status, answer) = control(
+        "POST",
+        &format!("/faults/cut?refuse_ms={}", refuse.as_millis()),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    answer["cut"].as_u64().expect("a count")
+}
+
+/// How many client connections the endpoint has now.
+pub fn live_connections() -> u64 {
+    let (status, answer) = control("GET", "/faults", None);
+    assert_eq!(status, 200, "{answer}");
+    answer["live"].as_u64().expect("a count")
+}
+
 /// The number of events in each partition, by id.
 pub fn event_counts(hub: &str) -> Vec<(String, u64)> {
     let (status, answer) = control("GET", &format!("/hubs/{hub}"), None);
@@ -147,13 +159,21 @@ impl TokenCredential for LocalToken {
     }
 }
 
+/// The crate's processor's connection to `hub`'s consumer group `group` at the local endpoint.
+pub fn connection(hub: &str, group: &str) -> eventhub_checkpointstore::processor::Connection {
+    eventhub_checkpointstore::processor::Connection::new(NAMESPACE, hub, Arc::new(LocalToken))
+        .with_custom_endpoint(amqp_url())
+        .with_consumer_group(group)
+}
+
 /// The official consumer client on `hub`'s consumer group `group` at the local endpoint.
 pub async fn consumer_client(hub: &str, group: &str) -> ConsumerClient {
     open(hub, group).await
 }
 
 /// A consumer client on `hub`'s consumer group `group` and the hub's partition ids, asking a new
-/// client when the first answer fails (see [`consume`] for why a client can fail).
+/// client when the first answer fails (the 0.15 client can lose its connection and not
+/// reconnect).
 pub async fn consumer_client_and_partitions(
     hub: &str,
     group: &str,
@@ -169,144 +189,6 @@ pub async fn consumer_client_and_partitions(
             }
             Err(err) => panic!("reading the properties of {hub}: {err}"),
         }
-    }
-}
-
-/// What a consumer built on [`consume`] did, as it happened.
-#[derive(Debug)]
-pub enum Fact<'a> {
-    /// It started reading `partition` after event `after` (`None`: from the start).
-    Resumed {
-        partition: &'a str,
-        after: Option<i64>,
-    },
-    /// It processed events `first..=last` of `partition` (recorded in the checkpointer).
-    Processed {
-        partition: &'a str,
-        first: i64,
-        last: i64,
-    },
-    /// The checkpointer wrote `partition`'s position at `seq`, and the store acknowledged it.
-    Checkpointed { partition: &'a str, seq: i64 },
-    /// It stopped reading `partition`.
-    Stopped {
-        partition: &'a str,
-        end: &'a ReadEnd,
-    },
-    /// Its consumer client failed and was replaced by a new one (a new AMQP connection).
-    Reconnected { why: &'a str },
-}
-
-/// How one partition's reading ended.
-#[derive(Debug)]
-pub enum ReadEnd {
-    /// The partition left the balancer's `ready()`: events received since were not processed.
-    Left,
-    /// The consumer was asked to stop.
-    Stopped,
-    /// The receiver could not be opened or failed.
-    Failed(String),
-}
-
-/// A consumer of this crate's own, as the demo's consumers and the end-to-end tests run it: the
-/// official consumer client's partition receivers, read while their partition is in
-/// `balancer.ready()` (checked before each event), each event recorded in `checkpointer`. A
-/// partition newly ready resumes after the store's checkpoint; one whose receiver failed while it
-/// stayed ready resumes after the last event this consumer processed. Runs until `stop` turns
-/// true and every reader has stopped. The caller runs the balancer.
-///
-/// A reader that fails makes the consumer open a new client before reading on: the 0.15 client
-/// can lose its AMQP connection when one of its receivers or sessions closes (a race between
-/// its link and session teardown and the peer's replies) and then never reconnects.
-pub async fn consume(
-    client: ConsumerClient,
-    store: Arc<dyn eventhub_checkpointstore::CheckpointStore>,
-    balancer: Rc<PartitionBalancer>,
-    checkpointer: Arc<Checkpointer>,
-    stop: tokio::sync::watch::Receiver<bool>,
-    report: impl Fn(Fact<'_>) + 'static,
-) {
-    let scope = balancer.scope().clone();
-    let (hub, group) = (scope.eventhub_name.clone(), scope.consumer_group.clone());
-    let report = Rc::new(report);
-    let client = Rc::new(RefCell::new(Rc::new(client)));
-    // Partitions being read, and where to resume those whose reader failed while ready.
-    let reading: Rc<RefCell<BTreeSet<String>>> = Rc::default();
-    let resume: Rc<RefCell<BTreeMap<String, Option<i64>>>> = Rc::default();
-    let mut look = tokio::time::interval(std::time::Duration::from_millis(100));
-    while !*stop.borrow() {
-        look.tick().await;
-        let ready = balancer.ready();
-        resume.borrow_mut().retain(|p, _| ready.contains(p));
-        let new: Vec<String> = ready
-            .into_iter()
-            .filter(|p| !reading.borrow().contains(p))
-            .collect();
-        if new.is_empty() {
-            continue;
-        }
-        let stored = match store.list_checkpoints(&scope).await {
-            Ok(stored) => stored,
-            Err(err) => {
-                tracing::warn!(%err, "listing checkpoints");
-                continue;
-            }
-        };
-        for p in new {
-            let after = resume.borrow_mut().remove(&p).unwrap_or_else(|| {
-                stored
-                    .iter()
-                    .find(|c| c.partition_id == p)
-                    .and_then(|c| c.sequence_number)
-            });
-            report(Fact::Resumed {
-                partition: &p,
-                after,
-            });
-            reading.borrow_mut().insert(p.clone());
-            let this_client = client.borrow().clone();
-            let (client, balancer, checkpointer, reading, resume, report) = (
-                client.clone(),
-                balancer.clone(),
-                checkpointer.clone(),
-                reading.clone(),
-                resume.clone(),
-                report.clone(),
-            );
-            let (hub, group, mut stop) = (hub.clone(), group.clone(), stop.clone());
-            tokio::task::spawn_local(async move {
-                let stopped = async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                };
-                let (end, last) = read_while_ready(
-                    &this_client,
-                    &balancer,
-                    &checkpointer,
-                    &p,
-                    after,
-                    stopped,
-                    &*report,
-                )
-                .await;
-                if let ReadEnd::Failed(why) = &end {
-                    resume.borrow_mut().insert(p.clone(), last.or(after));
-                    // The first reader to fail on a client replaces it.
-                    if Rc::ptr_eq(&client.borrow(), &this_client) {
-                        let fresh = open(&hub, &group).await;
-                        *client.borrow_mut() = Rc::new(fresh);
-                        report(Fact::Reconnected { why });
-                    }
-                }
-                report(Fact::Stopped {
-                    partition: &p,
-                    end: &end,
-                });
-                reading.borrow_mut().remove(&p);
-            });
-        }
-    }
-    while !reading.borrow().is_empty() {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -330,100 +212,4 @@ async fn open(hub: &str, group: &str) -> ConsumerClient {
             Err(err) => panic!("opening a consumer client on {hub}: {err}"),
         }
     }
-}
-
-thread_local! {
-    /// Serializes opening receivers on this thread (a consumer runs on one).
-    static OPENING: Rc<tokio::sync::Mutex<()>> = Rc::default();
-}
-
-/// Reads one partition from just after `after` (or its start) while it is in
-/// `balancer.ready()`; how it ended, and the last event it processed. The receiver is closed
-/// with no receive in flight (the stream is dropped first).
-async fn read_while_ready(
-    client: &ConsumerClient,
-    balancer: &PartitionBalancer,
-    checkpointer: &Checkpointer,
-    partition: &str,
-    after: Option<i64>,
-    stop: impl std::future::Future<Output = ()>,
-    report: &dyn Fn(Fact<'_>),
-) -> (ReadEnd, Option<i64>) {
-    let start = StartPosition {
-        location: after.map_or(StartLocation::Earliest, StartLocation::SequenceNumber),
-        inclusive: false,
-    };
-    // One receiver opens at a time per client: the 0.15 client authorizes each partition on a
-    // CBS session of its own, and concurrent ones make its connection fail far more often.
-    let opening = OPENING.with(|lock| lock.clone());
-    let guard = opening.lock().await;
-    let receiver = client
-        .open_receiver_on_partition(
-            partition.to_owned(),
-            Some(OpenReceiverOptions {
-                start_position: Some(start),
-                ..Default::default()
-            }),
-        )
-        .await;
-    drop(guard);
-    let receiver = match receiver {
-        Ok(receiver) => receiver,
-        Err(err) => return (ReadEnd::Failed(format!("opening a receiver: {err}")), None),
-    };
-    let mut last = None;
-    let end = {
-        let mut batches = receiver.stream_events().ready_chunks(512);
-        let mut stop = std::pin::pin!(stop);
-        'reading: loop {
-            let batch = tokio::select! {
-                batch = batches.next() => batch,
-                () = &mut stop => break ReadEnd::Stopped,
-            };
-            let Some(batch) = batch else {
-                break ReadEnd::Failed("the receiver's stream ended".into());
-            };
-            let mut end = None;
-            for event in batch {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(err) => {
-                        end = Some(ReadEnd::Failed(err.to_string()));
-                        break;
-                    }
-                };
-                if !balancer.ready().contains(partition) {
-                    end = Some(ReadEnd::Left);
-                    break;
-                }
-                let Some(seq) = event.sequence_number() else {
-                    continue;
-                };
-                last = Some(seq);
-                // Each event is reported processed before its position is recorded (which may
-                // write the checkpoint): a consumer killed between the two would otherwise have
-                // events resumed after but never reported, which reads as events lost.
-                report(Fact::Processed {
-                    partition,
-                    first: seq,
-                    last: seq,
-                });
-                match checkpointer
-                    .record(partition, event.offset().clone(), Some(seq))
-                    .await
-                {
-                    Ok(true) => report(Fact::Checkpointed { partition, seq }),
-                    Ok(false) => {}
-                    Err(err) => tracing::warn!(partition, seq, %err, "checkpoint failed"),
-                }
-            }
-            if let Some(end) = end {
-                break 'reading end;
-            }
-        }
-    };
-    if let Err(err) = receiver.close().await {
-        tracing::debug!(partition, %err, "closing a receiver");
-    }
-    (end, last)
 }

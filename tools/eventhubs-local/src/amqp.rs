@@ -3,7 +3,7 @@
 
 use crate::filter::{self, Position};
 use crate::hubs::{Event, Hubs, Partition};
-use crate::{epoch, latency};
+use crate::{epoch, faults::Faults, latency};
 use fe2o3_amqp::{
     acceptor::{
         ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerSessionHandle,
@@ -26,7 +26,10 @@ use std::{
     },
     time::Duration,
 };
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
 
 const SELECTOR_FILTER: &str = "apache.org:selector-filter:string";
 const SELECTOR_FILTER_CODE: u64 = 0x0000_468C_0000_0004;
@@ -35,18 +38,37 @@ const EPOCH: &str = "com.microsoft:epoch";
 static NEXT_REPLY_LINK: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections until the listener fails; what the endpoint sends on each reaches the
-/// client `latency` later (see [`crate::latency`]).
-pub async fn serve(listener: TcpListener, hubs: Arc<Hubs>, latency: Duration) {
+/// client `latency` later (see [`crate::latency`]). While `faults` refuses connections, each is
+/// closed as soon as it is accepted.
+pub async fn serve(listener: TcpListener, hubs: Arc<Hubs>, latency: Duration, faults: Arc<Faults>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if faults.refusing() {
+                    tracing::debug!(%peer, "connection refused (fault)");
+                    drop(stream);
+                    continue;
+                }
                 tracing::debug!(%peer, "connection");
                 let _ = stream.set_nodelay(true);
-                if latency.is_zero() {
-                    tokio::spawn(connection(stream, hubs.clone()));
-                } else {
-                    tokio::spawn(connection(latency::delayed(stream, latency), hubs.clone()));
-                }
+                // A second handle on the socket, through which the control plane can cut it.
+                let tracked = stream
+                    .into_std()
+                    .and_then(|std| Ok((std.try_clone()?, std)))
+                    .and_then(|(clone, std)| Ok((clone, TcpStream::from_std(std)?)));
+                let Ok((clone, stream)) = tracked else {
+                    continue;
+                };
+                let id = faults.track(clone);
+                let (hubs, faults) = (hubs.clone(), faults.clone());
+                tokio::spawn(async move {
+                    if latency.is_zero() {
+                        connection(stream, hubs).await;
+                    } else {
+                        connection(latency::delayed(stream, latency), hubs).await;
+                    }
+                    faults.ended(id);
+                });
             }
             Err(err) => {
                 tracing::error!(%err, "accept failed");

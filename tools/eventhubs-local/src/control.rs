@@ -1,6 +1,7 @@
 //! The control plane: HTTP/1.1 on loopback, one request per connection, JSON in and out. What a
 //! test needs to set up a hub and read what it holds; nothing a consumer uses.
 
+use crate::faults::Faults;
 use crate::hubs::{Hubs, Spec};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
@@ -9,17 +10,17 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-pub async fn serve(listener: TcpListener, hubs: Arc<Hubs>) {
+pub async fn serve(listener: TcpListener, hubs: Arc<Hubs>, faults: Arc<Faults>) {
     while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(handle(stream, hubs.clone()));
+        tokio::spawn(handle(stream, hubs.clone(), faults.clone()));
     }
 }
 
-async fn handle(mut stream: TcpStream, hubs: Arc<Hubs>) {
+async fn handle(mut stream: TcpStream, hubs: Arc<Hubs>, faults: Arc<Faults>) {
     let Some((method, target, body)) = read(&mut stream).await else {
         return;
     };
-    let (status, answer) = route(&hubs, &method, &target, &body);
+    let (status, answer) = route(&hubs, &faults, &method, &target, &body);
     let text = answer.to_string();
     let reason = match status {
         200 => "OK",
@@ -41,11 +42,21 @@ fn error(status: u16, message: impl Into<String>) -> (u16, Json) {
     (status, json!({ "error": message.into() }))
 }
 
-fn route(hubs: &Hubs, method: &str, target: &str, body: &[u8]) -> (u16, Json) {
+fn route(hubs: &Hubs, faults: &Faults, method: &str, target: &str, body: &[u8]) -> (u16, Json) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
         ("GET", ["healthz"]) => (200, json!({ "ok": true })),
+        ("POST", ["faults", "cut"]) => {
+            let refuse_ms = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("refuse_ms="))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            let cut = faults.cut_all(std::time::Duration::from_millis(refuse_ms));
+            (200, json!({ "cut": cut }))
+        }
+        ("GET", ["faults"]) => (200, faults.json()),
         ("PUT", ["hubs", name]) => {
             let spec: Json = serde_json::from_slice(body).unwrap_or(Json::Null);
             let number = |key: &str| spec.get(key).and_then(Json::as_f64);

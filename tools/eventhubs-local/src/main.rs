@@ -18,10 +18,14 @@
 //!   until `total` (`rate` 0 or absent: none).
 //! - `GET /hubs/{name}`: its partitions: event counts, last sequence numbers, offsets, times.
 //! - `POST /hubs/{name}/partitions/{id}/events?count=N`: appends N events now.
+//! - `POST /faults/cut?refuse_ms=N`: cuts every client connection now (the socket shut down,
+//!   no AMQP close) and refuses new ones for N ms (default 0); `GET /faults`: connections live,
+//!   cut and refused so far.
 
 mod amqp;
 mod control;
 mod epoch;
+mod faults;
 mod filter;
 mod hubs;
 mod latency;
@@ -86,9 +90,10 @@ async fn run() -> Result<(), String> {
     let amqp_addr = amqp.local_addr().map_err(|e| e.to_string())?;
     let http_addr = http.local_addr().map_err(|e| e.to_string())?;
     println!("eventhubs-local amqp://{amqp_addr} http://{http_addr}");
-    tokio::spawn(control::serve(http, hubs.clone()));
+    let faults = Arc::new(faults::Faults::default());
+    tokio::spawn(control::serve(http, hubs.clone(), faults.clone()));
     tokio::select! {
-        () = amqp::serve(amqp, hubs, std::time::Duration::from_millis(latency_ms)) => Err("the AMQP listener failed".into()),
+        () = amqp::serve(amqp, hubs, std::time::Duration::from_millis(latency_ms), faults) => Err("the AMQP listener failed".into()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

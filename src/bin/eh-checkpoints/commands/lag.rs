@@ -130,10 +130,7 @@ async fn measure_with_retries(
     loop {
         let result = async {
             if client.is_none() {
-                let opened = args
-                    .connection
-                    .open(&scope.eventhub_name, &scope.consumer_group)
-                    .await?;
+                let opened = args.connection.open(&scope.consumer_group).await?;
                 *client = Some(opened);
             }
             let open = client.as_ref().expect("opened above");
