@@ -85,22 +85,28 @@ pub const OWNED: &str = "messaging.eventhubs.ownership.owned";
 #[cfg(feature = "metrics")]
 pub const HANDOVER_HOLDS: &str = "messaging.eventhubs.handover.holds";
 
-/// Events the processor handed to the application (feature `eventhubs`).
+/// Events the processor handed to the application (feature `eventhubs`): a counter.
+#[cfg(feature = "metrics")]
 pub const PROCESSOR_EVENTS: &str = "messaging.eventhubs.processor.events";
 
 /// Batches the processor handed to the application.
+#[cfg(feature = "metrics")]
 pub const PROCESSOR_BATCHES: &str = "messaging.eventhubs.processor.batches";
 
 /// The sequence number of the last event the processor handed out, per partition.
+#[cfg(feature = "metrics")]
 pub const PROCESSOR_SEQUENCE_NUMBER: &str = "messaging.eventhubs.processor.sequence_number";
 
 /// The enqueued time (Unix seconds) of the last event the processor handed out, per partition.
+#[cfg(feature = "metrics")]
 pub const PROCESSOR_ENQUEUED_TIME: &str = "messaging.eventhubs.processor.enqueued_time";
 
 /// Consumer clients the processor replaced after a failure.
+#[cfg(feature = "metrics")]
 pub const PROCESSOR_RECONNECTS: &str = "messaging.eventhubs.processor.reconnects";
 
 /// Partitions whose events ended, by reason.
+#[cfg(feature = "metrics")]
 pub const PROCESSOR_PARTITIONS_STOPPED: &str = "messaging.eventhubs.processor.partitions_stopped";
 
 use crate::error::Error;

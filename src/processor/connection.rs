@@ -76,12 +76,21 @@ impl Connection {
         eventhub: impl Into<String>,
         credential: Arc<dyn TokenCredential>,
     ) -> Self {
+        Self::opened_by(
+            fully_qualified_namespace.into(),
+            eventhub.into(),
+            Opener::Credential(credential),
+        )
+    }
+
+    /// Consumer group `$Default`, the namespace's own endpoint.
+    fn opened_by(namespace: String, eventhub: String, opener: Opener) -> Self {
         Self {
-            namespace: fully_qualified_namespace.into(),
-            eventhub: eventhub.into(),
+            namespace,
+            eventhub,
             consumer_group: "$Default".into(),
             endpoint: None,
-            opener: Opener::Credential(credential),
+            opener,
         }
     }
 
@@ -107,15 +116,13 @@ impl Connection {
             .emulator
             .then(|| format!("amqp://{}:{EMULATOR_PORT}", parsed.namespace));
         let resource = format!("sb://{}/{eventhub}", parsed.namespace);
+        let opener = Opener::Credential(Arc::new(SharedAccessCredential {
+            resource,
+            auth: parsed.auth,
+        }));
         Ok(Self {
-            namespace: parsed.namespace,
-            eventhub,
-            consumer_group: "$Default".into(),
             endpoint,
-            opener: Opener::Credential(Arc::new(SharedAccessCredential {
-                resource,
-                auth: parsed.auth,
-            })),
+            ..Self::opened_by(parsed.namespace, eventhub, opener)
         })
     }
 
@@ -131,13 +138,11 @@ impl Connection {
             + Sync
             + 'static,
     ) -> Self {
-        Self {
-            namespace: fully_qualified_namespace.into(),
-            eventhub: eventhub.into(),
-            consumer_group: "$Default".into(),
-            endpoint: None,
-            opener: Opener::Custom(Arc::new(open)),
-        }
+        Self::opened_by(
+            fully_qualified_namespace.into(),
+            eventhub.into(),
+            Opener::Custom(Arc::new(open)),
+        )
     }
 
     /// The same connection on consumer group `consumer_group`.
