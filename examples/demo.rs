@@ -1,8 +1,8 @@
 //! A fleet of consumer processes shares the 32 partitions of an event hub, each consumer this
 //! crate's `processor::Processor` over a `BlobCheckpointStore` (balanced with cooperative
-//! handover, checkpoints coalesced every 25 events). The fleet grows from one consumer to four, one is killed (SIGKILL: no
-//! relinquish, no last checkpoint), and the survivors take over its partitions from its last
-//! checkpoints. The run ends with a summary that is checked, not just printed; a failed check
+//! handover, checkpoints coalesced every 25 events). The fleet grows from one consumer to four,
+//! one is killed (SIGKILL: no relinquish, no last checkpoint), and the survivors take over its
+//! partitions from its last checkpoints. The run ends with a summary that is checked, not just printed; a failed check
 //! exits non-zero.
 //!
 //! Run it with `scripts/demo.sh`, which starts the local Event Hubs endpoint

@@ -100,7 +100,7 @@ impl Default for CheckpointerOptions {
 }
 
 impl CheckpointerOptions {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.every.is_some_and(|t| t.is_zero()) {
             return Err(Error::invalid_input(
                 "the checkpoint interval must be greater than zero (None writes by count only)",

@@ -376,6 +376,7 @@ async fn a_stolen_partition_is_held_until_its_old_owner_wrote_its_last_position(
     let kept = if stolen == "0" { "1" } else { "0" };
     assert!(taker.owned().contains(&stolen));
     assert!(taker.ready().is_empty(), "a stolen partition is held");
+    assert!(!taker.is_ready(&stolen), "is_ready agrees with ready()");
 
     // The giver is late (a loaded machine): past the timer, the taker still waits for it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -388,6 +389,7 @@ async fn a_stolen_partition_is_held_until_its_old_owner_wrote_its_last_position(
     // The giver learns it lost the partition and stops processing it (it leaves `ready`) ...
     assert_eq!(giver.cycle().await.unwrap().len(), 1);
     assert_eq!(giver.ready(), [kept.to_owned()].into());
+    assert!(giver.is_ready(kept) && !giver.is_ready(&stolen));
     assert!(
         stored(&store).await.is_empty(),
         "nothing written before the giver stopped"
@@ -404,6 +406,7 @@ async fn a_stolen_partition_is_held_until_its_old_owner_wrote_its_last_position(
     giver.cycle().await.unwrap();
     taker.cycle().await.unwrap();
     assert_eq!(taker.ready(), [stolen.clone()].into());
+    assert!(taker.is_ready(&stolen) && !taker.is_ready(kept));
     assert_eq!(stored(&store).await[&stolen], Some(10));
 }
 

@@ -144,6 +144,13 @@ impl Handover {
             .collect()
     }
 
+    /// Whether `partition` is held still (its hold has not ended).
+    pub(super) fn holds(&self, partition: &str) -> bool {
+        lock(&self.held)
+            .get(partition)
+            .is_some_and(|hold| !hold.ended(Instant::now()))
+    }
+
     /// Forgets every hold: the consumer gives everything up.
     pub(super) fn release_all(&self) {
         lock(&self.held).clear();

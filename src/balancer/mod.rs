@@ -148,9 +148,9 @@ pub struct PartitionBalancer {
     /// Flushed for each partition this consumer gives up, discarded for each it loses.
     checkpointer: Option<Arc<Checkpointer>>,
     handover: Handover,
-    /// Partitions this consumer gave up because it could not read them, each until when it
-    /// takes nothing new (see [`release`](PartitionBalancer::release)).
-    set_aside: Mutex<BTreeMap<String, tokio::time::Instant>>,
+    /// Until when this consumer takes nothing new, having given up partitions it could not
+    /// read (see [`release`](PartitionBalancer::release)).
+    take_nothing_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What one cycle asks the store for: renewals of what this consumer owns, and the partitions
@@ -212,7 +212,7 @@ impl PartitionBalancer {
             local_clock: OffsetDateTime::now_utc,
             checkpointer: None,
             handover: Handover::default(),
-            set_aside: Mutex::new(BTreeMap::new()),
+            take_nothing_until: Mutex::new(None),
         })
     }
 
@@ -278,6 +278,12 @@ impl PartitionBalancer {
     /// listings: this changes only during [`cycle`](Self::cycle) and [`run`](Self::run).
     pub fn ready(&self) -> BTreeSet<String> {
         self.handover.ready(self.owned())
+    }
+
+    /// Whether `partition_id` is among the partitions to process now: `ready().contains(..)`
+    /// without building the set, for a check before each event or batch.
+    pub fn is_ready(&self, partition_id: &str) -> bool {
+        lock(&self.owned).contains_key(partition_id) && !self.handover.holds(partition_id)
     }
 
     /// The claims this consumer won at its last cycle, each with the version (etag) it holds:
@@ -516,31 +522,42 @@ impl PartitionBalancer {
     /// a [checkpointer](Self::with_checkpointer), writes each one's pending position first; a
     /// failed write is the error (after the partitions are given up all the same).
     pub async fn relinquish(&self) -> Result<()> {
-        let releases: Vec<Ownership> = std::mem::take(&mut *lock(&self.owned))
+        let claims: Vec<Ownership> = std::mem::take(&mut *lock(&self.owned))
             .into_values()
-            .map(|o| Ownership {
-                owner_id: None,
-                ..o
-            })
             .collect();
         self.handover.release_all();
         // Partitions handed over at the last cycle: their last positions go out now.
         self.write_handed_over().await;
-        if releases.is_empty() {
+        if claims.is_empty() {
             return Ok(());
         }
-        // Checkpoint first: the next owner resumes from what is written when it claims.
+        let (_, written) = self.give_up(claims).await?;
+        written
+    }
+
+    /// Writes the pending positions of `claims` (no longer in `owned`), then gives them up:
+    /// the next owner resumes from what is written when it claims. How many were given up
+    /// (a claim lost meanwhile is not), and the first failed write; a failed release is the
+    /// error.
+    async fn give_up(&self, claims: Vec<Ownership>) -> Result<(usize, Result<()>)> {
         let written = match &self.checkpointer {
             Some(checkpointer) => {
                 handover::write_last(
                     checkpointer,
                     &self.owner_id,
-                    releases.iter().map(|r| r.partition_id.as_str()),
+                    claims.iter().map(|c| c.partition_id.as_str()),
                 )
                 .await
             }
             None => Ok(()),
         };
+        let releases: Vec<Ownership> = claims
+            .into_iter()
+            .map(|o| Ownership {
+                owner_id: None,
+                ..o
+            })
+            .collect();
         let released = self.store.claim_ownership(&releases).await?;
         metrics::ownership_changes(
             &self.scope,
@@ -548,8 +565,8 @@ impl PartitionBalancer {
             Change::Relinquished,
             released.len(),
         );
-        metrics::owned(&self.scope, &self.owner_id, 0);
-        written
+        metrics::owned(&self.scope, &self.owner_id, lock(&self.owned).len());
+        Ok((released.len(), written))
     }
 
     /// Gives up one owned partition now (`owner_id` `""`), so that another consumer takes it at
@@ -571,7 +588,9 @@ impl PartitionBalancer {
     /// )?;
     /// balancer.cycle().await?; // alone: takes one partition a cycle (the default strategy)
     /// let mine = balancer.owned().into_iter().next().unwrap();
+    /// assert!(balancer.is_ready(&mine));
     /// assert!(balancer.release(&mine, Duration::from_secs(60)).await?);
+    /// assert!(!balancer.is_ready(&mine));
     /// assert!(balancer.owned().is_empty());
     /// balancer.cycle().await?; // set aside: takes nothing for a minute
     /// assert!(balancer.owned().is_empty());
@@ -579,40 +598,21 @@ impl PartitionBalancer {
     /// ```
     pub async fn release(&self, partition_id: &str, set_aside: Duration) -> Result<bool> {
         let until = tokio::time::Instant::now() + set_aside;
-        lock(&self.set_aside).insert(partition_id.to_owned(), until);
+        {
+            let mut taking_nothing = lock(&self.take_nothing_until);
+            *taking_nothing = (*taking_nothing).max(Some(until));
+        }
         let Some(claim) = lock(&self.owned).remove(partition_id) else {
             return Ok(false);
         };
         self.handover.release(partition_id);
-        let written = match &self.checkpointer {
-            Some(checkpointer) => {
-                handover::write_last(checkpointer, &self.owner_id, [partition_id].into_iter()).await
-            }
-            None => Ok(()),
-        };
-        let released = self
-            .store
-            .claim_ownership(&[Ownership {
-                owner_id: None,
-                ..claim
-            }])
-            .await?;
-        metrics::ownership_changes(
-            &self.scope,
-            &self.owner_id,
-            Change::Relinquished,
-            released.len(),
-        );
-        metrics::owned(&self.scope, &self.owner_id, lock(&self.owned).len());
-        written.map(|()| !released.is_empty())
+        let (released, written) = self.give_up(vec![claim]).await?;
+        written.map(|()| released > 0)
     }
 
     /// Whether a partition given up by [`release`](Self::release) is still set aside.
     fn setting_aside(&self) -> bool {
-        let now = tokio::time::Instant::now();
-        let mut set_aside = lock(&self.set_aside);
-        set_aside.retain(|_, until| *until > now);
-        !set_aside.is_empty()
+        lock(&self.take_nothing_until).is_some_and(|until| tokio::time::Instant::now() < until)
     }
 
     /// Cycles now and then `interval` after each cycle ends, until `shutdown` completes; then

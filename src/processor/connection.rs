@@ -10,7 +10,7 @@ use crate::azure_core::{
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 use azure_messaging_eventhubs::ConsumerClient;
-use futures::future::LocalBoxFuture;
+use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::{fmt, sync::Arc};
 
@@ -22,9 +22,8 @@ const EMULATOR_PORT: u16 = 5672;
 const SAS_VALIDITY: Duration = Duration::hours(1);
 
 /// A function that opens a consumer client (see [`Connection::from_fn`]).
-type Open = dyn Fn() -> LocalBoxFuture<'static, azure_messaging_eventhubs::Result<ConsumerClient>>
-    + Send
-    + Sync;
+type Open =
+    dyn Fn() -> BoxFuture<'static, azure_messaging_eventhubs::Result<ConsumerClient>> + Send + Sync;
 
 /// One consumer group of one event hub, and how to open consumer clients on it.
 ///
@@ -127,13 +126,13 @@ impl Connection {
     }
 
     /// `eventhub` in `fully_qualified_namespace`, with consumer clients opened by `open`: for
-    /// options this type does not carry (retry options, an application id). `open` runs on the
-    /// processor's own thread, so its future need not be `Send`; the clients it opens must be
-    /// on this namespace, hub and [consumer group](Self::with_consumer_group).
+    /// options this type does not carry (retry options, an application id). Its future is `Send`,
+    /// so that [`open`](Self::open) is, wherever it is called; the clients it opens must be on
+    /// this namespace, hub and [consumer group](Self::with_consumer_group).
     pub fn from_fn(
         fully_qualified_namespace: impl Into<String>,
         eventhub: impl Into<String>,
-        open: impl Fn() -> LocalBoxFuture<'static, azure_messaging_eventhubs::Result<ConsumerClient>>
+        open: impl Fn() -> BoxFuture<'static, azure_messaging_eventhubs::Result<ConsumerClient>>
             + Send
             + Sync
             + 'static,

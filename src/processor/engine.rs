@@ -10,7 +10,6 @@ use crate::balancer::PartitionBalancer;
 use crate::checkpointer::Checkpointer;
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::scope::Scope;
 use crate::store::CheckpointStore;
 use azure_messaging_eventhubs::{
     models::ReceivedEventData, ConsumerClient, OpenReceiverOptions, StartLocation,
@@ -18,7 +17,7 @@ use azure_messaging_eventhubs::{
 };
 use futures::StreamExt;
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::BTreeMap,
     rc::Rc,
     sync::{
@@ -27,7 +26,10 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::{
+    sync::{mpsc, oneshot, watch, Notify},
+    task::JoinSet,
+};
 
 /// How often the engine looks at what the balancer has ready.
 const LOOK: Duration = Duration::from_millis(100);
@@ -58,7 +60,6 @@ pub(super) struct Shared {
     pub(super) commands: mpsc::UnboundedSender<Command>,
     /// Partition clients handed out and not yet ended or dropped: stopping waits for them.
     pub(super) in_use: watch::Sender<usize>,
-    scope: Scope,
     handover: bool,
     counters: Counters,
 }
@@ -91,7 +92,7 @@ impl Shared {
         }
         tracing::debug!(owner_id = %self.balancer.owner_id(), partition = %state.partition_id, ?reason, "partition stopped");
         metrics::partition_stopped(
-            &self.scope,
+            self.balancer.scope(),
             self.balancer.owner_id(),
             &state.partition_id,
             reason_name(reason),
@@ -101,7 +102,7 @@ impl Shared {
     /// The end of a partition the balancer no longer has ready, if it has none: handed over
     /// (its last position goes to its taker) or, with handover off, lost.
     pub(super) fn left(&self, state: &PartitionState) -> Option<StopReason> {
-        if self.balancer.ready().contains(&state.partition_id) {
+        if self.balancer.is_ready(&state.partition_id) {
             return None;
         }
         let reason = if self.handover {
@@ -117,7 +118,7 @@ impl Shared {
     pub(super) fn handed_out(&self, partition_id: &str, event: &ReceivedEventData) {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
         metrics::processed(
-            &self.scope,
+            self.balancer.scope(),
             partition_id,
             event.sequence_number(),
             event.enqueued_time(),
@@ -127,7 +128,7 @@ impl Shared {
     /// One batch handed to the application.
     pub(super) fn batch(&self) {
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
-        metrics::batch(&self.scope);
+        metrics::batch(self.balancer.scope());
     }
 
     pub(super) fn stats(&self) -> ProcessorStats {
@@ -198,12 +199,14 @@ struct Engine {
     options: ProcessorBuilder,
     store: Arc<dyn CheckpointStore>,
     client: RefCell<Option<Client>>,
-    clients_opened: RefCell<u64>,
+    clients_opened: Cell<u64>,
     /// One client or receiver opens at a time: the 0.15 client authorizes each receiver on a
     /// CBS session of its own, and concurrent ones make its connection fail far more often.
     opening: tokio::sync::Mutex<()>,
     active: RefCell<BTreeMap<String, Reader>>,
     partitions: mpsc::UnboundedSender<PartitionClient>,
+    /// The application's checkpoints being recorded: all are done before the last writes.
+    checkpoints: RefCell<JoinSet<()>>,
 }
 
 /// A partition being read.
@@ -229,132 +232,118 @@ async fn run(
     connection: Connection,
     started: oneshot::Sender<Result<Processor>>,
 ) {
-    let scope = connection.scope();
-    let owner_id = options
-        .owner_id
-        .clone()
-        .unwrap_or_else(|| crate::azure_core::Uuid::new_v4().to_string());
+    let prepared = async {
+        let (client, partition_ids) = first_client(&connection).await?;
+        let scope = connection.scope();
+        let owner_id = options
+            .owner_id
+            .clone()
+            .unwrap_or_else(|| crate::azure_core::Uuid::new_v4().to_string());
+        let checkpointer = Arc::new(Checkpointer::new(
+            store.clone(),
+            scope.clone(),
+            options.checkpointer,
+        )?);
+        let balancer = PartitionBalancer::new(
+            store.clone(),
+            scope,
+            owner_id,
+            partition_ids.clone(),
+            options.balancer.clone(),
+        )?
+        .with_checkpointer(checkpointer.clone());
+        Ok((client, partition_ids, Arc::new(balancer), checkpointer))
+    };
+    let (client, partition_ids, balancer, checkpointer) = match prepared.await {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            let _ = started.send(Err(err));
+            return;
+        }
+    };
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (partitions_tx, partitions_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
     let (done_tx, done) = oneshot::channel();
-    let mut engine = Engine {
-        shared: Arc::new(Shared {
-            // Replaced below, once the partitions are known.
-            balancer: Arc::new(
-                match PartitionBalancer::new(
-                    store.clone(),
-                    scope.clone(),
-                    owner_id.clone(),
-                    ["0"],
-                    options.balancer.clone(),
-                ) {
-                    Ok(b) => b,
-                    Err(err) => {
-                        let _ = started.send(Err(err));
-                        return;
-                    }
-                },
-            ),
-            checkpointer: match Checkpointer::new(
-                store.clone(),
-                scope.clone(),
-                options.checkpointer,
-            ) {
-                Ok(c) => Arc::new(c),
-                Err(err) => {
-                    let _ = started.send(Err(err));
-                    return;
-                }
-            },
-            commands: commands_tx,
-            in_use: watch::channel(0).0,
-            scope: scope.clone(),
-            handover: options.balancer.handover_intervals > 0,
-            counters: Counters::default(),
-        }),
-        connection,
-        options,
-        store,
-        client: RefCell::new(None),
-        clients_opened: RefCell::new(0),
-        opening: tokio::sync::Mutex::new(()),
-        active: RefCell::new(BTreeMap::new()),
-        partitions: partitions_tx,
-    };
-    let partition_ids = match engine.partition_ids().await {
-        Ok(ids) => ids,
-        Err(err) => {
-            let _ = started.send(Err(err));
-            return;
-        }
-    };
-    let balancer = match PartitionBalancer::new(
-        engine.store.clone(),
-        scope,
-        owner_id,
-        partition_ids.clone(),
-        engine.options.balancer.clone(),
-    ) {
-        Ok(balancer) => balancer.with_checkpointer(engine.shared.checkpointer.clone()),
-        Err(err) => {
-            let _ = started.send(Err(err));
-            return;
-        }
-    };
-    match Arc::get_mut(&mut engine.shared) {
-        Some(shared) => shared.balancer = Arc::new(balancer),
-        None => unreachable!("the shared state is not handed out before the processor starts"),
-    }
+    let shared = Arc::new(Shared {
+        handover: options.balancer.handover_intervals > 0,
+        balancer,
+        checkpointer,
+        commands: commands_tx,
+        in_use: watch::channel(0).0,
+        counters: Counters::default(),
+    });
     let processor = Processor::new(
-        engine.shared.clone(),
+        shared.clone(),
         partitions_rx,
         stop_tx,
         done,
         partition_ids,
-        engine.options.clone(),
+        &options,
     );
     if started.send(Ok(processor)).is_err() {
         // The caller is gone: nothing was claimed yet.
         return;
     }
-    let engine = Rc::new(engine);
-    let result = engine.clone().work(stop, commands).await;
+    let engine = Rc::new(Engine {
+        shared,
+        connection,
+        options,
+        store,
+        client: RefCell::new(Some((1, Rc::new(client)))),
+        clients_opened: Cell::new(1),
+        opening: tokio::sync::Mutex::new(()),
+        active: RefCell::new(BTreeMap::new()),
+        partitions: partitions_tx,
+        checkpoints: RefCell::new(JoinSet::new()),
+    });
+    let result = engine.work(stop, commands).await;
     let _ = done_tx.send(result);
 }
 
-impl Engine {
-    /// The hub's partition ids, through the first client (opened again on failure).
-    async fn partition_ids(&self) -> Result<Vec<String>> {
-        let mut last = String::new();
-        for attempt in 0..START_TRIES {
-            if attempt > 0 {
-                tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt)).await;
-            }
-            let (generation, client) = match self.client().await {
-                Ok(client) => client,
-                Err(why) => {
-                    last = why;
-                    continue;
-                }
-            };
-            match tokio::time::timeout(OPEN_TIMEOUT, client.get_eventhub_properties()).await {
-                Ok(Ok(properties)) if !properties.partition_ids.is_empty() => {
-                    return Ok(properties.partition_ids)
-                }
-                Ok(Ok(_)) => last = "the event hub has no partitions".into(),
-                Ok(Err(err)) => last = err.to_string(),
-                Err(_) => last = format!("no answer within {OPEN_TIMEOUT:?}"),
-            }
-            self.replace_client(generation, &last);
-        }
-        let scope = self.connection.scope();
-        Err(Error::event_hubs(format!(
-            "could not read the partitions of event hub {} in {} after {START_TRIES} tries: {last}",
-            scope.eventhub_name, scope.fully_qualified_namespace
-        )))
+/// Opens a consumer client on `connection`, within [`OPEN_TIMEOUT`].
+async fn open_client(connection: &Connection) -> std::result::Result<ConsumerClient, String> {
+    match tokio::time::timeout(OPEN_TIMEOUT, connection.open()).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(err)) => Err(format!("opening a consumer client: {err}")),
+        Err(_) => Err(format!(
+            "opening a consumer client: no answer within {OPEN_TIMEOUT:?}"
+        )),
     }
+}
 
+/// The first consumer client and the hub's partition ids (a new client after a failure), in
+/// [`START_TRIES`] tries.
+async fn first_client(connection: &Connection) -> Result<(ConsumerClient, Vec<String>)> {
+    let mut last = String::new();
+    for attempt in 0..START_TRIES {
+        if attempt > 0 {
+            tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt)).await;
+        }
+        let client = match open_client(connection).await {
+            Ok(client) => client,
+            Err(why) => {
+                last = why;
+                continue;
+            }
+        };
+        match tokio::time::timeout(OPEN_TIMEOUT, client.get_eventhub_properties()).await {
+            Ok(Ok(properties)) if !properties.partition_ids.is_empty() => {
+                return Ok((client, properties.partition_ids))
+            }
+            Ok(Ok(_)) => last = "the event hub has no partitions".into(),
+            Ok(Err(err)) => last = err.to_string(),
+            Err(_) => last = format!("no answer within {OPEN_TIMEOUT:?}"),
+        }
+    }
+    let scope = connection.scope();
+    Err(Error::event_hubs(format!(
+        "could not read the partitions of event hub {} in {} after {START_TRIES} tries: {last}",
+        scope.eventhub_name, scope.fully_qualified_namespace
+    )))
+}
+
+impl Engine {
     /// The current consumer client, opened if there is none.
     async fn client(&self) -> std::result::Result<Client, String> {
         if let Some(client) = self.client.borrow().clone() {
@@ -364,22 +353,12 @@ impl Engine {
         if let Some(client) = self.client.borrow().clone() {
             return Ok(client);
         }
-        match tokio::time::timeout(OPEN_TIMEOUT, self.connection.open()).await {
-            Ok(Ok(client)) => {
-                let generation = {
-                    let mut opened = self.clients_opened.borrow_mut();
-                    *opened += 1;
-                    *opened
-                };
-                let client = (generation, Rc::new(client));
-                *self.client.borrow_mut() = Some(client.clone());
-                Ok(client)
-            }
-            Ok(Err(err)) => Err(format!("opening a consumer client: {err}")),
-            Err(_) => Err(format!(
-                "opening a consumer client: no answer within {OPEN_TIMEOUT:?}"
-            )),
-        }
+        let client = open_client(&self.connection).await?;
+        let generation = self.clients_opened.get() + 1;
+        self.clients_opened.set(generation);
+        let client = (generation, Rc::new(client));
+        *self.client.borrow_mut() = Some(client.clone());
+        Ok(client)
     }
 
     /// Drops client `generation` after a failure on it, so the next reader opens a new one:
@@ -393,7 +372,10 @@ impl Engine {
                 .counters
                 .reconnects
                 .fetch_add(1, Ordering::Relaxed);
-            metrics::reconnected(&self.shared.scope, self.shared.balancer.owner_id());
+            metrics::reconnected(
+                self.shared.balancer.scope(),
+                self.shared.balancer.owner_id(),
+            );
             tracing::info!(owner_id = %self.shared.balancer.owner_id(), why, "replacing the consumer client");
         }
     }
@@ -466,11 +448,12 @@ impl Engine {
         for task in readers {
             let _ = task.await;
         }
-        // Checkpoints already asked for go out with the last positions.
+        // Checkpoints already asked for are recorded before the last positions are written.
         while let Ok(command) = commands.try_recv() {
             self.command(command);
         }
-        tokio::task::yield_now().await;
+        let mut recording = std::mem::take(&mut *self.checkpoints.borrow_mut());
+        while recording.join_next().await.is_some() {}
         let _ = stop_balancer.send(());
         let relinquished = balancing
             .await
@@ -495,7 +478,7 @@ impl Engine {
                 reply,
             } => {
                 let checkpointer = self.shared.checkpointer.clone();
-                tokio::task::spawn_local(async move {
+                self.checkpoints.borrow_mut().spawn_local(async move {
                     let written = checkpointer
                         .record(&partition_id, offset, sequence_number)
                         .await;
@@ -511,13 +494,13 @@ impl Engine {
         {
             let mut active = self.active.borrow_mut();
             for reader in active.values() {
-                if !ready.contains(&reader.state.partition_id) {
-                    self.shared.left(&reader.state);
+                if self.shared.left(&reader.state).is_some() {
                     reader.wake.notify_one();
                 }
             }
             active.retain(|_, reader| !reader.task.is_finished());
         }
+        while self.checkpoints.borrow_mut().try_join_next().is_some() {}
         let new: Vec<String> = {
             let active = self.active.borrow();
             ready
@@ -528,7 +511,11 @@ impl Engine {
         if new.is_empty() {
             return;
         }
-        let stored = match self.store.list_checkpoints(&self.shared.scope).await {
+        let stored = match self
+            .store
+            .list_checkpoints(self.shared.balancer.scope())
+            .await
+        {
             Ok(stored) => stored,
             Err(err) => {
                 tracing::warn!(error = %err, "listing checkpoints to resume partitions; trying again");
@@ -537,7 +524,7 @@ impl Engine {
         };
         for partition_id in new {
             // Ready still? The listing took time.
-            if !self.shared.balancer.ready().contains(&partition_id) {
+            if !self.shared.balancer.is_ready(&partition_id) {
                 continue;
             }
             let after = stored

@@ -134,7 +134,7 @@ impl Processor {
         stop: watch::Sender<bool>,
         done: oneshot::Receiver<Result<()>>,
         partition_ids: Vec<String>,
-        options: ProcessorBuilder,
+        options: &ProcessorBuilder,
     ) -> Self {
         Self {
             shared,

@@ -195,11 +195,7 @@ impl ProcessorBuilder {
         connection: Connection,
     ) -> Result<Processor> {
         self.balancer.validate()?;
-        if self.checkpointer.every.is_some_and(|t| t.is_zero()) {
-            return Err(Error::invalid_input(
-                "the checkpoint interval must be greater than zero",
-            ));
-        }
+        self.checkpointer.validate()?;
         if self.stall_timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::invalid_input(
                 "the stall timeout must be greater than zero",
@@ -225,5 +221,37 @@ impl ProcessorBuilder {
     /// Where `partition` starts without a checkpoint.
     pub(super) fn start_of(&self, partition: &str) -> StartPosition {
         self.start_for.get(partition).copied().unwrap_or(self.start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryCheckpointStore;
+
+    #[tokio::test]
+    async fn bad_options_are_refused_before_any_client_is_opened() {
+        let connection = Connection::from_fn("ns", "hub", || {
+            Box::pin(async { panic!("no client is opened for options that are refused") })
+        });
+        let zero = Duration::ZERO;
+        let refused = [
+            Processor::builder().interval(zero),
+            Processor::builder().expiration(Duration::from_secs(1)),
+            Processor::builder().checkpoint_every(zero),
+            Processor::builder().stall_timeout(zero),
+            Processor::builder().max_batch_size(0),
+            Processor::builder().owner_id(""),
+        ];
+        for builder in refused {
+            let described = format!("{builder:?}");
+            let started = builder
+                .start(Arc::new(InMemoryCheckpointStore::new()), connection.clone())
+                .await;
+            assert!(
+                matches!(started, Err(Error::InvalidInput { .. })),
+                "{described}: {started:?}"
+            );
+        }
     }
 }

@@ -121,23 +121,23 @@ impl PartitionClient {
     /// The next event; `None` once the partition must stop (see
     /// [`stop_reason`](Self::stop_reason)). Waits while no event has arrived.
     pub async fn next_event(&mut self) -> Option<ReceivedEventData> {
-        loop {
-            if self.check_end().is_some() {
-                return None;
+        if self.state.ended().is_some() {
+            self.release();
+            return None;
+        }
+        match self.events.recv().await {
+            // Checked as each event is handed out: the partition may have left while it waited.
+            Some(event) if self.check_end().is_none() => {
+                self.shared.handed_out(&self.state.partition_id, &event);
+                Some(event)
             }
-            match self.events.recv().await {
-                // The engine ends a partition by setting its reason, then closing this channel.
-                None => {
-                    self.shared.end(&self.state, StopReason::Shutdown);
-                }
-                Some(event) => {
-                    // Checked again: the partition may have left while the event waited.
-                    if self.check_end().is_some() {
-                        return None;
-                    }
-                    self.shared.handed_out(&self.state.partition_id, &event);
-                    return Some(event);
-                }
+            Some(_) => None,
+            // The engine ends a partition by setting its reason, then closing this channel; a
+            // channel closed without one means the engine stopped.
+            None => {
+                self.shared.end(&self.state, StopReason::Shutdown);
+                self.release();
+                None
             }
         }
     }

@@ -195,14 +195,10 @@ pub async fn consumer_client_and_partitions(
 /// Opens a consumer client, retrying (the 0.15 client's first requests can fail the same way
 /// its receivers do).
 async fn open(hub: &str, group: &str) -> ConsumerClient {
+    let connection = connection(hub, group);
     let mut attempt = 0;
     loop {
-        let client = ConsumerClient::builder()
-            .with_custom_endpoint(amqp_url())
-            .with_consumer_group(group.to_owned())
-            .open(NAMESPACE, hub.to_owned(), Arc::new(LocalToken))
-            .await;
-        match client {
+        match connection.open().await {
             Ok(client) => return client,
             Err(err) if attempt < 10 => {
                 attempt += 1;

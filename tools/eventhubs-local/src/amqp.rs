@@ -2,7 +2,7 @@
 //! `$cbs` and `$management` request/reply pairs, and partition receivers that stream events.
 
 use crate::filter::{self, Position};
-use crate::hubs::{Event, Hubs, Partition};
+use crate::hubs::{lock, Event, Hubs, Partition};
 use crate::{epoch, faults::Faults, latency};
 use fe2o3_amqp::{
     acceptor::{
@@ -240,12 +240,6 @@ async fn session_loop(mut session: ListenerSessionHandle, hubs: Arc<Hubs>) {
         }
     }
     let _ = session.end().await;
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Closes a just-attached link with `condition`: how Event Hubs refuses a link.

@@ -1,6 +1,7 @@
 //! Faults a test injects through the control plane: every client connection cut at once (as a
 //! load balancer or a service restart cuts them), and new connections refused for a while.
 
+use crate::hubs::lock;
 use std::{
     collections::HashMap,
     net::Shutdown,
@@ -21,12 +22,6 @@ pub struct Faults {
     /// Connections cut and refused so far.
     cut: AtomicU64,
     refused: AtomicU64,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Faults {
