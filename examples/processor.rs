@@ -1,10 +1,11 @@
-//! The official `EventProcessor` (`azure_messaging_eventhubs` 0.15) with its ownership and
-//! checkpoints in Blob Storage through this crate: it claims partitions, processes their events,
-//! checkpoints every 25th, and prints what it owns, what it processed and what the store holds.
-//! Needs the `eventhubs` feature.
+//! This crate's processor (`processor::Processor`) reading an event hub, with its ownership and
+//! checkpoints in Blob Storage: it takes its share of the partitions, processes their events,
+//! checkpoints every 25th, and prints what it processed, why each partition stopped and what the
+//! store holds. Needs the `eventhubs` feature.
 //!
 //! On this machine, against the local Event Hubs endpoint and Azurite (the scripts start both,
-//! with a hub of 4 partitions that gets 20 events a second each for 10 seconds):
+//! with a hub of 4 partitions that gets 20 events a second each for 10 seconds, and set
+//! `EVENTHUBS_CONNECTION_STRING` and `AZURE_STORAGE_CONNECTION_STRING`):
 //!
 //! ```sh
 //! scripts/azurite.sh run -- scripts/eventhubs.sh run --hub telemetry=4:0:20:200 -- \
@@ -20,26 +21,23 @@
 //!   cargo run --example processor --features eventhubs
 //! ```
 //!
-//! It stops after 5 seconds without a new event (or on Ctrl-C). Run it twice: the second run
-//! resumes after the checkpoints the first one wrote.
+//! It stops after 5 seconds without a new event (or on Ctrl-C), writing the last positions. Run
+//! it twice: the second run resumes after them. Run two at once: they split the partitions, and
+//! the one that joins takes its share over without an event processed twice.
 
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_messaging_eventhubs::{
-    models::StartPositions, processor::PartitionClient, ConsumerClient, EventProcessor,
-    ProcessorStrategy, StartLocation, StartPosition,
+use eventhub_checkpointstore::{
+    balancer::Strategy,
+    processor::{Connection, Processor},
+    BlobCheckpointStore, CheckpointStore,
 };
-use eventhub_checkpointstore::{azure_core, BlobCheckpointStore, CheckpointStore, Scope};
-use futures::StreamExt;
 use std::{
-    cell::{Cell, RefCell},
     collections::BTreeMap,
     error::Error,
-    rc::Rc,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
+use tokio::time::Instant;
 
-const CHECKPOINT_EVERY: i64 = 25;
 const IDLE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
@@ -49,86 +47,99 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .map_err(|_| "set AZURE_STORAGE_CONNECTION_STRING (scripts/azurite.sh run sets it)")?;
     let container =
         std::env::var("CHECKPOINT_CONTAINER").unwrap_or_else(|_| "eventhub-checkpoints".into());
-
     let store = Arc::new(BlobCheckpointStore::from_connection_string(
         &storage, &container, None,
     )?);
     store.create_container_if_missing().await?;
 
-    let (namespace, consumer) = match std::env::var("EVENTHUBS_HOST") {
+    let connection = match std::env::var("EVENTHUBS_HOST") {
         Ok(host) => {
             let credential = azure_identity::DeveloperToolsCredential::new(None)?;
-            let consumer = ConsumerClient::builder()
-                .open(&host, hub.clone(), credential)
-                .await?;
-            (host, consumer)
+            Connection::new(host, hub, credential)
         }
-        // The local endpoint (scripts/eventhubs.sh): plain AMQP on loopback, any token.
         Err(_) => {
-            let endpoint = std::env::var("EVENTHUBS_LOCAL_AMQP").map_err(|_| {
-                "set EVENTHUBS_HOST for a real namespace, or run this under scripts/eventhubs.sh"
+            let text = std::env::var("EVENTHUBS_CONNECTION_STRING").map_err(|_| {
+                "set EVENTHUBS_HOST or EVENTHUBS_CONNECTION_STRING (scripts/eventhubs.sh run sets it)"
             })?;
-            let consumer = ConsumerClient::builder()
-                .with_custom_endpoint(endpoint)
-                .open("localhost", hub.clone(), Arc::new(AnyToken))
-                .await?;
-            ("localhost".to_owned(), consumer)
+            Connection::from_connection_string(&text, Some(&hub))?
         }
     };
+    let scope = connection.scope();
     println!(
-        "event hub {namespace}/{hub}, checkpoints in {}",
+        "event hub {}/{}, checkpoints in {}",
+        scope.fully_qualified_namespace,
+        scope.eventhub_name,
         store.container_url()
     );
 
-    let processor = EventProcessor::builder()
-        .with_load_balancing_strategy(ProcessorStrategy::Greedy)
-        .with_update_interval(Duration::from_secs(2).try_into()?)
-        .with_partition_expiration_duration(Duration::from_secs(10).try_into()?)
-        // A partition with no checkpoint starts at its first event (the default is its end).
-        .with_start_positions(StartPositions {
-            default: StartPosition {
-                location: StartLocation::Earliest,
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .build(consumer, store.clone())
-        .await?;
+    let processor = Arc::new(
+        Processor::builder()
+            .interval(Duration::from_secs(2))
+            .expiration(Duration::from_secs(10))
+            // Its whole share at once (the default, balanced, claims one partition a cycle).
+            .strategy(Strategy::Greedy)
+            .checkpoint_every_events(25)
+            .start(store.clone(), connection)
+            .await?,
+    );
 
-    // Partition streams are not `Send`: the processor's partitions are handled on this thread.
-    let local = tokio::task::LocalSet::new();
-    let tally = Rc::new(Tally::default());
-    local
-        .run_until(async {
-            let running = tokio::task::spawn_local({
-                let processor = processor.clone();
-                async move { processor.run().await }
-            });
+    // Per partition: (events, first, last sequence number); and when the last event came.
+    let tally = Arc::new(Mutex::new((BTreeMap::new(), Instant::now())));
+    let stopping = tokio::spawn({
+        let (processor, tally) = (processor.clone(), tally.clone());
+        async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
-                    client = processor.next_partition_client() => {
-                        tokio::task::spawn_local(process(client?, tally.clone()));
-                    }
                     _ = tick.tick() => {
-                        if tally.last_event.get().elapsed() >= IDLE {
+                        if tally.lock().unwrap().1.elapsed() >= IDLE {
                             break;
                         }
                     }
                     _ = tokio::signal::ctrl_c() => break,
                 }
             }
-            processor.shutdown().await?;
-            running.await??;
-            Ok::<_, Box<dyn Error>>(())
-        })
-        .await?;
-    for (partition, (count, first, last)) in tally.processed.borrow().iter() {
+            processor.stop().await
+        }
+    });
+    let mut readers = tokio::task::JoinSet::new();
+    while let Some(mut partition) = processor.next_partition().await {
+        let tally = tally.clone();
+        readers.spawn(async move {
+            let id = partition.partition_id().to_owned();
+            println!(
+                "partition {id}: owned, after {:?}",
+                partition.resumed_after()
+            );
+            while let Some(event) = partition.next_event().await {
+                let Some(seq) = event.sequence_number() else {
+                    continue;
+                };
+                {
+                    let mut tally = tally.lock().unwrap();
+                    tally
+                        .0
+                        .entry(id.clone())
+                        .and_modify(|(count, _, last)| (*count, *last) = (*count + 1, seq))
+                        .or_insert((1u64, seq, seq));
+                    tally.1 = Instant::now();
+                }
+                // Recorded now, written every 25th event and when the partition stops.
+                if let Err(err) = partition.checkpoint(&event).await {
+                    println!("partition {id}: checkpoint at {seq} failed: {err}");
+                }
+            }
+            println!("partition {id}: stopped: {:?}", partition.stop_reason());
+        });
+    }
+    while readers.join_next().await.is_some() {}
+    stopping.await??;
+
+    for (partition, (count, first, last)) in &tally.lock().unwrap().0 {
         println!("partition {partition}: processed {count} events, {first}..={last}");
     }
-
+    println!("{:?}", processor.stats());
     // What the store holds now, as any consumer of the group (in any language) would read it.
-    let scope = Scope::new(namespace, hub, "$Default");
     for checkpoint in store.list_checkpoints(&scope).await? {
         println!(
             "stored checkpoint: partition {} at sequence number {:?} (offset {:?})",
@@ -136,81 +147,4 @@ async fn main() -> Result<(), Box<dyn Error>> {
         );
     }
     Ok(())
-}
-
-/// What this consumer processed: per partition (events, first, last sequence number), and when
-/// the last event came.
-struct Tally {
-    processed: RefCell<BTreeMap<String, (u64, i64, i64)>>,
-    last_event: Cell<tokio::time::Instant>,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Self {
-            processed: RefCell::default(),
-            last_event: Cell::new(tokio::time::Instant::now()),
-        }
-    }
-}
-
-/// Processes one partition the processor gave this consumer, until its stream ends (the
-/// partition was taken, or the processor stopped).
-async fn process(client: Arc<PartitionClient>, tally: Rc<Tally>) {
-    let partition = client.get_partition_id().to_owned();
-    println!("partition {partition}: owned");
-    {
-        let mut events = client.stream_events();
-        while let Some(event) = events.next().await {
-            let event = match event {
-                Ok(event) => event,
-                Err(err) => {
-                    println!("partition {partition}: no longer read: {err}");
-                    break;
-                }
-            };
-            tally.last_event.set(tokio::time::Instant::now());
-            let Some(seq) = event.sequence_number() else {
-                continue;
-            };
-            tally
-                .processed
-                .borrow_mut()
-                .entry(partition.clone())
-                .and_modify(|(count, _, last)| (*count, *last) = (*count + 1, seq))
-                .or_insert((1, seq, seq));
-            if seq % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 {
-                match client.update_checkpoint(&event).await {
-                    Ok(()) => println!("partition {partition}: checkpoint at {seq}"),
-                    Err(err) => {
-                        println!("partition {partition}: checkpoint at {seq} failed: {err}")
-                    }
-                }
-            }
-        }
-    }
-    // Closing takes the partition out of the processor's map, so that it can be handed out
-    // again should this processor get it back.
-    if let Ok(client) = Arc::try_unwrap(client) {
-        let _ = client.close().await;
-    }
-}
-
-/// The local endpoint takes any token (a real namespace needs a real credential). The client
-/// refreshes tokens shortly before they expire, so this one lasts an hour.
-#[derive(Debug)]
-struct AnyToken;
-
-#[async_trait::async_trait]
-impl TokenCredential for AnyToken {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        Ok(AccessToken::new(
-            "local",
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
 }

@@ -5,9 +5,10 @@
 #   scripts/eventhubs.sh install         build it (release)
 #   scripts/eventhubs.sh run [--hub SPEC]... -- CMD ...
 #                                        start it on free loopback ports (with those hubs), run
-#                                        CMD with EVENTHUBS_LOCAL_AMQP (amqp://127.0.0.1:PORT) and
-#                                        EVENTHUBS_LOCAL_CONTROL (http://127.0.0.1:PORT) set, stop
-#                                        it, exit with CMD's status
+#                                        CMD with EVENTHUBS_LOCAL_AMQP (amqp://127.0.0.1:PORT),
+#                                        EVENTHUBS_LOCAL_CONTROL (http://127.0.0.1:PORT) and
+#                                        EVENTHUBS_CONNECTION_STRING (the emulator's, namespace
+#                                        localhost, any key) set, stop it, exit with CMD's status
 #   scripts/eventhubs.sh serve [--hub NAME=PARTITIONS[:PRELOAD[:RATE[:TOTAL]]]]...
 #                                        start it, print its addresses, wait for Ctrl-C
 #
@@ -65,6 +66,8 @@ start() {
   done
   export EVENTHUBS_LOCAL_AMQP="$amqp"
   export EVENTHUBS_LOCAL_CONTROL="$control"
+  # What the SDKs and eh-checkpoints read; the endpoint takes any key.
+  export EVENTHUBS_CONNECTION_STRING="Endpoint=sb://localhost:${amqp##*:};SharedAccessKeyName=local;SharedAccessKey=local;UseDevelopmentEmulator=true"
   echo "eventhubs.sh: local Event Hubs endpoint on $amqp (control $control, pid $endpoint_pid)" >&2
 }
 
@@ -86,7 +89,7 @@ case "${1:-}" in
   serve)
     shift
     start "$@"
-    echo "EVENTHUBS_LOCAL_AMQP=$EVENTHUBS_LOCAL_AMQP EVENTHUBS_LOCAL_CONTROL=$EVENTHUBS_LOCAL_CONTROL"
+    echo "EVENTHUBS_LOCAL_AMQP=$EVENTHUBS_LOCAL_AMQP EVENTHUBS_LOCAL_CONTROL=$EVENTHUBS_LOCAL_CONTROL EVENTHUBS_CONNECTION_STRING='$EVENTHUBS_CONNECTION_STRING'"
     wait "$endpoint_pid"
     ;;
   *)

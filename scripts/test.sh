@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting and lints, then unit, integration and doc tests
 # (all features) against a fresh Azurite and a fresh local Event Hubs endpoint that this script
 # installs, starts and stops, then the demo, whose summary checks exit non-zero on failure, the
-# official processor example, and the Entra ID example (always against their own Azurite).
+# two processor examples, and the Entra ID example (always against their own Azurite).
 # Python's Event Hubs client, processor and blob store are installed into a venv for the
 # mixed-fleet tests.
 # Extra arguments go to `cargo test` (e.g. a test name filter) and skip the demo.
@@ -24,12 +24,14 @@ cargo test --workspace --all-features --no-run --quiet
 scripts/eventhubs.sh install
 scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo test --workspace --all-features "$@"
 if [[ $# -eq 0 ]]; then
-  # The demo, the official processor example, the Prometheus example, then the Entra ID example
+  # The demo, the processor examples (this crate's, then the official one resuming after its
+  # checkpoints), the Prometheus example, then the Entra ID example
   # over HTTPS against the OAuth Azurite.
   cargo build --all-features --quiet --examples
   scripts/azurite.sh run -- scripts/eventhubs.sh run --hub telemetry=4:0:20:200 -- bash -c \
     'cargo run --all-features --quiet --example demo &&
      cargo run --all-features --quiet --example processor &&
+     cargo run --all-features --quiet --example official_processor &&
      cargo run --all-features --quiet --example prometheus >/dev/null &&
      cargo run --all-features --quiet --example entra_id'
 fi

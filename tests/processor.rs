@@ -89,7 +89,11 @@ mod node {
     /// [`Processor`]: eventhub_checkpointstore::processor::Processor
     mod balancer {
         use super::*;
-        use eventhub_checkpointstore::{balancer::Strategy, processor::Processor};
+        use eventhub_checkpointstore::{
+            balancer::Strategy,
+            checkpointer::CheckpointerOptions,
+            processor::{BoxError, EventHandler, PartitionContext, Processor, StopReason},
+        };
 
         pub fn run() {
             let var = |name: &str| std::env::var(name).unwrap();
@@ -99,16 +103,7 @@ mod node {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let container = var("E2E_STORE");
-                let container = container.strip_prefix("blob:").expect("a blob store");
-                let store = Arc::new(
-                    BlobCheckpointStore::from_connection_string(
-                        &common::connection_string(),
-                        container,
-                        None,
-                    )
-                    .unwrap(),
-                );
+                let store = store(&var("E2E_STORE"));
                 let (hub, group) = (var("E2E_HUB"), var("E2E_GROUP"));
                 let processor = Arc::new(
                     Processor::builder()
@@ -116,50 +111,109 @@ mod node {
                         .expiration(EXPIRATION)
                         .strategy(Strategy::Greedy)
                         .handover_intervals(2)
-                        .checkpoint_every_events(CHECKPOINT_EVERY as u64)
-                        .checkpointer_options(
-                            eventhub_checkpointstore::checkpointer::CheckpointerOptions {
-                                every_events: std::num::NonZeroU64::new(CHECKPOINT_EVERY as u64),
-                                every: None,
-                            },
-                        )
+                        // Every 25th event, never by time: the checkpoints the test expects.
+                        .checkpointer_options(CheckpointerOptions {
+                            every_events: std::num::NonZeroU64::new(CHECKPOINT_EVERY as u64),
+                            every: None,
+                        })
                         .owner_id(var("E2E_NODE"))
                         .start(store, eventhubs::connection(&hub, &group))
                         .await
                         .unwrap(),
                 );
-                let stopping = tokio::spawn({
-                    let (processor, mut stop) = (processor.clone(), stdin_closed());
-                    async move {
+                if std::env::var("E2E_API").as_deref() == Ok("handler") {
+                    let mut stop = stdin_closed();
+                    let shutdown = async move {
                         let _ = stop.wait_for(|stopped| *stopped).await;
-                        processor.stop().await
-                    }
-                });
-                let mut readers = tokio::task::JoinSet::new();
-                while let Some(mut partition) = processor.next_partition().await {
-                    say(format_args!("claimed {}", partition.partition_id()));
-                    readers.spawn(async move {
-                        let p = partition.partition_id().to_owned();
-                        while let Some(event) = partition.next_event().await {
-                            let seq = event.sequence_number().unwrap();
-                            say(format_args!("event {p} {seq}"));
-                            match partition.checkpoint(&event).await {
-                                Ok(true) => say(format_args!("checkpoint {p} {seq}")),
-                                Ok(false) => {}
-                                Err(err) => say(format_args!("note checkpoint {p} {seq}: {err}")),
-                            }
-                        }
-                        say(format_args!("lost {p} {:?}", partition.stop_reason()));
-                    });
+                    };
+                    processor.run(Report, shutdown).await.unwrap();
+                } else {
+                    pull(&processor).await;
                 }
-                while readers.join_next().await.is_some() {}
-                // The readers have stopped; the last positions are written and the partitions
-                // relinquished.
-                stopping.await.unwrap().unwrap();
                 let stats = processor.stats();
                 say(format_args!("note stats {stats:?}"));
                 say(format_args!("stopped"));
             });
+        }
+
+        fn store(arg: &str) -> Arc<dyn eventhub_checkpointstore::CheckpointStore> {
+            let connection = common::connection_string();
+            match arg.split_once(':') {
+                Some(("blob", container)) => Arc::new(
+                    BlobCheckpointStore::from_connection_string(&connection, container, None)
+                        .unwrap(),
+                ),
+                Some(("table", table)) => Arc::new(
+                    TableCheckpointStore::from_connection_string(&connection, table, None).unwrap(),
+                ),
+                other => panic!("E2E_STORE {other:?}"),
+            }
+        }
+
+        /// The pull API: each partition's events until it must stop, every one checkpointed
+        /// (the processor writes every `CHECKPOINT_EVERY`th); stops when stdin closes.
+        async fn pull(processor: &Arc<Processor>) {
+            let stopping = tokio::spawn({
+                let (processor, mut stop) = (processor.clone(), stdin_closed());
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                    processor.stop().await
+                }
+            });
+            let mut readers = tokio::task::JoinSet::new();
+            while let Some(mut partition) = processor.next_partition().await {
+                say(format_args!("claimed {}", partition.partition_id()));
+                readers.spawn(async move {
+                    let p = partition.partition_id().to_owned();
+                    while let Some(event) = partition.next_event().await {
+                        let seq = event.sequence_number().unwrap();
+                        say(format_args!("event {p} {seq}"));
+                        match partition.checkpoint(&event).await {
+                            Ok(true) => say(format_args!("checkpoint {p} {seq}")),
+                            Ok(false) => {}
+                            Err(err) => say(format_args!("note checkpoint {p} {seq}: {err}")),
+                        }
+                    }
+                    say(format_args!("lost {p} {:?}", partition.stop_reason()));
+                });
+            }
+            while readers.join_next().await.is_some() {}
+            // The readers have stopped; the last positions are written and the partitions
+            // relinquished.
+            stopping.await.unwrap().unwrap();
+        }
+
+        /// The handler API: each batch's events reported, the batch checkpointed by the
+        /// processor once `process_events` returns.
+        struct Report;
+
+        #[async_trait::async_trait]
+        impl EventHandler for Report {
+            async fn process_events(
+                &self,
+                partition: &PartitionContext,
+                events: Vec<azure_messaging_eventhubs::models::ReceivedEventData>,
+            ) -> Result<(), BoxError> {
+                for event in &events {
+                    let seq = event
+                        .sequence_number()
+                        .ok_or("an event with no sequence number")?;
+                    say(format_args!("event {} {seq}", partition.partition_id));
+                }
+                Ok(())
+            }
+
+            async fn process_error(&self, partition: &PartitionContext, error: BoxError) {
+                say(format_args!("error {}: {error}", partition.partition_id));
+            }
+
+            async fn partition_opened(&self, partition: &PartitionContext) {
+                say(format_args!("claimed {}", partition.partition_id));
+            }
+
+            async fn partition_closed(&self, partition: &PartitionContext, reason: StopReason) {
+                say(format_args!("lost {} {reason:?}", partition.partition_id));
+            }
         }
     }
 
@@ -376,6 +430,9 @@ impl Tally {
     }
 }
 
+/// How a test starts a node of one kind: [`Fleet::start`], [`Fleet::start_balancer`]...
+type Start = fn(&mut Fleet, &str);
+
 /// A fleet of nodes over one hub, group and store.
 struct Fleet {
     test: &'static str,
@@ -384,6 +441,9 @@ struct Fleet {
     store: String,
     tally: Arc<Mutex<Tally>>,
     nodes: Vec<(String, Child)>,
+    /// Each node's stdout reader, which ends once the node has exited and its last line is in
+    /// the tally.
+    readers: HashMap<String, std::thread::JoinHandle<()>>,
 }
 
 impl Fleet {
@@ -395,6 +455,7 @@ impl Fleet {
             store: store.to_owned(),
             tally: Arc::default(),
             nodes: Vec::new(),
+            readers: HashMap::new(),
         }
     }
 
@@ -404,33 +465,44 @@ impl Fleet {
         self.start_limited(name, None);
     }
 
-    /// Starts node `name`: a consumer of this crate's own (`node::balancer`).
+    /// Starts node `name`: a consumer of this crate's own (`node::balancer`), through the
+    /// processor's pull API.
     fn start_balancer(&mut self, name: &str) {
-        let mut command = Command::new(std::env::current_exe().unwrap());
+        let mut command = self.node(name);
+        command.env("E2E_KIND", "balancer");
+        self.spawn(name, command);
+    }
+
+    /// Starts node `name` as [`Fleet::start_balancer`] does, through the handler API
+    /// ([`Processor::run`](eventhub_checkpointstore::processor::Processor::run)).
+    fn start_handler(&mut self, name: &str) {
+        let mut command = self.node(name);
         command
-            .args([self.test, "--exact", "--nocapture", "--test-threads=1"])
             .env("E2E_KIND", "balancer")
-            .env("E2E_NODE", name)
-            .env("E2E_HUB", &self.hub)
-            .env("E2E_GROUP", &self.group)
-            .env("E2E_STORE", &self.store);
+            .env("E2E_API", "handler");
         self.spawn(name, command);
     }
 
     /// Starts node `name` as [`Fleet::start`] does; with `max_partitions`, its processor sees
     /// only that many of the hub's partitions (the first ones).
     fn start_limited(&mut self, name: &str, max_partitions: Option<usize>) {
-        let mut command = Command::new(std::env::current_exe().unwrap());
+        let mut command = self.node(name);
         if let Some(max) = max_partitions {
             command.env("E2E_MAX_PARTITIONS", max.to_string());
         }
+        self.spawn(name, command);
+    }
+
+    /// A copy of this test binary running only `self.test`, as node `name` of this fleet.
+    fn node(&self, name: &str) -> Command {
+        let mut command = Command::new(std::env::current_exe().unwrap());
         command
             .args([self.test, "--exact", "--nocapture", "--test-threads=1"])
             .env("E2E_NODE", name)
             .env("E2E_HUB", &self.hub)
             .env("E2E_GROUP", &self.group)
             .env("E2E_STORE", &self.store);
-        self.spawn(name, command);
+        command
     }
 
     /// Starts node `name`: Python's `EventHubConsumerClient` with its blob checkpoint store
@@ -471,7 +543,7 @@ impl Fleet {
         let mut log = std::env::var("E2E_LOG_DIR")
             .ok()
             .map(|dir| std::fs::File::create(format!("{dir}/{}-{name}.log", self.test)).unwrap());
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(log) = log.as_mut() {
                     let _ = writeln!(log, "{line}");
@@ -486,6 +558,14 @@ impl Fleet {
             }
         });
         self.nodes.push((name.to_owned(), child));
+        self.readers.insert(name.to_owned(), reader);
+    }
+
+    /// Waits for node `name`'s last lines to be tallied (it has exited).
+    fn drain(&mut self, name: &str) {
+        if let Some(reader) = self.readers.remove(name) {
+            reader.join().expect("a node's reader");
+        }
     }
 
     /// Waits until `done` holds of the tally (checked every 200 ms), or fails with `what`.
@@ -494,6 +574,35 @@ impl Fleet {
         while !done(&self.tally.lock().unwrap()) {
             self.check(what, deadline);
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until the owners' shares of the partitions, by the store, are `shares` (in any
+    /// order: the official processor and Python's consumer name themselves), unchanged over
+    /// three intervals, with every partition owned. (An official processor learns of a loss at
+    /// its partition's next event only, so its own account may lag.)
+    fn settle(&self, store: &dyn CheckpointStore, shares: &[usize]) {
+        let mut shares = shares.to_vec();
+        shares.sort_unstable();
+        let partitions: usize = shares.iter().sum();
+        let deadline = Instant::now() + DEADLINE;
+        let mut stable = (BTreeMap::new(), 0);
+        while stable.1 < 3 {
+            let owners = owners(store, &scope(&self.hub));
+            let mut per: BTreeMap<&String, usize> = BTreeMap::new();
+            for owner in owners.values() {
+                *per.entry(owner).or_default() += 1;
+            }
+            let mut held: Vec<usize> = per.into_values().collect();
+            held.sort_unstable();
+            let settled = owners.len() == partitions && held == shares;
+            stable = if settled && owners == stable.0 {
+                (owners, stable.1 + 1)
+            } else {
+                (owners, 0)
+            };
+            self.check(&format!("settle at {shares:?}: {:?}", stable.0), deadline);
+            std::thread::sleep(INTERVAL);
         }
     }
 
@@ -516,13 +625,37 @@ impl Fleet {
         );
     }
 
-    /// SIGKILL: no shutdown, no last checkpoint.
-    fn kill(&mut self, name: &str) {
+    /// SIGKILL: no shutdown, no last checkpoint. What the node held and how far it got.
+    fn kill(&mut self, name: &str) -> Victim {
         let (_, child) = self.nodes.iter_mut().find(|(n, _)| n == name).unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
-        // Its last lines were read before the pipe closed.
-        std::thread::sleep(Duration::from_millis(300));
+        self.drain(name);
+        let tally = self.tally.lock().unwrap();
+        let partitions = tally.holding.get(name).cloned().unwrap_or_default();
+        let key = |p: &String| (name.to_owned(), p.clone());
+        Victim {
+            name: name.to_owned(),
+            last: partitions
+                .iter()
+                .filter_map(|p| Some((p.clone(), *tally.last.get(&key(p))?)))
+                .collect(),
+            acked: partitions
+                .iter()
+                .map(|p| (p.clone(), tally.acked.get(&key(p)).copied().unwrap_or(-1)))
+                .collect(),
+            partitions,
+            resumes_before: tally.resumed.len(),
+        }
+    }
+
+    /// Graceful stop of node `name`: its stdin closes; returns once it has exited.
+    fn stop(&mut self, name: &str) {
+        let (_, child) = self.nodes.iter_mut().find(|(n, _)| n == name).unwrap();
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "node {name} exited with {status}");
+        self.drain(name);
     }
 
     /// Graceful stop of every node still running: its stdin closes.
@@ -534,7 +667,10 @@ impl Fleet {
                 assert!(status.success(), "node {name} exited with {status}");
             }
         }
-        std::thread::sleep(Duration::from_millis(300));
+        let names: Vec<String> = self.readers.keys().cloned().collect();
+        for name in names {
+            self.drain(&name);
+        }
     }
 }
 
@@ -543,6 +679,42 @@ impl Drop for Fleet {
         for (_, child) in &mut self.nodes {
             let _ = child.kill();
         }
+    }
+}
+
+/// A SIGKILLed node: the partitions it held, and per partition the last event it processed and
+/// its last acknowledged checkpoint (-1: none).
+struct Victim {
+    name: String,
+    partitions: BTreeSet<String>,
+    last: BTreeMap<String, i64>,
+    acked: BTreeMap<String, i64>,
+    /// How many resumes the tally held when it died: later ones are take-overs.
+    resumes_before: usize,
+}
+
+impl Victim {
+    /// Checks that each of its partitions was taken over right after a checkpoint it wrote: its
+    /// last acknowledged one, or a later one it did not live to see acknowledged. Returns the
+    /// events its death has processed twice: those it processed past where each was resumed.
+    fn reprocessed(&self, tally: &Tally) -> BTreeSet<(String, i64)> {
+        let mut twice = BTreeSet::new();
+        for p in &self.partitions {
+            let (taker, resumed) = tally.resumed[self.resumes_before..]
+                .iter()
+                .find(|(_, q, _)| q == p)
+                .map(|(n, _, seq)| (n, *seq))
+                .unwrap_or_else(|| panic!("nobody resumed {}'s partition {p}", self.name));
+            let (acked, last) = (self.acked[p], self.last.get(p).copied().unwrap_or(-1));
+            assert!(
+                resumed > acked && resumed <= last + 1,
+                "partition {p}: {taker} resumed at {resumed}; {}'s last acknowledged checkpoint \
+                 {acked}, last event {last}",
+                self.name
+            );
+            twice.extend((resumed..=last).map(|seq| (p.clone(), seq)));
+        }
+        twice
     }
 }
 
@@ -594,6 +766,15 @@ fn blob_store() -> (String, BlobCheckpointStore) {
     (format!("blob:{container}"), store)
 }
 
+fn table_store() -> (String, TableCheckpointStore) {
+    let table = common::unique_container();
+    let store =
+        TableCheckpointStore::from_connection_string(&common::connection_string(), &table, None)
+            .unwrap();
+    runtime().block_on(store.create_table_if_missing()).unwrap();
+    (format!("table:{table}"), store)
+}
+
 fn scope(hub: &str) -> Scope {
     Scope::new(eventhubs::NAMESPACE, hub, "$Default")
 }
@@ -609,7 +790,7 @@ fn all_processed(counts: &[(String, u64)]) -> impl Fn(&Tally) -> bool + '_ {
 /// takes half of them, the producer runs on. Every event is processed, the partitions end split
 /// 4/4, and the final checkpoints are at the last events. Returns the events processed more than
 /// once, each by both consumers.
-fn share(test: &'static str, start: fn(&mut Fleet, &str)) -> Vec<(String, i64)> {
+fn share(test: &'static str, start: Start) -> Vec<(String, i64)> {
     let hub = create_hub(
         "share",
         HubSpec {
@@ -708,6 +889,79 @@ fn balancer_consumers_share_a_hub_without_processing_an_event_twice() {
     );
 }
 
+/// Consumers of this crate's own scale out 1 -> 2 -> 4 and back in to 2 (two stopped gracefully)
+/// while events keep coming: every event is processed exactly once, each step's split settles
+/// (every consumer its fair share), and the last checkpoints are at the last events.
+#[test]
+fn our_consumers_scale_out_and_in_without_processing_an_event_twice() {
+    const TEST: &str = "our_consumers_scale_out_and_in_without_processing_an_event_twice";
+    if node::is_node() {
+        return node::run();
+    }
+    let hub = create_hub(
+        "scale",
+        HubSpec {
+            partitions: 8,
+            preload: 20,
+            rate: 0.0,
+            total: None,
+        },
+    );
+    let (store_arg, store) = blob_store();
+    let mut fleet = Fleet::new(TEST, &hub, &store_arg);
+    // Events arrive all along, whatever the machine's speed: two per partition every 100 ms
+    // until every step has settled.
+    let producing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let producer = std::thread::spawn({
+        let (hub, producing) = (hub.clone(), producing.clone());
+        move || {
+            while producing.load(std::sync::atomic::Ordering::Relaxed) {
+                for p in 0..8 {
+                    eventhubs::append(&hub, &p.to_string(), 2);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    fleet.start_balancer("a");
+    fleet.settle(&store, &[8]);
+    fleet.start_balancer("b");
+    fleet.settle(&store, &[4, 4]);
+    fleet.start_balancer("c");
+    fleet.start_balancer("d");
+    fleet.settle(&store, &[2, 2, 2, 2]);
+    fleet.stop("c");
+    fleet.stop("d");
+    fleet.settle(&store, &[4, 4]);
+    producing.store(false, std::sync::atomic::Ordering::Relaxed);
+    producer.join().unwrap();
+    let counts = eventhubs::event_counts(&hub);
+    fleet.until("every event processed", all_processed(&counts));
+    fleet.stop_all();
+
+    let tally = fleet.tally.lock().unwrap();
+    assert_eq!(tally.stopped.len(), 4, "all four stopped gracefully");
+    assert!(tally.errors.is_empty(), "{:?}", tally.errors);
+    assert!(
+        tally.twice().is_empty(),
+        "processed twice while partitions moved: {:?}",
+        tally.twice()
+    );
+    let moves = tally.resumed.len() - 8;
+    // 4 moves at each step, at least.
+    assert!(moves >= 12, "the partitions moved {moves} times");
+    let last = checkpoints(&store, &scope(&hub));
+    let expected: BTreeMap<String, Option<i64>> = counts
+        .iter()
+        .map(|(p, n)| (p.clone(), Some(*n as i64 - 1)))
+        .collect();
+    assert_eq!(last, expected, "the last checkpoints at the last events");
+    eprintln!(
+        "scale 1 -> 2 -> 4 -> 2: {} events, {moves} partition moves, none processed twice",
+        counts.iter().map(|(_, n)| n).sum::<u64>()
+    );
+}
+
 /// One processor is SIGKILLed mid-stream: the survivor takes its partitions over from the stored
 /// checkpoints once their claims expire. Every event is processed, and the events processed twice
 /// are exactly those the killed one processed past the checkpoints its partitions were resumed
@@ -722,6 +976,28 @@ fn a_killed_processors_partitions_resume_from_its_checkpoints() {
     if node::is_node() {
         return node::run();
     }
+    let (store_arg, store) = blob_store();
+    killed_consumer_is_taken_over(TEST, Fleet::start, store_arg, &store);
+}
+
+/// [`a_killed_processors_partitions_resume_from_its_checkpoints`] with consumers of this crate's
+/// own, on the table store.
+#[test]
+fn our_killed_consumers_partitions_resume_from_its_table_checkpoints() {
+    const TEST: &str = "our_killed_consumers_partitions_resume_from_its_table_checkpoints";
+    if node::is_node() {
+        return node::run();
+    }
+    let (store_arg, store) = table_store();
+    killed_consumer_is_taken_over(TEST, Fleet::start_balancer, store_arg, &store);
+}
+
+fn killed_consumer_is_taken_over(
+    test: &'static str,
+    start: Start,
+    store_arg: String,
+    store: &dyn CheckpointStore,
+) {
     let hub = create_hub(
         "kill",
         HubSpec {
@@ -731,33 +1007,14 @@ fn a_killed_processors_partitions_resume_from_its_checkpoints() {
             total: None,
         },
     );
-    let (store_arg, store) = blob_store();
-    let mut fleet = Fleet::new(TEST, &hub, &store_arg);
-    fleet.start("a");
+    let mut fleet = Fleet::new(test, &hub, &store_arg);
+    start(&mut fleet, "a");
     fleet.until("a claims all 8 partitions", |t| {
         t.holding.get("a").is_some_and(|h| h.len() == 8)
     });
-    fleet.start("b");
-    // No events yet: the two settle on 4 partitions each before anything is processed (the
-    // split unchanged over three of their cycles).
-    let deadline = Instant::now() + DEADLINE;
-    let mut stable = (BTreeMap::new(), 0);
-    while stable.1 < 3 {
-        let owners = owners(&store, &scope(&hub));
-        let per = |n: &str| owners.values().filter(|o| o.as_str() == n).count();
-        let split = owners.len() == 8 && owners.values().all(|o| per(o) == 4);
-        stable = if split && owners == stable.0 {
-            (owners, stable.1 + 1)
-        } else {
-            (owners, 0)
-        };
-        assert!(
-            Instant::now() < deadline,
-            "no stable 4/4 split: {:?}",
-            stable.0
-        );
-        std::thread::sleep(INTERVAL);
-    }
+    start(&mut fleet, "b");
+    // No events yet: the two settle on 4 partitions each before anything is processed.
+    fleet.settle(store, &[4, 4]);
     // A partition taken from a processor (0.15 sends no epoch) is dropped by it at its next
     // event only: one event each, then the two hold 4 each.
     for p in 0..8 {
@@ -787,72 +1044,39 @@ fn a_killed_processors_partitions_resume_from_its_checkpoints() {
                 .is_some_and(|s| *s >= 60)
         })
     });
-    fleet.kill("a");
-    let (a_partitions, a_last, a_acked) = {
-        let tally = fleet.tally.lock().unwrap();
-        let held = tally.holding.get("a").cloned().unwrap_or_default();
-        let last: BTreeMap<String, i64> = held
-            .iter()
-            .filter_map(|p| Some((p.clone(), *tally.last.get(&("a".into(), p.clone()))?)))
-            .collect();
-        let acked: BTreeMap<String, i64> = held
-            .iter()
-            .map(|p| {
-                let acked = tally.acked.get(&("a".into(), p.clone())).copied();
-                (p.clone(), acked.unwrap_or(-1))
-            })
-            .collect();
-        (held, last, acked)
-    };
-    assert_eq!(a_partitions.len(), 4, "a held 4 partitions when it died");
+    let a = fleet.kill("a");
+    assert_eq!(a.partitions.len(), 4, "a held 4 partitions when it died");
     produce(20);
     let counts = eventhubs::event_counts(&hub);
     fleet.until("every event processed", all_processed(&counts));
     fleet.stop_all();
 
     let tally = fleet.tally.lock().unwrap();
-    for p in &a_partitions {
-        let resumed = tally
-            .resumed
-            .iter()
-            .rev()
-            .find(|(n, q, _)| n == "b" && q == p)
-            .map(|(_, _, seq)| *seq)
-            .expect("b resumed a's partition");
-        assert!(
-            resumed > a_acked[p] && resumed <= a_last[p] + 1,
-            "partition {p}: b resumed at {resumed}; a's last acknowledged checkpoint {}, last event {}",
-            a_acked[p],
-            a_last[p]
-        );
-        let twice: Vec<i64> = tally
-            .twice()
-            .into_iter()
-            .filter(|((q, seq), _)| q == p && *seq >= settled_at)
-            .map(|((_, seq), _)| *seq)
-            .collect();
-        let expected: Vec<i64> = (resumed..=a_last[p]).collect();
-        assert_eq!(
-            twice, expected,
-            "partition {p}: processed twice vs what a processed past the checkpoint b resumed from"
-        );
-    }
-    let elsewhere: Vec<_> = tally
+    let expected = a.reprocessed(&tally);
+    let twice: BTreeSet<(String, i64)> = tally
         .twice()
         .into_iter()
-        .filter(|((p, seq), _)| *seq >= settled_at && !a_partitions.contains(p))
+        .filter(|((_, seq), _)| *seq >= settled_at)
+        .map(|(key, _)| key.clone())
         .collect();
-    assert!(elsewhere.is_empty(), "reprocessed elsewhere: {elsewhere:?}");
+    assert_eq!(
+        twice, expected,
+        "processed twice vs what a processed past the checkpoints its partitions resumed from"
+    );
     eprintln!(
-        "kill: a held {a_partitions:?}, processed up to {a_last:?}, acknowledged {a_acked:?}; {} events processed twice",
+        "kill: a held {:?}, processed up to {:?}, acknowledged {:?}; {} events processed twice",
+        a.partitions,
+        a.last,
+        a.acked,
         tally.twice().len()
     );
 }
 
 /// A stopped fleet, restarted, resumes from its checkpoints: not from the start of the
-/// partitions, and not from their end. Once on each store.
+/// partitions, and not from their end. `first` runs first, `second` after it stopped.
 fn restart_resumes_from_checkpoints(
     test: &'static str,
+    (first, second): (Start, Start),
     store_arg: String,
     store: &dyn CheckpointStore,
 ) {
@@ -866,20 +1090,25 @@ fn restart_resumes_from_checkpoints(
         },
     );
     let mut fleet = Fleet::new(test, &hub, &store_arg);
-    fleet.start("first");
+    first(&mut fleet, "first");
     let counts = eventhubs::event_counts(&hub);
     fleet.until("the first run processes everything", all_processed(&counts));
+    // The official processor writes only the checkpoints it is asked for, and nothing at its
+    // stop: wait for the last one. This crate's processor writes the last positions at its stop.
     fleet.until("and checkpoints the last events", |t| {
-        (0..4).all(|p| t.acked.get(&("first".into(), p.to_string())) == Some(&99))
+        t.acked.keys().all(|(node, _)| node != "first")
+            || (0..4).all(|p| t.acked.get(&("first".into(), p.to_string())) == Some(&99))
     });
     fleet.stop_all();
-    assert!(checkpoints(store, &scope(&hub))
-        .values()
-        .all(|s| *s == Some(99)));
+    assert_eq!(
+        checkpoints(store, &scope(&hub)),
+        (0..4).map(|p| (p.to_string(), Some(99))).collect(),
+        "the first run's checkpoints"
+    );
     for p in 0..4 {
         eventhubs::append(&hub, &p.to_string(), 50);
     }
-    fleet.start("second");
+    second(&mut fleet, "second");
     let counts = eventhubs::event_counts(&hub);
     fleet.until(
         "the second run processes the new events",
@@ -899,6 +1128,7 @@ fn restart_resumes_from_checkpoints(
         "the restarted processor's first event of each partition"
     );
     assert!(tally.twice().is_empty(), "{:?}", tally.twice());
+    assert!(tally.errors.is_empty(), "{:?}", tally.errors);
 }
 
 #[test]
@@ -908,7 +1138,7 @@ fn a_restarted_fleet_resumes_from_its_blob_checkpoints() {
         return node::run();
     }
     let (store_arg, store) = blob_store();
-    restart_resumes_from_checkpoints(TEST, store_arg, &store);
+    restart_resumes_from_checkpoints(TEST, (Fleet::start, Fleet::start), store_arg, &store);
 }
 
 #[test]
@@ -917,12 +1147,32 @@ fn a_restarted_fleet_resumes_from_its_table_checkpoints() {
     if node::is_node() {
         return node::run();
     }
-    let table = common::unique_container();
-    let store =
-        TableCheckpointStore::from_connection_string(&common::connection_string(), &table, None)
-            .unwrap();
-    runtime().block_on(store.create_table_if_missing()).unwrap();
-    restart_resumes_from_checkpoints(TEST, format!("table:{table}"), &store);
+    let (store_arg, store) = table_store();
+    restart_resumes_from_checkpoints(TEST, (Fleet::start, Fleet::start), store_arg, &store);
+}
+
+/// This crate's processor, stopped and restarted: the first run through the pull API, the
+/// second through the handler API. On the blob store; the table store's run swaps the APIs.
+#[test]
+fn our_restarted_fleet_resumes_from_its_blob_checkpoints() {
+    const TEST: &str = "our_restarted_fleet_resumes_from_its_blob_checkpoints";
+    if node::is_node() {
+        return node::run();
+    }
+    let (store_arg, store) = blob_store();
+    let runs: (Start, Start) = (Fleet::start_balancer, Fleet::start_handler);
+    restart_resumes_from_checkpoints(TEST, runs, store_arg, &store);
+}
+
+#[test]
+fn our_restarted_fleet_resumes_from_its_table_checkpoints() {
+    const TEST: &str = "our_restarted_fleet_resumes_from_its_table_checkpoints";
+    if node::is_node() {
+        return node::run();
+    }
+    let (store_arg, store) = table_store();
+    let runs: (Start, Start) = (Fleet::start_handler, Fleet::start_balancer);
+    restart_resumes_from_checkpoints(TEST, runs, store_arg, &store);
 }
 
 /// A mixed fleet on real events: Python's `EventHubConsumerClient` with its blob store and the
@@ -1072,6 +1322,151 @@ fn python_and_rust_consumers_share_a_group_and_resume_from_each_other() {
     eprintln!(
         "mixed fleet: {} events processed more than once; notes from Python: {:?}",
         tally.twice().len(),
+        tally.notes
+    );
+}
+
+/// This crate's processor in one consumer group beside the official processor (over our blob
+/// store) and Python's consumer, on one container and real events: the three split 12
+/// partitions 4/4/4 and hold it; each kind, killed, is taken over from its checkpoints by
+/// another kind; every event is processed, and the events processed twice are exactly those a
+/// killed consumer processed past the checkpoints its partitions resumed from.
+///
+/// Kept clear of the official client's wedges ([`WEDGE_SIGNS`]): it sees partitions 0-3 only
+/// (its partition limit), which is its fair share all along, so nobody steals from it and it
+/// claims nothing new. The one live move is this crate's consumer taking its share from
+/// Python's (owner level 0 on both: the newer receiver wins) at a checkpoint, with nothing read
+/// past it, so it reprocesses nothing.
+///
+/// 1. The official processor takes 0-3; Python joins and takes six of 4-11 (its share of 12
+///    between two), processing and checkpointing everything (25 events each, checkpoints at 24).
+/// 2. Ours joins: two free partitions and two from Python. The split settles at 4/4/4.
+/// 3. 35 more events each (checkpoints at 49, 50-59 read past them); the official processor is
+///    killed; Python and ours take two each from its checkpoints.
+/// 4. 25 more (checkpoints at 74, 75-84 past); Python is killed; ours takes its six.
+/// 5. 25 more (checkpoints at 99, 100-109 past); ours is killed; a new Python consumer takes all
+///    twelve from ours' and reads 10 more.
+#[test]
+fn our_consumer_shares_a_group_with_the_official_processor_and_python() {
+    const TEST: &str = "our_consumer_shares_a_group_with_the_official_processor_and_python";
+    if node::is_node() {
+        return node::run();
+    }
+    let hub = create_hub(
+        "three",
+        HubSpec {
+            partitions: 12,
+            preload: CHECKPOINT_EVERY as usize,
+            rate: 0.0,
+            total: None,
+        },
+    );
+    let (store_arg, store) = blob_store();
+    let mut fleet = Fleet::new(TEST, &hub, &store_arg);
+    let append = |n: usize| {
+        for p in 0..12 {
+            eventhubs::append(&hub, &p.to_string(), n);
+        }
+    };
+    // Every partition `node` holds has reached `last` and its checkpoint at `acked`.
+    let reached = |node: &'static str, last: i64, acked: i64| {
+        move |t: &Tally| {
+            t.holding.get(node).is_some_and(|h| {
+                h.iter().all(|p| {
+                    let key = (node.to_owned(), p.clone());
+                    t.last.get(&key) == Some(&last) && t.acked.get(&key) == Some(&acked)
+                })
+            })
+        }
+    };
+    let holds = |node: &'static str, n: usize| {
+        move |t: &Tally| t.holding.get(node).is_some_and(|h| h.len() == n)
+    };
+
+    // 1.
+    fleet.start_limited("official", Some(4));
+    fleet.until("the official processor checkpoints 0-3", |t| {
+        holds("official", 4)(t) && reached("official", 24, 24)(t)
+    });
+    fleet.start_python("python");
+    fleet.until("Python checkpoints six partitions", |t| {
+        holds("python", 6)(t) && reached("python", 24, 24)(t)
+    });
+    // 2.
+    fleet.start_balancer("ours");
+    fleet.settle(&store, &[4, 4, 4]);
+    fleet.until("each holds 4, by its own account", |t| {
+        ["official", "python", "ours"]
+            .iter()
+            .all(|n| holds(n, 4)(t))
+    });
+    // 3.
+    append(35);
+    fleet.until("everyone reads past the checkpoints at 49", |t| {
+        ["official", "python", "ours"]
+            .iter()
+            .all(|n| reached(n, 59, 49)(t))
+    });
+    let official = fleet.kill("official");
+    fleet.settle(&store, &[6, 6]);
+    let counts = eventhubs::event_counts(&hub);
+    fleet.until(
+        "the official processor's events processed",
+        all_processed(&counts),
+    );
+    // 4.
+    append(25);
+    fleet.until(
+        "Python reads past its checkpoints at 74",
+        reached("python", 84, 74),
+    );
+    let python = fleet.kill("python");
+    fleet.settle(&store, &[12]);
+    // 5.
+    append(25);
+    fleet.until("ours reads past its checkpoints at 99", |t| {
+        holds("ours", 12)(t) && reached("ours", 109, 99)(t)
+    });
+    let ours = fleet.kill("ours");
+    fleet.start_python("python2");
+    append(10);
+    fleet.until("the new Python consumer takes all 12 over", |t| {
+        (0..12).all(|p| t.last.get(&("python2".into(), p.to_string())) == Some(&119))
+    });
+    let counts = eventhubs::event_counts(&hub);
+    fleet.until("every event processed", all_processed(&counts));
+    fleet.stop_all();
+
+    let tally = fleet.tally.lock().unwrap();
+    let mut expected = BTreeSet::new();
+    for victim in [&official, &python, &ours] {
+        expected.extend(victim.reprocessed(&tally));
+    }
+    let twice: BTreeSet<(String, i64)> =
+        tally.twice().into_iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        twice, expected,
+        "processed twice vs what the killed consumers processed past the checkpoints resumed from"
+    );
+    let thrice: Vec<_> = tally
+        .processed
+        .iter()
+        .filter(|(_, by)| by.len() > 2)
+        .collect();
+    assert!(thrice.is_empty(), "processed three times: {thrice:?}");
+    assert!(tally.errors.is_empty(), "{:?}", tally.errors);
+    assert_eq!(
+        (
+            official.partitions.len(),
+            python.partitions.len(),
+            ours.partitions.len()
+        ),
+        (4, 6, 12),
+        "what each held when it was killed"
+    );
+    eprintln!(
+        "three kinds: {} events processed twice, all by take-overs of killed consumers; notes: {:?}",
+        twice.len(),
         tally.notes
     );
 }

@@ -95,8 +95,9 @@ impl Connection {
 
     /// From an Event Hubs connection string, `Endpoint=sb://NAMESPACE/;SharedAccessKeyName=…;
     /// SharedAccessKey=…` (or `SharedAccessSignature=…`), with `EntityPath=HUB` or `eventhub`
-    /// (both: they must agree), and `UseDevelopmentEmulator=true` for an emulator on port 5672 of
-    /// the endpoint's host. Consumer group `$Default`. An unknown key, a missing endpoint, key or
+    /// (both: they must agree), and `UseDevelopmentEmulator=true` for an emulator on the
+    /// endpoint's host and port (`sb://localhost:PORT`; port 5672 when it gives none), whose
+    /// records are named after the host alone. Consumer group `$Default`. An unknown key, a missing endpoint, key or
     /// hub is an [`Error::InvalidInput`] naming it (never quoting a secret).
     pub fn from_connection_string(text: &str, eventhub: Option<&str>) -> Result<Self> {
         let parsed = ConnectionString::parse(text)?;
@@ -111,9 +112,10 @@ impl Connection {
                 ))
             }
         };
-        let endpoint = parsed
-            .emulator
-            .then(|| format!("amqp://{}:{EMULATOR_PORT}", parsed.namespace));
+        let endpoint = parsed.emulator.then(|| {
+            let port = parsed.port.unwrap_or(EMULATOR_PORT);
+            format!("amqp://{}:{port}", parsed.namespace)
+        });
         let resource = format!("sb://{}/{eventhub}", parsed.namespace);
         let opener = Opener::Credential(Arc::new(SharedAccessCredential {
             resource,
@@ -190,7 +192,11 @@ fn bad(why: String) -> Error {
 
 /// An Event Hubs connection string's parts.
 struct ConnectionString {
+    /// The endpoint's host, which the records are named after (an emulator's port left out, as
+    /// the other SDKs leave it out).
     namespace: String,
+    /// An emulator's port, when the endpoint gives one.
+    port: Option<u16>,
     entity_path: Option<String>,
     emulator: bool,
     auth: SharedAccess,
@@ -227,8 +233,25 @@ impl ConnectionString {
             .strip_prefix("sb://")
             .map(|rest| rest.trim_end_matches('/'))
             .filter(|host| !host.is_empty() && !host.contains('/'))
-            .ok_or_else(|| bad("has an Endpoint that is not sb://NAMESPACE/".into()))?
-            .to_owned();
+            .ok_or_else(|| bad("has an Endpoint that is not sb://NAMESPACE/".into()))?;
+        let (namespace, port) = match namespace.rsplit_once(':') {
+            Some((host, port)) if emulator => {
+                let port = port.parse().map_err(|_| {
+                    bad(format!(
+                        "has an Endpoint whose port `{port}` is not a number"
+                    ))
+                })?;
+                (host.to_owned(), Some(port))
+            }
+            Some(_) => {
+                return Err(bad(
+                    "has a port in its Endpoint, which only an emulator's may have \
+                     (UseDevelopmentEmulator=true)"
+                        .into(),
+                ))
+            }
+            None => (namespace.to_owned(), None),
+        };
         let auth = match (key_name, key, signature) {
             (_, _, Some(signature)) => SharedAccess::Signature(signature),
             (Some(name), Some(key), None) => SharedAccess::Key { name, key },
@@ -241,6 +264,7 @@ impl ConnectionString {
         };
         Ok(Self {
             namespace,
+            port,
             entity_path,
             emulator,
             auth,
@@ -338,6 +362,25 @@ mod tests {
         .unwrap();
         assert_eq!(emulator.endpoint.as_deref(), Some("amqp://localhost:5672"));
         assert_eq!(emulator.namespace, "localhost");
+        // The port of an emulator that is not on 5672 (JavaScript's SDK reads it the same way).
+        let elsewhere = Connection::from_connection_string(
+            "Endpoint=sb://localhost:40123;SharedAccessKeyName=k;SharedAccessKey=k;UseDevelopmentEmulator=true",
+            Some("hub"),
+        )
+        .unwrap();
+        assert_eq!(
+            elsewhere.endpoint.as_deref(),
+            Some("amqp://localhost:40123")
+        );
+        assert_eq!(elsewhere.namespace, "localhost");
+        assert!(refusal(
+            "Endpoint=sb://localhost:x;SharedAccessKeyName=k;SharedAccessKey=k;UseDevelopmentEmulator=true"
+        )
+        .contains("port `x` is not a number"));
+        assert!(
+            refusal("Endpoint=sb://ns:5671/;SharedAccessKeyName=k;SharedAccessKey=k")
+                .contains("only an emulator's")
+        );
 
         assert!(refusal("SharedAccessKeyName=k;SharedAccessKey=k").contains("no Endpoint"));
         assert!(
