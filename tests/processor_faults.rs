@@ -280,3 +280,113 @@ async fn a_processor_that_cannot_read_gives_its_partitions_up() {
     assert!(twice.is_empty(), "processed more than once: {twice:?}");
     assert_eq!(all.len(), total, "every event processed");
 }
+
+/// Three processors share 8 partitions while every connection is cut four times (new ones
+/// refused for a second after each): `b` joins before the second cut and `c` before the third,
+/// so partitions are handed over while clients are being replaced. Every event is processed
+/// exactly once, partitions did move, and every processor replaced its client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processors_hand_partitions_over_across_cut_connections() {
+    let _alone = ALONE.lock().await;
+    let hub = create_hub(
+        "movecuts",
+        HubSpec {
+            partitions: 8,
+            preload: 20,
+            rate: 0.0,
+            total: None,
+        },
+    );
+    let container = common::fresh_container().await;
+    let store = Arc::new(common::store_on(&container, None));
+    // Events all along, whatever the machine's speed, until the last cut is behind.
+    let producing = Arc::new(AtomicBool::new(true));
+    let producer = std::thread::spawn({
+        let (hub, producing) = (hub.clone(), producing.clone());
+        move || {
+            while producing.load(Ordering::Relaxed) {
+                for p in 0..8 {
+                    eventhubs::append(&hub, &p.to_string(), 2);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    let builder = Processor::builder()
+        .interval(INTERVAL)
+        .expiration(EXPIRATION)
+        .strategy(eventhub_checkpointstore::balancer::Strategy::Greedy)
+        .stall_timeout(Duration::from_secs(30))
+        .checkpoint_every_events(10);
+    let seen = Shared::default();
+    let mut fleet = Vec::new();
+    for (round, name) in ["a", "b", "c", ""].into_iter().enumerate() {
+        if !name.is_empty() {
+            let processor = Arc::new(
+                builder
+                    .clone()
+                    .owner_id(name)
+                    .start(store.clone(), eventhubs::connection(&hub, "$Default"))
+                    .await
+                    .unwrap(),
+            );
+            let reading = consume(processor.clone(), seen.clone());
+            fleet.push((processor, reading));
+        }
+        // Reading again on new connections, not only from what was read ahead.
+        let before = processed(&seen);
+        wait_until("events are processed", || processed(&seen) > before + 40).await;
+        wait_until("a client is connected", || {
+            eventhubs::live_connections() > 0
+        })
+        .await;
+        let cut = eventhubs::cut_connections(Duration::from_millis(1000));
+        assert!(cut > 0, "round {round}: no connection to cut");
+    }
+    wait_until("every processor has replaced its client", || {
+        fleet.iter().all(|(p, _)| p.stats().reconnects >= 1)
+    })
+    .await;
+    let before = processed(&seen);
+    wait_until("reading goes on", || processed(&seen) > before + 40).await;
+    producing.store(false, Ordering::Relaxed);
+    producer.join().unwrap();
+    let total: usize = eventhubs::event_counts(&hub)
+        .iter()
+        .map(|(_, n)| *n as usize)
+        .sum();
+    let counts = eventhubs::event_counts(&hub);
+    let deadline = Instant::now() + DEADLINE;
+    while processed(&seen) != total {
+        if Instant::now() > deadline {
+            let seen = seen.lock().unwrap();
+            let mut per: BTreeMap<&String, (usize, i64)> = BTreeMap::new();
+            for (p, s) in seen.processed.keys() {
+                let e = per.entry(p).or_default();
+                e.0 += 1;
+                e.1 = e.1.max(*s);
+            }
+            let owned: Vec<_> = fleet
+                .iter()
+                .map(|(p, _)| (p.owner_id().to_owned(), p.owned(), p.stats()))
+                .collect();
+            panic!("not every event processed: per partition (count, max) {per:?} of {counts:?}; owned {owned:?}; resumed {:?}; stopped {:?}", seen.resumed, seen.stopped);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut handovers = 0;
+    for (processor, reading) in fleet {
+        handovers += processor.stats().handovers;
+        processor.stop().await.unwrap();
+        reading.await.unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    let twice: Vec<_> = seen.processed.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "processed more than once: {twice:?}");
+    assert_eq!(seen.processed.len(), total, "every event processed");
+    // a gave 4 to b, then a and b gave c its share: at least 6 handovers (c takes 2 or 3).
+    assert!(handovers >= 6, "partitions moved ({handovers} handovers)");
+    eprintln!(
+        "3 processors, 8 partitions, 4 cuts: {total} events processed once each, {handovers} handovers"
+    );
+}

@@ -38,6 +38,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
 /// How long opening a client or a receiver may take before it counts as failed.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long asking for a partition's properties, or closing a receiver, may take before the
+/// client counts as dead.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tries at opening the first client and reading the hub's partitions before `start` fails.
 const START_TRIES: u32 = 5;
 /// Events read ahead of the application, per partition.
@@ -685,6 +688,11 @@ impl Engine {
         };
         let opened = Instant::now();
         let mut read_any = false;
+        // A receiver whose connection died can wait for its next event forever (0.15 does not
+        // always notice a connection shut down under it): after an interval with nothing, the
+        // partition's properties say whether there is anything to wait for.
+        let quiet = self.options.balancer.interval;
+        let mut silent = false;
         let outcome = {
             let mut stream = receiver.stream_events();
             loop {
@@ -695,6 +703,15 @@ impl Engine {
                     biased;
                     () = wake.notified() => continue,
                     next = stream.next() => next,
+                    () = tokio::time::sleep(quiet) => {
+                        match silence(&client, partition, *last, start).await {
+                            None => continue,
+                            Some(why) => {
+                                silent = true;
+                                break Outcome::Failed { why, healthy: false };
+                            }
+                        }
+                    }
                 };
                 let event = match next {
                     None => {
@@ -736,19 +753,61 @@ impl Engine {
                 *last = Some(sequence_number);
             }
         };
-        if let Err(err) = receiver.close().await {
-            tracing::debug!(partition = %partition, error = %err, "closing a receiver");
+        match tokio::time::timeout(ANSWER_TIMEOUT, receiver.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::debug!(partition = %partition, error = %err, "closing a receiver")
+            }
+            Err(_) => self.replace_client(generation, "closing a receiver: no answer"),
         }
         match outcome {
             Outcome::Failed { why, .. } => {
                 self.replace_client(generation, &why);
-                // A receiver that read, or lived a while, was healthy: a new episode starts.
-                let healthy = read_any || opened.elapsed() >= self.options.stall() / 2;
-                Outcome::Failed { why, healthy }
+                // A receiver that read, or lived a while (not silent: idle), was healthy: a
+                // new episode starts.
+                let lived = !silent && opened.elapsed() >= self.options.stall() / 2;
+                Outcome::Failed {
+                    why,
+                    healthy: read_any || lived,
+                }
             }
             other => other,
         }
     }
+}
+
+/// Why a receiver that delivered nothing for an interval counts as failed: the partition has
+/// events past `last` (or past the start, before the first), or the client could not say.
+/// `None`: nothing to read, or no way to tell (a start at the end or at a time).
+async fn silence(
+    client: &ConsumerClient,
+    partition: &str,
+    last: Option<i64>,
+    start: StartPosition,
+) -> Option<String> {
+    let properties = match tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        client.get_partition_properties(partition),
+    )
+    .await
+    {
+        Ok(Ok(properties)) => properties,
+        Ok(Err(err)) => return Some(format!("silent, and its properties failed: {err}")),
+        Err(_) => {
+            return Some(format!(
+                "silent, and its properties took over {ANSWER_TIMEOUT:?}"
+            ))
+        }
+    };
+    let newest = properties.last_enqueued_sequence_number;
+    let waiting = !properties.is_empty
+        && match (last, start) {
+            (Some(last), _) => newest > last,
+            (None, StartPosition::Earliest) => true,
+            (None, StartPosition::SequenceNumber(n)) => newest >= n,
+            (None, _) => false,
+        };
+    waiting.then(|| format!("silent for an interval while the partition has events up to {newest}"))
 }
 
 /// Where a receiver opens: just after the last event passed on, or at the start position.
