@@ -13,6 +13,9 @@
 #                                 BENCH_NET_PROXIES=chunk,read pick rows)
 #   scripts/bench.sh processor    benches/processor.rs: two official processors on real events,
 #                                 events/s and storage requests per 1,000 events
+#   scripts/bench.sh consumers    benches/consumers.rs: this crate's processor against the
+#                                 official one on real events: events/s, CPU and storage
+#                                 requests per 1,000 events, events reprocessed at scale-out
 #   scripts/bench.sh metrics      benches/metrics.rs: the store with and without a metrics
 #                                 recorder installed
 #   scripts/bench.sh fleet        benches/fleet.rs: K balancers over N partitions, time to fair
@@ -31,6 +34,13 @@ if [[ "${1:-}" == "processor" ]]; then
   scripts/eventhubs.sh install
   exec scripts/azurite.sh run -- scripts/eventhubs.sh run -- \
     cargo bench --quiet --features eventhubs --bench processor "$@"
+fi
+if [[ "${1:-}" == "consumers" ]]; then
+  shift
+  cargo bench --features eventhubs --bench consumers --no-run --quiet
+  scripts/eventhubs.sh install
+  exec scripts/azurite.sh run -- scripts/eventhubs.sh run -- \
+    cargo bench --quiet --features eventhubs --bench consumers "$@"
 fi
 if [[ "${1:-}" == "metrics" ]]; then
   shift

@@ -410,6 +410,61 @@ async fn a_stolen_partition_is_held_until_its_old_owner_wrote_its_last_position(
     assert_eq!(stored(&store).await[&stolen], Some(10));
 }
 
+/// A partition stolen from a consumer and stolen back by it at its next cycle (stealers that
+/// overshoot as a fleet grows: two took from the same owner, which then fell below its share) was
+/// handed over in between: its application stopped it, so its last position must be written
+/// before the consumer resumes it from the store, or it reprocesses its own events. (Found by
+/// the processor's scale-out test: a consumer processed 13 of its own events twice.)
+#[tokio::test]
+async fn a_partition_stolen_back_at_once_has_its_last_position_written() {
+    let (store, _) = recorded_store().await;
+    let options = BalancerOptions {
+        interval: Duration::from_millis(400),
+        expiration: Duration::from_secs(10),
+        strategy: eventhub_checkpointstore::balancer::Strategy::Greedy,
+        ..Default::default()
+    };
+    let checkpoints =
+        Arc::new(Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(1000)).unwrap());
+    let b = PartitionBalancer::new(store.clone(), (NS, HUB, GROUP), "b", ["0", "1"], options)
+        .unwrap()
+        .with_checkpointer(checkpoints.clone());
+    assert_eq!(b.cycle().await.unwrap().len(), 2);
+    for seq in 0..=10i64 {
+        for p in ["0", "1"] {
+            checkpoints
+                .record(p, Some(seq.to_string()), Some(seq))
+                .await
+                .unwrap();
+        }
+    }
+    // Both taken from b at once.
+    let scope = Scope::new(NS, HUB, GROUP);
+    let taken: Vec<_> = store
+        .list_ownership(&scope)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|mut o| {
+            o.owner_id = Some("c".into());
+            o
+        })
+        .collect();
+    assert_eq!(store.claim_ownership(&taken).await.unwrap().len(), 2);
+
+    // b finds both gone, is below its share, and steals one back.
+    let owned = b.cycle().await.unwrap();
+    assert_eq!(owned.len(), 1, "b steals its share back: {owned:?}");
+    assert!(b.ready().is_empty(), "both left b's application");
+    // Its next cycle writes the last positions of both: the one it holds again too.
+    b.cycle().await.unwrap();
+    assert_eq!(
+        stored(&store).await,
+        [("0".to_owned(), Some(10)), ("1".to_owned(), Some(10))].into(),
+        "the last positions of both partitions b's application stopped"
+    );
+}
+
 /// A giver that hangs after a steal (it never cycles again) is waited for until its claims
 /// expire, not for a timer: it might still write.
 #[tokio::test]

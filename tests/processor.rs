@@ -59,6 +59,16 @@ mod node {
         let _ = writeln!(out, "{MARK}{line}").and_then(|()| out.flush());
     }
 
+    /// With `E2E_TRACE`, the node's logs on stderr (a file of its own with `E2E_LOG_DIR`).
+    fn trace() {
+        if std::env::var("E2E_TRACE").is_ok() {
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(std::io::stderr)
+                .init();
+        }
+    }
+
     pub fn is_node() -> bool {
         std::env::var("E2E_NODE").is_ok()
     }
@@ -97,6 +107,7 @@ mod node {
 
         pub fn run() {
             let var = |name: &str| std::env::var(name).unwrap();
+            trace();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -220,12 +231,7 @@ mod node {
     /// The official processor, until stdin closes.
     fn run_processor() {
         let var = |name: &str| std::env::var(name).unwrap();
-        if std::env::var("E2E_TRACE").is_ok() {
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::DEBUG)
-                .with_writer(std::io::stderr)
-                .init();
-        }
+        trace();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -532,6 +538,10 @@ impl Fleet {
     }
 
     fn spawn(&mut self, name: &str, mut command: Command) {
+        if let Ok(dir) = std::env::var("E2E_LOG_DIR") {
+            let err = std::fs::File::create(format!("{dir}/{}-{name}.err", self.test)).unwrap();
+            command.stderr(err);
+        }
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

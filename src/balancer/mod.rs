@@ -456,6 +456,7 @@ impl PartitionBalancer {
             view,
             self.options.handover(),
         );
+        let handover = self.options.handover_intervals > 0;
         let (now_owned, lost): (BTreeSet<String>, Vec<String>) = {
             let mut owned = lock(&self.owned);
             let before = std::mem::take(&mut *owned);
@@ -464,10 +465,18 @@ impl PartitionBalancer {
                 .iter()
                 .filter(|o| !before.contains_key(&o.partition_id))
                 .partition(|o| stolen.contains(&o.partition_id));
-            let held = stolen_now.len();
+            // Stolen back from the consumer that had just taken them: they left `ready` (held
+            // now), so they were handed over in between and their last positions are due.
+            let taken_back: BTreeSet<String> = won
+                .iter()
+                .filter(|o| before.contains_key(&o.partition_id))
+                .filter(|o| handover && stolen.contains(&o.partition_id))
+                .map(|o| o.partition_id.clone())
+                .collect();
+            let held = stolen_now.len() + taken_back.len();
             metrics::ownership_changes(&self.scope, &self.owner_id, Change::Stolen, held);
             metrics::ownership_changes(&self.scope, &self.owner_id, Change::Taken, taken.len());
-            if self.options.handover_intervals > 0 {
+            if handover {
                 metrics::handover_holds(&self.scope, &self.owner_id, held);
             }
             *owned = match renewals {
@@ -482,14 +491,14 @@ impl PartitionBalancer {
             owned.extend(won.into_iter().map(|o| (o.partition_id.clone(), o)));
             let lost = before
                 .into_keys()
-                .filter(|p| !owned.contains_key(p))
+                .filter(|p| !owned.contains_key(p) || taken_back.contains(p))
                 .collect();
             (owned.keys().cloned().collect(), lost)
         };
         metrics::ownership_changes(&self.scope, &self.owner_id, Change::Lost, lost.len());
         metrics::owned(&self.scope, &self.owner_id, now_owned.len());
         if let Some(checkpointer) = &self.checkpointer {
-            if self.options.handover_intervals > 0 {
+            if handover {
                 self.handover.lost(lost);
             } else {
                 for partition in &lost {
