@@ -198,6 +198,23 @@ impl Checkpointer {
         offset: Option<String>,
         sequence_number: Option<i64>,
     ) -> Result<bool> {
+        if self.note(partition_id, offset, sequence_number)? {
+            let partition = self.partition(partition_id);
+            self.write(partition_id, &partition).await
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// [`record`](Self::record) without the write: whether one is due now (then
+    /// [`flush`](Self::flush) writes it). For a caller that writes on another task or thread
+    /// than the one that records, so that recording costs no hop there.
+    pub(crate) fn note(
+        &self,
+        partition_id: &str,
+        offset: Option<String>,
+        sequence_number: Option<i64>,
+    ) -> Result<bool> {
         if partition_id.is_empty() {
             return Err(Error::invalid_input("partition_id must not be empty"));
         }
@@ -209,29 +226,22 @@ impl Checkpointer {
         }
         self.recorded.fetch_add(1, Ordering::Relaxed);
         let partition = self.partition(partition_id);
-        let due = {
-            let mut pending = lock(&partition.pending);
-            let held = pending
-                .newest
-                .as_ref()
-                .and_then(|(_, seq)| *seq)
-                .max(pending.written);
-            let newer = match (held, sequence_number) {
-                (Some(held), Some(new)) => new >= held,
-                _ => true,
-            };
-            if newer {
-                pending.newest = Some((offset, sequence_number));
-            }
-            pending.unwritten += 1;
-            pending.since.get_or_insert_with(Instant::now);
-            pending.due(&self.options)
+        let mut pending = lock(&partition.pending);
+        let held = pending
+            .newest
+            .as_ref()
+            .and_then(|(_, seq)| *seq)
+            .max(pending.written);
+        let newer = match (held, sequence_number) {
+            (Some(held), Some(new)) => new >= held,
+            _ => true,
         };
-        if due {
-            self.write(partition_id, &partition).await
-        } else {
-            Ok(false)
+        if newer {
+            pending.newest = Some((offset, sequence_number));
         }
+        pending.unwritten += 1;
+        pending.since.get_or_insert_with(Instant::now);
+        Ok(pending.due(&self.options))
     }
 
     /// Writes `partition_id`'s pending position now, if it has one: before the partition is given

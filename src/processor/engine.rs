@@ -41,6 +41,9 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long asking for a partition's properties, or closing a receiver, may take before the
 /// client counts as dead.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest silence that makes a receiver suspect (the interval when longer): a receiver
+/// just opened on a loaded machine may take a second to deliver.
+const MIN_QUIET: Duration = Duration::from_secs(2);
 /// Tries at opening the first client and reading the hub's partitions before `start` fails.
 const START_TRIES: u32 = 5;
 /// Events read ahead of the application, per partition.
@@ -48,10 +51,9 @@ const READ_AHEAD: usize = 256;
 
 /// What the application's side asks of the engine.
 pub(super) enum Command {
-    Checkpoint {
+    /// Write a partition's recorded position (a write fell due as it was recorded).
+    Write {
         partition_id: String,
-        offset: Option<String>,
-        sequence_number: Option<i64>,
         reply: oneshot::Sender<Result<bool>>,
     },
 }
@@ -451,7 +453,7 @@ impl Engine {
         for task in readers {
             let _ = task.await;
         }
-        // Checkpoints already asked for are recorded before the last positions are written.
+        // Writes already asked for go out before the last positions are written.
         while let Ok(command) = commands.try_recv() {
             self.command(command);
         }
@@ -474,17 +476,13 @@ impl Engine {
 
     fn command(&self, command: Command) {
         match command {
-            Command::Checkpoint {
+            Command::Write {
                 partition_id,
-                offset,
-                sequence_number,
                 reply,
             } => {
                 let checkpointer = self.shared.checkpointer.clone();
                 self.checkpoints.borrow_mut().spawn_local(async move {
-                    let written = checkpointer
-                        .record(&partition_id, offset, sequence_number)
-                        .await;
+                    let written = checkpointer.flush(&partition_id).await;
                     let _ = reply.send(written);
                 });
             }
@@ -575,9 +573,10 @@ impl Engine {
         let stall = self.options.stall();
         let mut failing_since: Option<Instant> = None;
         let mut backoff = FIRST_BACKOFF;
+        let mut silences = 0;
         while state.ended().is_none() {
             match self
-                .read_once(&state, &wake, &events, start, &mut last)
+                .read_once(&state, &wake, &events, start, &mut last, &mut silences)
                 .await
             {
                 Outcome::Ended => break,
@@ -642,6 +641,7 @@ impl Engine {
         events: &mpsc::Sender<ReceivedEventData>,
         start: StartPosition,
         last: &mut Option<i64>,
+        silences: &mut u32,
     ) -> Outcome {
         let partition = &state.partition_id;
         let (generation, client) = match self.client().await {
@@ -691,8 +691,10 @@ impl Engine {
         // A receiver whose connection died can wait for its next event forever (0.15 does not
         // always notice a connection shut down under it): after an interval with nothing, the
         // partition's properties say whether there is anything to wait for.
-        let quiet = self.options.balancer.interval;
+        let quiet = self.options.balancer.interval.max(MIN_QUIET);
         let mut silent = false;
+        // Whether a failure here is the client's (it is replaced) or this receiver's alone.
+        let mut keep_client = false;
         let outcome = {
             let mut stream = receiver.stream_events();
             loop {
@@ -706,7 +708,15 @@ impl Engine {
                     () = tokio::time::sleep(quiet) => {
                         match silence(&client, partition, *last, start).await {
                             None => continue,
-                            Some(why) => {
+                            Some(Silence::Behind(why)) => {
+                                // The client answered: this receiver alone, unless the last
+                                // one on this partition went silent too.
+                                *silences += 1;
+                                keep_client = *silences < 2;
+                                silent = true;
+                                break Outcome::Failed { why, healthy: false };
+                            }
+                            Some(Silence::Unanswered(why)) => {
                                 silent = true;
                                 break Outcome::Failed { why, healthy: false };
                             }
@@ -737,18 +747,27 @@ impl Engine {
                     continue;
                 }
                 read_any = true;
-                // Waits for room (the application is slower than the hub), or for the end.
-                let permit = loop {
-                    tokio::select! {
-                        biased;
-                        () = wake.notified() => if state.ended().is_some() { break None },
-                        permit = events.reserve() => break Some(permit),
-                    }
+                *silences = 0;
+                // Room at once (the usual case), or wait for it (the application is slower than
+                // the hub), or for the end.
+                let event = match events.try_send(event) {
+                    Ok(()) => None,
+                    Err(mpsc::error::TrySendError::Closed(_)) => break Outcome::Dropped,
+                    Err(mpsc::error::TrySendError::Full(event)) => Some(event),
                 };
-                match permit {
-                    None => break Outcome::Ended,
-                    Some(Err(_)) => break Outcome::Dropped,
-                    Some(Ok(permit)) => permit.send(event),
+                if let Some(event) = event {
+                    let permit = loop {
+                        tokio::select! {
+                            biased;
+                            () = wake.notified() => if state.ended().is_some() { break None },
+                            permit = events.reserve() => break Some(permit),
+                        }
+                    };
+                    match permit {
+                        None => break Outcome::Ended,
+                        Some(Err(_)) => break Outcome::Dropped,
+                        Some(Ok(permit)) => permit.send(event),
+                    }
                 }
                 *last = Some(sequence_number);
             }
@@ -762,7 +781,9 @@ impl Engine {
         }
         match outcome {
             Outcome::Failed { why, .. } => {
-                self.replace_client(generation, &why);
+                if !keep_client {
+                    self.replace_client(generation, &why);
+                }
                 // A receiver that read, or lived a while (not silent: idle), was healthy: a
                 // new episode starts.
                 let lived = !silent && opened.elapsed() >= self.options.stall() / 2;
@@ -776,27 +797,33 @@ impl Engine {
     }
 }
 
-/// Why a receiver that delivered nothing for an interval counts as failed: the partition has
-/// events past `last` (or past the start, before the first), or the client could not say.
-/// `None`: nothing to read, or no way to tell (a start at the end or at a time).
+/// Why a receiver that delivered nothing for a while counts as failed.
+enum Silence {
+    /// The partition has events past the last one delivered (or past the start, before the
+    /// first): the receiver is stuck.
+    Behind(String),
+    /// The client could not say: its connection is in doubt.
+    Unanswered(String),
+}
+
+/// Whether a receiver silent for a while is stuck. `None`: nothing to read, or no way to tell
+/// (a start at the end or at a time).
 async fn silence(
     client: &ConsumerClient,
     partition: &str,
     last: Option<i64>,
     start: StartPosition,
-) -> Option<String> {
-    let properties = match tokio::time::timeout(
-        ANSWER_TIMEOUT,
-        client.get_partition_properties(partition),
-    )
-    .await
-    {
+) -> Option<Silence> {
+    let asked = tokio::time::timeout(ANSWER_TIMEOUT, client.get_partition_properties(partition));
+    let properties = match asked.await {
         Ok(Ok(properties)) => properties,
-        Ok(Err(err)) => return Some(format!("silent, and its properties failed: {err}")),
+        Ok(Err(err)) => {
+            let why = format!("silent, and its properties failed: {err}");
+            return Some(Silence::Unanswered(why));
+        }
         Err(_) => {
-            return Some(format!(
-                "silent, and its properties took over {ANSWER_TIMEOUT:?}"
-            ))
+            let why = format!("silent, and its properties took over {ANSWER_TIMEOUT:?}");
+            return Some(Silence::Unanswered(why));
         }
     };
     let newest = properties.last_enqueued_sequence_number;
@@ -807,7 +834,11 @@ async fn silence(
             (None, StartPosition::SequenceNumber(n)) => newest >= n,
             (None, _) => false,
         };
-    waiting.then(|| format!("silent for an interval while the partition has events up to {newest}"))
+    waiting.then(|| {
+        Silence::Behind(format!(
+            "silent while the partition has events up to {newest}"
+        ))
+    })
 }
 
 /// Where a receiver opens: just after the last event passed on, or at the start position.

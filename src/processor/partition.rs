@@ -194,11 +194,19 @@ impl PartitionClient {
         if self.state.ended() == Some(StopReason::Lost) {
             return Ok(false);
         }
+        // Recorded here; only a write that fell due goes to the engine's thread, which does
+        // all storage I/O.
+        let partition_id = &self.state.partition_id;
+        if !self
+            .shared
+            .checkpointer
+            .note(partition_id, offset, sequence_number)?
+        {
+            return Ok(false);
+        }
         let (reply, answer) = oneshot::channel();
-        let command = Command::Checkpoint {
-            partition_id: self.state.partition_id.clone(),
-            offset,
-            sequence_number,
+        let command = Command::Write {
+            partition_id: partition_id.clone(),
             reply,
         };
         if self.shared.commands.send(command).is_err() {
