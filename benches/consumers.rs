@@ -2,7 +2,7 @@
 //! 0.15), in one run, over the same store (`BlobCheckpointStore` on Azurite) and the same local
 //! Event Hubs endpoint, both checkpointing every 100 events and balancing greedily every second.
 //!
-//! - Throughput: one consumer alone reads a hub of 8 partitions x 2,000 preloaded events:
+//! - Throughput: one consumer alone reads a hub of 8 partitions x 5,000 preloaded events:
 //!   events/s (first event to last), CPU of this process per 1,000 events (the consumer, its
 //!   client and store; the endpoint and Azurite are other processes), and storage requests per
 //!   1,000 events (counted on the store's pipeline). Median of three runs by events/s.
@@ -39,7 +39,7 @@ use std::{
 };
 
 const PARTITIONS: usize = 8;
-const EVENTS: usize = 2_000;
+const EVENTS: usize = 5_000;
 const REPS: usize = 3;
 const EVERY: u64 = 100;
 const INTERVAL: Duration = Duration::from_secs(1);
