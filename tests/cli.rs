@@ -48,7 +48,8 @@ fn run_in(env: &[(&str, Option<&str>)], args: &[&str], input: Option<&str>) -> R
     command
         .args(args)
         .env_remove("AZURE_STORAGE_CONNECTION_STRING")
-        .env_remove("AZURE_STORAGE_SAS");
+        .env_remove("AZURE_STORAGE_SAS")
+        .env_remove("EVENTHUBS_CONNECTION_STRING");
     for (name, value) in env {
         if let Some(value) = value {
             command.env(name, value);
@@ -347,6 +348,96 @@ async fn set_never_moves_a_checkpoint_back_unless_forced_and_says_what_it_moved(
     ));
     assert_eq!(negative.code, 2, "{}", negative.stderr);
     assert_eq!(positions(&store, CG).await["3"].1, Some(9));
+}
+
+/// What trips a newcomer gets a hint: a partition the group has no record of (a typo) is
+/// refused without --force, naming the partitions it has; a negative number is a value out of
+/// range, not a flag; `-o` is `--output`; the namespace and event hub come from an Event Hubs
+/// connection string in the environment when not given.
+#[tokio::test]
+async fn newcomer_mistakes_get_hints() {
+    let (container, store) = seeded().await;
+    let scope = scope(&container);
+    let typo = run(&args(
+        "set",
+        &scope,
+        &["--partition", "99", "--sequence-number", "5"],
+    ));
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(
+        typo.stderr
+            .contains("partition 99 has no ownership or checkpoint record")
+            && typo
+                .stderr
+                .contains("has records for partitions 0, 1, 2, 3")
+            && typo.stderr.contains("--force"),
+        "{}",
+        typo.stderr
+    );
+    assert!(!positions(&store, CG).await.contains_key("99"));
+    let forced = run(&args(
+        "set",
+        &scope,
+        &["--partition", "99", "--sequence-number", "5", "--force"],
+    ));
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(positions(&store, CG).await["99"].1, Some(5));
+
+    let negative = run(&args(
+        "set",
+        &scope,
+        &["--partition", "3", "--sequence-number", "-5"],
+    ));
+    assert_eq!(negative.code, 2, "{}", negative.stderr);
+    assert!(
+        negative.stderr.contains("-5 is not in 0.."),
+        "{}",
+        negative.stderr
+    );
+
+    let listed = run(&args("list", &scope, &["-o", "json"]));
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(rows.len(), 5);
+
+    #[cfg(feature = "eventhubs")]
+    {
+        let eventhubs =
+            format!("Endpoint=sb://{NS}/;SharedAccessKeyName=k;SharedAccessKey=k;EntityPath={EH}");
+        let from_env = run_in(
+            &[
+                (
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    Some(&common::connection_string()),
+                ),
+                ("EVENTHUBS_CONNECTION_STRING", Some(&eventhubs)),
+            ],
+            &["list", "--container", &container, "-o", "json"],
+            None,
+        );
+        assert_eq!(from_env.code, 0, "{}", from_env.stderr);
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&from_env.stdout).unwrap();
+        assert_eq!(rows.len(), 5, "the scope of the connection string");
+
+        // No connection string: the Entra ID credential, and a failure says what else to give.
+        let lag = run(&args(
+            "lag",
+            &scope,
+            &[
+                "--eventhubs-endpoint",
+                "amqp://127.0.0.1:9",
+                "--timeout",
+                "3s",
+            ],
+        ));
+        assert_eq!(lag.code, 1, "{}", lag.stderr);
+        assert!(
+            lag.stderr.contains("--eventhubs-connection-string")
+                && lag.stderr.contains("EVENTHUBS_CONNECTION_STRING"),
+            "{}",
+            lag.stderr
+        );
+    }
 }
 
 #[tokio::test]

@@ -12,20 +12,58 @@ use std::sync::Arc;
 const CONNECTION_STRING_VAR: &str = "AZURE_STORAGE_CONNECTION_STRING";
 const SAS_VAR: &str = "AZURE_STORAGE_SAS";
 
-/// The scope the command works on.
+/// The scope the command works on. Without `--namespace` (or `--eventhub`), the namespace (and
+/// the entity path) of the Event Hubs connection string in the environment, if any.
 pub(crate) fn scope(global: &Global) -> Result<Scope, Failure> {
-    let missing = |flag: &str| Failure::Refused(format!("{flag} is required"));
+    let missing = |flag: &str| {
+        Failure::Refused(format!(
+            "{flag} is required (or an Event Hubs connection string in EVENTHUBS_CONNECTION_STRING \
+             that names it)"
+        ))
+    };
+    let (namespace, eventhub) = from_eventhubs_connection_string(global.eventhub.as_deref());
     Ok(Scope::new(
         global
             .namespace
             .clone()
+            .or(namespace)
             .ok_or_else(|| missing("--namespace"))?,
         global
             .eventhub
             .clone()
+            .or(eventhub)
             .ok_or_else(|| missing("--eventhub"))?,
         global.consumer_group.clone(),
     ))
+}
+
+/// The namespace and entity path of `EVENTHUBS_CONNECTION_STRING`, as far as it names them
+/// (`eventhub`: the hub given on the command line, which its entity path must match).
+#[cfg(feature = "eventhubs")]
+fn from_eventhubs_connection_string(eventhub: Option<&str>) -> (Option<String>, Option<String>) {
+    use eventhub_checkpointstore::processor::Connection;
+    let Ok(text) = std::env::var(crate::eventhubs::CONNECTION_STRING_VAR) else {
+        return (None, None);
+    };
+    // Without a hub to name, only one with an entity path parses; the namespace needs any name.
+    match Connection::from_connection_string(&text, eventhub) {
+        Ok(connection) => {
+            let scope = connection.scope();
+            (
+                Some(scope.fully_qualified_namespace),
+                Some(scope.eventhub_name),
+            )
+        }
+        Err(_) => match Connection::from_connection_string(&text, Some("-")) {
+            Ok(connection) => (Some(connection.scope().fully_qualified_namespace), None),
+            Err(_) => (None, None),
+        },
+    }
+}
+
+#[cfg(not(feature = "eventhubs"))]
+fn from_eventhubs_connection_string(_: Option<&str>) -> (Option<String>, Option<String>) {
+    (None, None)
 }
 
 /// The destination scope of a copy: the source's, with what `to` changes.

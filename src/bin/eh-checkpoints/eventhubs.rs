@@ -7,6 +7,7 @@ use crate::{Auth, Failure};
 use azure_messaging_eventhubs::{
     ConsumerClient, OpenReceiverOptions, StartLocation, StartPosition,
 };
+use clap::ValueEnum;
 use eventhub_checkpointstore::{azure_core::time::OffsetDateTime, processor};
 use futures::StreamExt;
 use std::fmt;
@@ -16,6 +17,8 @@ pub(crate) const CONNECTION_STRING_VAR: &str = "EVENTHUBS_CONNECTION_STRING";
 /// How to reach Event Hubs: from a connection string, or the namespace with Entra ID.
 pub(crate) struct Connection {
     hub: processor::Connection,
+    /// How it signs in, for a failure's hint: an Entra ID credential, or a connection string.
+    by_credential: Option<Auth>,
     /// How long one call to Event Hubs may take, its retries included (`--timeout`).
     timeout: std::time::Duration,
 }
@@ -32,6 +35,7 @@ impl Connection {
         endpoint: Option<String>,
         timeout: std::time::Duration,
     ) -> Result<Self, Failure> {
+        let by_credential = connection_string.is_none().then_some(auth);
         let hub = match connection_string {
             None => processor::Connection::new(
                 namespace,
@@ -50,7 +54,11 @@ impl Connection {
             Some(endpoint) => hub.with_custom_endpoint(endpoint),
             None => hub,
         };
-        Ok(Self { hub, timeout })
+        Ok(Self {
+            hub,
+            by_credential,
+            timeout,
+        })
     }
 
     /// `call` to Event Hubs, given up after the timeout; a failure names the namespace.
@@ -60,18 +68,28 @@ impl Connection {
     ) -> Result<T, Failure> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(unreachable_hub(
-                &self.hub.scope().fully_qualified_namespace,
-                err,
-            )),
-            Err(_) => Err(unreachable_hub(
-                &self.hub.scope().fully_qualified_namespace,
-                format!(
-                    "no answer within {} (--timeout)",
-                    humantime::format_duration(self.timeout)
-                ),
-            )),
+            Ok(Err(err)) => Err(self.unreachable(err)),
+            Err(_) => Err(self.unreachable(format!(
+                "no answer within {} (--timeout)",
+                humantime::format_duration(self.timeout)
+            ))),
         }
+    }
+
+    /// A failure to reach Event Hubs: exit 1, as a store that cannot be reached. Signed in by
+    /// an Entra ID credential, it says how else to sign in: the usual cause is no credential.
+    fn unreachable(&self, err: impl fmt::Display) -> Failure {
+        let namespace = &self.hub.scope().fully_qualified_namespace;
+        let hint = match self.by_credential {
+            None => String::new(),
+            Some(auth) => format!(
+                ". Signed in with the {} credential (--auth); for a connection string instead, \
+                 pass --eventhubs-connection-string or set {CONNECTION_STRING_VAR}",
+                auth.to_possible_value()
+                    .map_or_else(String::new, |v| v.get_name().to_owned())
+            ),
+        };
+        Failure::EventHubs(format!("Event Hubs namespace {namespace}: {err}{hint}"))
     }
 
     /// A consumer client on the hub's `consumer_group`.
@@ -79,11 +97,6 @@ impl Connection {
         let hub = self.hub.clone().with_consumer_group(consumer_group);
         self.bounded(hub.open()).await
     }
-}
-
-/// A failure to reach Event Hubs: exit 1, as a store that cannot be reached.
-fn unreachable_hub(namespace: &str, err: impl fmt::Display) -> Failure {
-    Failure::EventHubs(format!("Event Hubs namespace {namespace}: {err}"))
 }
 
 /// What `lag` reads of one partition.

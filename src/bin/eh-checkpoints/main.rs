@@ -64,10 +64,12 @@ pub(crate) struct Global {
     /// How long one request to the store may take, retries included, before the command gives up.
     #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Store")]
     pub(crate) timeout: Duration,
-    /// The Event Hubs namespace, e.g. myns.servicebus.windows.net.
+    /// The Event Hubs namespace, e.g. myns.servicebus.windows.net [default, with feature
+    /// eventhubs: that of EVENTHUBS_CONNECTION_STRING].
     #[arg(long, global = true, help_heading = "Consumer group")]
     pub(crate) namespace: Option<String>,
-    /// The event hub.
+    /// The event hub [default, with feature eventhubs: the EntityPath of
+    /// EVENTHUBS_CONNECTION_STRING].
     #[arg(long, global = true, help_heading = "Consumer group")]
     pub(crate) eventhub: Option<String>,
     /// The consumer group.
@@ -121,7 +123,7 @@ enum Command {
         #[command(flatten)]
         liveness: Liveness,
         /// table (the default on a terminal) or json.
-        #[arg(long, value_enum)]
+        #[arg(long, short, value_enum)]
         output: Option<Output>,
     },
     /// Move a partition's checkpoint: skip a poison event, or (with --force) rewind.
@@ -130,7 +132,7 @@ enum Command {
         #[arg(long)]
         partition: String,
         /// The sequence number of the last event processed: the consumer resumes after it.
-        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
         sequence_number: i64,
         /// The offset of that event (none: consumers resume from the sequence number).
         #[arg(long)]
@@ -201,7 +203,7 @@ pub(crate) struct LagArgs {
     #[command(flatten)]
     pub(crate) liveness: Liveness,
     /// table (the default on a terminal) or json (one line per measurement with --watch).
-    #[arg(long, value_enum)]
+    #[arg(long, short, value_enum)]
     pub(crate) output: Option<Output>,
     /// Measure again every INTERVAL (e.g. 5s), redrawing, until interrupted.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -326,6 +328,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Lag(lag) = cli.command {
         return run_lag(global, &source, &scope, lag).await;
     }
+    // A word after a few seconds only where a few requests are the whole command: an import or
+    // a copy of many checkpoints takes longer when all is well (and shows a progress bar).
+    let patient = matches!(
+        cli.command,
+        Command::List { .. } | Command::Set { .. } | Command::Release { .. }
+    );
     let command = async {
         match cli.command {
             Command::List { liveness, output } => {
@@ -363,7 +371,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Command::Lag(_) => unreachable!("handled above"),
         }
     };
-    output::with_patience(&source.describe(), global.timeout, command).await
+    if patient {
+        output::with_patience(&source.describe(), global.timeout, command).await
+    } else {
+        command.await
+    }
 }
 
 #[cfg(feature = "eventhubs")]

@@ -35,9 +35,34 @@ pub(crate) async fn run(
             age(now, owner.last_modified)
         )));
     }
-    let stored = store
-        .list_checkpoints(scope)
-        .await?
+    let checkpoints = store.list_checkpoints(scope).await?;
+    let seen = |p: &str| {
+        ownership.iter().any(|o| o.partition_id == p)
+            || checkpoints.iter().any(|c| c.partition_id == p)
+    };
+    if !seen(partition) && !safety.force {
+        // A typo in --partition (or in the scope) writes a checkpoint no consumer ever reads.
+        let mut known: Vec<&str> = ownership
+            .iter()
+            .map(|o| o.partition_id.as_str())
+            .chain(checkpoints.iter().map(|c| c.partition_id.as_str()))
+            .collect();
+        known.sort_by_key(|p| crate::output::partition_order(p));
+        known.dedup();
+        let holds = if known.is_empty() {
+            format!("consumer group {scope} has no records at all (check --namespace, --eventhub, --consumer-group)")
+        } else {
+            format!(
+                "consumer group {scope} has records for partitions {}",
+                known.join(", ")
+            )
+        };
+        return Err(Failure::Refused(format!(
+            "partition {partition} has no ownership or checkpoint record: {holds}. Pass --force \
+             to write it anyway (a partition no consumer has read yet)"
+        )));
+    }
+    let stored = checkpoints
         .into_iter()
         .find(|c| c.partition_id == *partition);
     let moves_back = stored.as_ref().filter(|s| {
