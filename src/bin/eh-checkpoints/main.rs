@@ -266,6 +266,7 @@ pub(crate) enum Failure {
     /// The service or the connection failed: exit 1.
     Store(eventhub_checkpointstore::Error),
     /// Event Hubs failed or did not answer: exit 1.
+    #[cfg(feature = "eventhubs")]
     EventHubs(String),
     /// Standard output was closed (`… | head`): nothing more to say.
     ClosedPipe,
@@ -312,6 +313,7 @@ async fn main() -> ExitCode {
             eprintln!("eh-checkpoints: {err}");
             ExitCode::from(1)
         }
+        #[cfg(feature = "eventhubs")]
         Err(Failure::EventHubs(message)) => {
             eprintln!("eh-checkpoints: {message}");
             ExitCode::from(1)
