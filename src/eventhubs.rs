@@ -14,7 +14,11 @@
 //! use std::sync::Arc;
 //!
 //! # async fn run(consumer: ConsumerClient) -> Result<(), Box<dyn std::error::Error>> {
-//! let store = BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+//! let store = BlobCheckpointStore::from_connection_string(
+//!     &std::env::var("AZURE_STORAGE_CONNECTION_STRING")?,
+//!     "checkpoints",
+//!     None,
+//! )?;
 //! let processor = EventProcessor::builder().build(consumer, Arc::new(store)).await?;
 //! # Ok(()) }
 //! ```

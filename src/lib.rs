@@ -6,11 +6,14 @@
 //! Storage exactly as Python's `azure-eventhub-checkpointstoreblob-aio` and the .NET, Java and JS
 //! stores do, so a fleet written in several languages can share one container.
 //!
-//! ```no_run
+//! ```
 //! use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Scope};
 //!
-//! # async fn demo() -> eventhub_checkpointstore::Result<()> {
-//! let store = BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `scripts/azurite.sh run` sets this to a fresh Azurite's connection string.
+//! let connection = std::env::var("AZURE_STORAGE_CONNECTION_STRING")?;
+//! let store = BlobCheckpointStore::from_connection_string(&connection, "checkpoints", None)?;
 //! store.create_container_if_missing().await?;
 //!
 //! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");

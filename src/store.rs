@@ -69,16 +69,19 @@ impl ServiceTime {
 /// group's [`Scope`]. The trait is object safe: a consumer can hold an
 /// `Arc<dyn CheckpointStore>`.
 ///
-/// ```no_run
+/// ```
 /// use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Scope};
 /// use std::sync::Arc;
 ///
-/// # async fn demo() -> eventhub_checkpointstore::Result<()> {
-/// let store: Arc<dyn CheckpointStore> = Arc::new(BlobCheckpointStore::from_connection_string(
-///     "UseDevelopmentStorage=true",
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let blob = BlobCheckpointStore::from_connection_string(
+///     &std::env::var("AZURE_STORAGE_CONNECTION_STRING")?,
 ///     "checkpoints",
 ///     None,
-/// )?);
+/// )?;
+/// blob.create_container_if_missing().await?;
+/// let store: Arc<dyn CheckpointStore> = Arc::new(blob);
 /// let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
 /// let won = store.claim_ownership(&[scope.ownership("0", "processor-a")]).await?;
 /// println!("claimed {} partition(s)", won.len());

@@ -50,6 +50,33 @@ fn rust_blocks(text: &str) -> Vec<(usize, String)> {
     blocks
 }
 
+/// Every snippet either runs here as pasted (a doc test, against the Azurite and the local Event
+/// Hubs endpoint that `scripts/test.sh` starts: `src/lib.rs` includes the pages) or is marked
+/// `no_run` and says on its first line why it does not: `// Needs ...` (a real namespace, an
+/// account, a free port) or `// Runs until Ctrl-C ...`.
+#[test]
+fn every_snippet_runs_here_or_says_why_not() {
+    let mut unexplained = Vec::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let mut lines = text.lines().enumerate().peekable();
+        while let Some((n, line)) = lines.next() {
+            let info = line.trim_start();
+            if !info.starts_with("```rust") || !info.contains("no_run") {
+                continue;
+            }
+            let first = lines.peek().map(|(_, l)| l.trim()).unwrap_or_default();
+            if !(first.starts_with("// Needs ") || first.starts_with("// Runs until Ctrl-C")) {
+                unexplained.push(format!("{}:{}", page.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        unexplained.is_empty(),
+        "no_run snippets that do not say why they cannot run here: {unexplained:?}"
+    );
+}
+
 /// The crates a snippet names in its `use` lines and paths.
 fn crates_used(code: &str) -> Vec<String> {
     let mut crates: Vec<String> = code

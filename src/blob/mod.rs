@@ -1,11 +1,30 @@
-//! The checkpoint store over Azure Blob Storage: [`BlobCheckpointStore`], its options, and the
-//! two blob naming layouts of the Event Hubs ecosystem.
+//! The checkpoint store over Azure Blob Storage, [`BlobCheckpointStore`]: each ownership and
+//! checkpoint is an empty block blob with metadata, named as the Python, .NET, Java and JS stores
+//! name them (or as Go and the official Rust store do, [`BlobNaming::Verbatim`]), so a fleet in
+//! several languages shares one container. Build it from a connection string, or from the
+//! account URL and a credential (Entra ID, SAS, shared key: [`crate::StorageCredential`]);
+//! [`BlobCheckpointStoreOptions`] sets the naming, the API version, timeouts and retries.
 //!
-//! Parts, as every backend here has them: the public store (this file), its options
-//! (`options.rs`), the backend behind the store shell (`backend.rs`), and the REST client
-//! (`client.rs`, one function per Blob operation), with what they share about blobs: names
-//! (`naming.rs`), metadata (`metadata.rs`), ETags (`etag.rs`) and List Blobs pages
-//! (`listing.rs`).
+//! ```
+//! use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Scope};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `scripts/azurite.sh run` sets this to a fresh Azurite's connection string.
+//! let connection = std::env::var("AZURE_STORAGE_CONNECTION_STRING")?;
+//! let store = BlobCheckpointStore::from_connection_string(&connection, "checkpoints", None)?;
+//! store.create_container_if_missing().await?;
+//! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
+//! store
+//!     .advance_checkpoint(&scope.checkpoint("0", Some("4096".into()), Some(42)))
+//!     .await?;
+//! // Blob "myns.servicebus.windows.net/telemetry/$default/checkpoint/0", metadata
+//! // offset=4096 and sequencenumber=42.
+//! println!("{:?}", store.list_checkpoints(&scope).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! How the code is laid out is in `docs/architecture.md`.
 
 mod backend;
 mod client;

@@ -35,7 +35,11 @@
 //! use std::sync::Arc;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+//! let store = BlobCheckpointStore::from_connection_string(
+//!     &std::env::var("AZURE_STORAGE_CONNECTION_STRING")?,
+//!     "checkpoints",
+//!     None,
+//! )?;
 //! store.create_container_if_missing().await?;
 //! let connection = Connection::from_connection_string(
 //!     "Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=…",

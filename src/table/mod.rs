@@ -1,10 +1,25 @@
-//! The checkpoint store over Azure Table storage (feature `table`): [`TableCheckpointStore`] and
-//! its options.
+//! The checkpoint store over Azure Table storage (feature `table`), [`TableCheckpointStore`]:
+//! the same records as the blob store, one entity each, laid out as Python's
+//! `azure-eventhub-checkpointstoretable` lays them out, so the two share a table. Build it from a
+//! connection string or the account URL and a credential; [`TableCheckpointStoreOptions`] sets
+//! the API version, timeouts and retries.
 //!
-//! Parts, as the blob backend has them: the public store (this file), its options
-//! (`options.rs`), the backend behind the store shell (`backend.rs`), and the REST client
-//! (`client.rs`, one function per Table operation), with what they share about entities: keys
-//! (`keys.rs`) and bodies (`entity.rs`).
+//! ```
+//! use eventhub_checkpointstore::{CheckpointStore, Scope, TableCheckpointStore};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `scripts/azurite.sh run` sets this to a fresh Azurite's connection string (table too).
+//! let connection = std::env::var("AZURE_STORAGE_CONNECTION_STRING")?;
+//! let store = TableCheckpointStore::from_connection_string(&connection, "checkpoints", None)?;
+//! store.create_table_if_missing().await?;
+//! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
+//! let won = store.claim_ownership(&[scope.ownership("0", "consumer-1")]).await?;
+//! println!("claimed {} partition(s)", won.len());
+//! # Ok(()) }
+//! ```
+//!
+//! How the code is laid out is in `docs/architecture.md`.
 
 mod backend;
 mod client;
