@@ -37,7 +37,7 @@ install() {
   if [[ -x "$bin" && -x "$table_bin" && "$installed" == "$wanted" ]]; then
     return 0
   fi
-  echo "azurite.sh: installing azurite $wanted into tools/azurite/node_modules" >&2
+  echo "azurite.sh: installing azurite $wanted into tools/azurite/node_modules (once: about a minute)" >&2
   # --ignore-scripts: Azurite needs no install script; engine warnings on older Node are harmless.
   (cd "$tool_dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2) \
     || die "npm ci failed for azurite $wanted"

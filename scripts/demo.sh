@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# A word only on a first run, when the build takes minutes; later runs start in seconds.
+if [[ ! -x target/debug/examples/demo ]]; then
+  echo "demo.sh: first run: building the demo and the local Event Hubs endpoint and installing Azurite, about 7 minutes on 2 cores (later runs start in seconds); the demo itself takes about 30 seconds" >&2
+fi
 cargo build --quiet --features metrics --example demo
 scripts/eventhubs.sh install
 if [[ -n "${AZURE_STORAGE_CONNECTION_STRING:-}" ]]; then

@@ -21,6 +21,10 @@ bin="$root/target/release/eventhubs-local"
 die() { echo "eventhubs.sh: $*" >&2; exit 1; }
 
 install() {
+  # A word only when there is something to wait for: the first build, or one after a change.
+  if [[ ! -x "$bin" ]]; then
+    echo "eventhubs.sh: building the local Event Hubs endpoint (release, once: about 3 minutes on 2 cores)" >&2
+  fi
   (cd "$root" && cargo build --release --quiet -p eventhubs-local) \
     || die "cargo build -p eventhubs-local failed"
   [[ -x "$bin" ]] || die "$bin is missing after the build"
