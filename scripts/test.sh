@@ -25,7 +25,8 @@ scripts/eventhubs.sh install
 scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo test --workspace --all-features "$@"
 if [[ $# -eq 0 ]]; then
   # The demo, the processor examples (this crate's, then the official one resuming after its
-  # checkpoints), the Prometheus example, then the Entra ID example
+  # checkpoints), the Prometheus example, the README's and usage page's snippets that run until
+  # Ctrl-C (until they printed what they should, then interrupted), then the Entra ID example
   # over HTTPS against the OAuth Azurite.
   cargo build --all-features --quiet --examples
   scripts/azurite.sh run -- scripts/eventhubs.sh run --hub telemetry=4:0:20:200 -- bash -c \
@@ -33,5 +34,7 @@ if [[ $# -eq 0 ]]; then
      cargo run --all-features --quiet --example processor &&
      cargo run --all-features --quiet --example official_processor &&
      cargo run --all-features --quiet --example prometheus >/dev/null &&
+     scripts/run-snippet.sh readme_processor "^0: Some\\(199\\)$" "^1: Some\\(199\\)$" "^2: Some\\(199\\)$" "^3: Some\\(199\\)$" &&
+     scripts/run-snippet.sh usage_balancer "^after this cycle: " &&
      cargo run --all-features --quiet --example entra_id'
 fi

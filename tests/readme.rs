@@ -77,6 +77,30 @@ fn every_snippet_runs_here_or_says_why_not() {
     );
 }
 
+/// The snippets that run until Ctrl-C are run too: each is, byte for byte, an example that
+/// `scripts/test.sh` runs against the emulators until it has printed what it should, then
+/// interrupts (`scripts/run-snippet.sh`), and checks it stopped cleanly.
+#[test]
+fn every_snippet_that_runs_until_interrupted_is_an_example_that_is_run() {
+    let examples: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("examples"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    let mut missing = Vec::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for (line, code) in rust_blocks(&text) {
+            if code.starts_with("// Runs until Ctrl-C") && !examples.contains(&code) {
+                missing.push(format!("{}:{line}", page.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "snippets that run until Ctrl-C with no identical example in examples/: {missing:?}"
+    );
+}
+
 /// The crates a snippet names in its `use` lines and paths.
 fn crates_used(code: &str) -> Vec<String> {
     let mut crates: Vec<String> = code
