@@ -400,6 +400,30 @@ async fn newcomer_mistakes_get_hints() {
     let rows: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
     assert_eq!(rows.len(), 5);
 
+    // A scope that matches nothing (the emulator's namespace is `localhost`, say, not the
+    // name a user may try): the container's scopes are named.
+    let elsewhere = run(&[
+        "list",
+        "--container",
+        &container,
+        "--namespace",
+        "localhost",
+        "--eventhub",
+        EH,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+    assert_eq!(elsewhere.stdout.trim(), "[]");
+    assert!(
+        elsewhere.stderr.contains(
+            "no records for consumer group localhost/Telemetry/$Default; the container holds \
+             records for cli.servicebus.windows.net/telemetry/$default (7 records)"
+        ),
+        "{}",
+        elsewhere.stderr
+    );
+
     #[cfg(feature = "eventhubs")]
     {
         let eventhubs =

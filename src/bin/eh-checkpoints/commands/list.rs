@@ -60,6 +60,23 @@ pub(crate) async fn run(
         row.sequence_number = c.sequence_number;
     }
     let rows: Vec<Row> = rows.into_values().collect();
+    if rows.is_empty() {
+        // A scope that matches nothing is most often a typo, or the other spelling of a
+        // namespace (`localhost` against `localhost.servicebus.windows.net`): say what is there.
+        let held = super::scopes_held(source).await.unwrap_or_default();
+        if held.is_empty() {
+            eprintln!("eh-checkpoints: no records for consumer group {scope}");
+        } else {
+            let held: Vec<String> = held
+                .iter()
+                .map(|(scope, n)| format!("{scope} ({n} records)"))
+                .collect();
+            eprintln!(
+                "eh-checkpoints: no records for consumer group {scope}; the container holds records for {}",
+                held.join(", ")
+            );
+        }
+    }
     let output = output.unwrap_or(if std::io::stdout().is_terminal() {
         Output::Table
     } else {

@@ -10,6 +10,7 @@ pub(crate) mod list;
 pub(crate) mod release;
 pub(crate) mod set;
 
+use crate::connect::Store;
 use crate::output::{describe, partition_order};
 use crate::{Failure, Global};
 use eventhub_checkpointstore::azure_core::time::OffsetDateTime;
@@ -236,6 +237,40 @@ pub(crate) async fn run_copy(
     .await;
     bar.finish_and_clear();
     Ok(report?)
+}
+
+/// The scopes a blob container holds records for (namespace/hub/group, lower-cased as stored),
+/// with how many records each, from the first page of the container's blobs: for a hint when a
+/// listing matches nothing. `None` for a table, or when the container cannot be listed.
+pub(crate) async fn scopes_held(source: &Store) -> Option<BTreeMap<String, usize>> {
+    use eventhub_checkpointstore::azure_storage_blob::models::{
+        BlobContainerClientListBlobsOptions, ListBlobsResponse,
+    };
+    use futures::TryStreamExt;
+    let Store::Blob(store) = source else {
+        return None;
+    };
+    let options = BlobContainerClientListBlobsOptions {
+        maxresults: Some(5_000),
+        ..Default::default()
+    };
+    let mut pages = store
+        .container_client()
+        .list_blobs(Some(options))
+        .ok()?
+        .into_pages();
+    let page: ListBlobsResponse = pages.try_next().await.ok()??.into_model().ok()?;
+    let mut scopes = BTreeMap::new();
+    for name in page.blob_items.into_iter().filter_map(|b| b.name) {
+        // {namespace}/{hub}/{group}/{ownership|checkpoint}/{partition}
+        let parts: Vec<&str> = name.rsplitn(3, '/').collect();
+        if let [_, kind, scope] = parts.as_slice() {
+            if kind.eq_ignore_ascii_case("ownership") || kind.eq_ignore_ascii_case("checkpoint") {
+                *scopes.entry((*scope).to_owned()).or_default() += 1;
+            }
+        }
+    }
+    Some(scopes)
 }
 
 #[cfg(test)]
