@@ -2,17 +2,19 @@
 //! the same operations as the async store, each run to completion on a small runtime the store
 //! owns, the way `reqwest::blocking` works.
 //!
-//! ```no_run
+//! ```
 //! use eventhub_checkpointstore::{blocking::BlobCheckpointStore, Scope};
 //!
-//! let store = BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let connection = std::env::var("AZURE_STORAGE_CONNECTION_STRING")?;
+//! let store = BlobCheckpointStore::from_connection_string(&connection, "checkpoints", None)?;
 //! store.create_container_if_missing()?;
 //! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
 //! store.update_checkpoint(&scope.checkpoint("0", Some("1024".into()), Some(17)))?;
 //! for checkpoint in store.list_checkpoints(&scope)? {
 //!     println!("{}: {:?}", checkpoint.partition_id, checkpoint.sequence_number);
 //! }
-//! # Ok::<(), eventhub_checkpointstore::Error>(())
+//! # Ok(()) }
 //! ```
 //!
 //! Calling it from inside an async runtime (a `#[tokio::main]` function, a spawned task) would

@@ -12,6 +12,7 @@
 //! `rt-multi-thread` features, and `async-trait`):
 //!
 //! ```no_run
+//! // A test module (its cases are `#[tokio::test]`s): `cargo test` runs it, as tests/memory.rs does.
 //! use async_trait::async_trait;
 //! use eventhub_checkpointstore::conformance::Fixture;
 //! use eventhub_checkpointstore::{CheckpointStore, InMemoryCheckpointStore};

@@ -12,18 +12,20 @@
 //! out through [`CheckpointStore::advance_checkpoint`], so a checkpoint written in the
 //! destination meanwhile is never moved back either.
 //!
-//! ```no_run
+//! ```
 //! use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions};
 //! use eventhub_checkpointstore::{BlobCheckpointStore, BlobCheckpointStoreOptions, BlobNaming, Scope};
 //!
-//! # async fn run() -> eventhub_checkpointstore::Result<()> {
-//! let conn = std::env::var("AZURE_STORAGE_CONNECTION_STRING").unwrap();
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let conn = std::env::var("AZURE_STORAGE_CONNECTION_STRING")?;
 //! // A fleet of the official Rust processor (verbatim names) moving to the lower-case layout.
 //! let verbatim = BlobCheckpointStore::from_connection_string(&conn, "checkpoints", Some(BlobCheckpointStoreOptions {
 //!     naming: BlobNaming::Verbatim,
 //!     ..Default::default()
 //! }))?;
 //! let lowercase = BlobCheckpointStore::from_connection_string(&conn, "checkpoints", None)?;
+//! lowercase.create_container_if_missing().await?;
 //! let scope = Scope::new("MyNs.servicebus.windows.net", "Telemetry", "$Default");
 //!
 //! let dry_run = CopyOptions { dry_run: true, ..Default::default() };

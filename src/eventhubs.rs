@@ -9,6 +9,8 @@
 //! [processor]: https://docs.rs/azure_messaging_eventhubs/0.15/azure_messaging_eventhubs/struct.EventProcessor.html
 //!
 //! ```no_run
+//! // Needs an Event Hubs namespace (a consumer client on it); examples/official_processor.rs
+//! // runs here.
 //! use azure_messaging_eventhubs::{ConsumerClient, EventProcessor};
 //! use eventhub_checkpointstore::BlobCheckpointStore;
 //! use std::sync::Arc;
@@ -29,11 +31,12 @@
 //! Importing both makes calls such as `store.claim_ownership(..)` ambiguous; import the one you
 //! call under another name (or as `_` when you only need its impls):
 //!
-//! ```no_run
+//! ```
 //! use azure_messaging_eventhubs::CheckpointStore as ProcessorCheckpointStore;
 //! use eventhub_checkpointstore::{CheckpointStore, InMemoryCheckpointStore, Scope};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = InMemoryCheckpointStore::new();
 //! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
 //! // This crate's trait: listings take a Scope.

@@ -75,15 +75,18 @@
 //! what is free, what to take), `handover` (the holds and the last writes), and this module,
 //! whose [`cycle`](PartitionBalancer::cycle) runs four named steps: list, plan, claim, settle.
 //!
-//! ```no_run
+//! ```
 //! use eventhub_checkpointstore::{
 //!     balancer::{BalancerOptions, PartitionBalancer},
 //!     BlobCheckpointStore, Scope,
 //! };
 //! use std::sync::Arc;
 //!
-//! # async fn demo() -> eventhub_checkpointstore::Result<()> {
-//! let store = Arc::new(BlobCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?);
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let connection = std::env::var("AZURE_STORAGE_CONNECTION_STRING")?;
+//! let store = Arc::new(BlobCheckpointStore::from_connection_string(&connection, "checkpoints", None)?);
+//! store.create_container_if_missing().await?;
 //! let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
 //! let partitions: Vec<String> = (0..32).map(|p| p.to_string()).collect();
 //! let balancer = PartitionBalancer::new(

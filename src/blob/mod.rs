@@ -59,12 +59,13 @@ use std::{fmt, sync::Arc};
 ///
 /// Cloning is cheap: clones share one connection pool.
 ///
-/// ```no_run
+/// ```
 /// use eventhub_checkpointstore::{BlobCheckpointStore, CheckpointStore, Scope};
 ///
-/// # async fn demo() -> eventhub_checkpointstore::Result<()> {
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = BlobCheckpointStore::from_connection_string(
-///     &std::env::var("AZURE_STORAGE_CONNECTION_STRING").unwrap(),
+///     &std::env::var("AZURE_STORAGE_CONNECTION_STRING")?,
 ///     "checkpoints",
 ///     None,
 /// )?;

@@ -76,6 +76,7 @@ impl Processor {
     /// [stops](Self::stop) (waiting for the batches in progress and their checkpoints).
     ///
     /// ```no_run
+    /// // Needs an Event Hubs namespace (the connection) and runs until Ctrl-C.
     /// # use eventhub_checkpointstore::{processor::{Connection, EventHandler, Processor}, InMemoryCheckpointStore};
     /// # use std::sync::Arc;
     /// # async fn run(connection: Connection, handler: impl EventHandler) -> eventhub_checkpointstore::Result<()> {

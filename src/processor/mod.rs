@@ -28,6 +28,7 @@
 //! processor reads on a thread of its own, and hands events over through channels.
 //!
 //! ```no_run
+//! // Needs an Event Hubs namespace and runs until stopped; examples/processor.rs runs here.
 //! use eventhub_checkpointstore::{
 //!     processor::{Connection, Processor},
 //!     BlobCheckpointStore,

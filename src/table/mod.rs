@@ -61,11 +61,12 @@ use std::{fmt, sync::Arc};
 /// a new partition, Update Entity with `If-Match` otherwise); a checkpoint update is always one
 /// (Insert Or Replace Entity). Cloning is cheap: clones share one connection pool.
 ///
-/// ```no_run
+/// ```
 /// use eventhub_checkpointstore::{CheckpointStore, Scope, TableCheckpointStore};
 ///
-/// # async fn demo() -> eventhub_checkpointstore::Result<()> {
-/// let store = TableCheckpointStore::from_connection_string("UseDevelopmentStorage=true", "checkpoints", None)?;
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = TableCheckpointStore::from_connection_string(&std::env::var("AZURE_STORAGE_CONNECTION_STRING")?, "checkpoints", None)?;
 /// store.create_table_if_missing().await?;
 /// let scope = Scope::new("myns.servicebus.windows.net", "telemetry", "$Default");
 /// store.update_checkpoint(&scope.checkpoint("0", Some("1024".into()), Some(17))).await?;
