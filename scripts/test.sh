@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting and lints, then unit, integration and doc tests
+# The whole test suite, as CI runs it: formatting and lints, the package as published (every
+# feature, each feature alone, the minimum Rust), then unit, integration and doc tests
 # (all features) against a fresh Azurite and a fresh local Event Hubs endpoint that this script
 # installs, starts and stops, then the demo, whose summary checks exit non-zero on failure, the
 # two processor examples, and the Entra ID example (always against their own Azurite).
@@ -21,6 +22,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps --quiet
 scripts/doc-links.py
 # Build first so Azurite is not left waiting on the compiler.
 cargo test --workspace --all-features --no-run --quiet
+# What a `cargo add` user gets: the package (its files, built with every feature, its examples
+# without the workspace), each feature alone, and the declared minimum Rust.
+scripts/package-check.sh
+scripts/feature-check.sh
+scripts/msrv-check.sh
 scripts/eventhubs.sh install
 scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo test --workspace --all-features "$@"
 if [[ $# -eq 0 ]]; then
