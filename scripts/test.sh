@@ -27,6 +27,7 @@ cargo test --workspace --all-features --no-run --quiet
 scripts/package-check.sh
 scripts/feature-check.sh
 scripts/msrv-check.sh
+scripts/deps-check.py
 scripts/eventhubs.sh install
 scripts/azurite.sh run -- scripts/eventhubs.sh run -- cargo test --workspace --all-features "$@"
 if [[ $# -eq 0 ]]; then
