@@ -212,6 +212,54 @@ fn every_relative_link_points_at_a_file() {
     );
 }
 
+/// README's relative links point into the package (`include` in Cargo.toml): on crates.io the
+/// README is all a reader has, so a link into a file left out (tests, scripts, benches) is
+/// absolute, to the repository.
+#[test]
+fn readmes_relative_links_point_into_the_package() {
+    let manifest = std::fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap();
+    let list = &manifest[manifest.find("include = [").expect("an include list")..];
+    let list = &list[..list.find(']').unwrap()];
+    let included: Vec<&str> = list
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    // `dir/*.md` and exact paths are the only shapes the list uses for pages.
+    let packaged = |file: &str| {
+        included
+            .iter()
+            .any(|pattern| match pattern.split_once('*') {
+                Some((prefix, suffix)) => {
+                    file.starts_with(prefix)
+                        && file.ends_with(suffix)
+                        && !file[prefix.len()..].contains('/')
+                }
+                None => file == *pattern,
+            })
+    };
+    let text = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let mut outside = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("](") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find(')') else { break };
+        let target = &rest[..end];
+        let file = target.split('#').next().unwrap_or(target);
+        if !target.contains("://") && !file.is_empty() && !packaged(file) {
+            outside.push(target.to_owned());
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "README links into files the package leaves out: {outside:?}"
+    );
+    assert!(
+        packaged("docs/usage.md") && !packaged("benches/README.md") && !packaged("docs/x/y.md")
+    );
+}
+
 /// The checks above can fail: a hidden line, a missing `main`, an unnamed crate.
 #[test]
 fn the_snippet_checks_can_fail() {
