@@ -112,6 +112,7 @@ impl CheckpointerOptions {
 
 /// What a [`Checkpointer`] has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckpointerStats {
     /// Positions recorded.
     pub recorded: u64,

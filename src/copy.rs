@@ -164,6 +164,7 @@ impl fmt::Display for Refusal {
 
 /// What a copy did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CopyOutcome {
     /// The checkpoints to write were written.
     Written,
@@ -175,6 +176,7 @@ pub enum CopyOutcome {
 
 /// What [`copy_checkpoints`] wrote, or would write.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CopyReport {
     /// Whether anything was written.
     pub outcome: CopyOutcome,

@@ -64,6 +64,19 @@
 //! # Logging
 //! Each operation is a `tracing` span at `DEBUG` under this crate's module path; lost ownership
 //! races are `DEBUG` events, failed claims and malformed records `WARN`.
+//!
+//! # Versions of other crates in this one's API
+//! Some of this crate's API is other crates' types, so their major versions are part of its
+//! semver: `azure_core` 1 (re-exported as `eventhub_checkpointstore::azure_core`: `Etag`,
+//! `ClientOptions`, `TokenCredential`, `OffsetDateTime`), `azure_storage_blob` 1 (re-exported as
+//! `eventhub_checkpointstore::azure_storage_blob`, for
+//! [`BlobCheckpointStore::container_client`]), and with feature `eventhubs`
+//! `azure_messaging_eventhubs` 0.15 (its `CheckpointStore` trait, implemented by the stores;
+//! `ReceivedEventData` and `ConsumerClient` in [`processor`]). A new major (or 0.x minor) of one
+//! of them is a new minor of this crate while it is 0.x. Types that only grow are
+//! `#[non_exhaustive]` (errors, outcomes, reports, stats); options structs have public fields
+//! and a `Default`: build them with `..Default::default()`, which keeps compiling as fields are
+//! added.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
