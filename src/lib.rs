@@ -76,7 +76,9 @@
 //! of them is a new minor of this crate while it is 0.x. Types that only grow are
 //! `#[non_exhaustive]` (errors, outcomes, reports, stats); options structs have public fields
 //! and a `Default`: build them with `..Default::default()`, which keeps compiling as fields are
-//! added.
+//! added. [`Ownership`] and [`Checkpoint`] are plain records with public fields on purpose: they
+//! are the records every language's store shares, fixed by that shared format, so they do not
+//! grow.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
