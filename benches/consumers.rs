@@ -14,10 +14,7 @@
 //! scripts/bench.sh consumers
 //! ```
 
-use azure_messaging_eventhubs::{
-    models::StartPositions, processor::PartitionClient, EventProcessor, ProcessorStrategy,
-    StartLocation, StartPosition,
-};
+use azure_messaging_eventhubs::processor::PartitionClient;
 use eventhub_checkpointstore::{
     balancer::Strategy, checkpointer::CheckpointerOptions, processor::Processor,
     BlobCheckpointStore, BlobCheckpointStoreOptions, CheckpointStore, Scope,
@@ -124,20 +121,7 @@ async fn official(
     stop: Arc<AtomicBool>,
 ) {
     let (client, _) = eventhubs::consumer_client_and_partitions(&hub, "$Default").await;
-    let processor = EventProcessor::builder()
-        .with_load_balancing_strategy(ProcessorStrategy::Greedy)
-        .with_update_interval(INTERVAL.try_into().unwrap())
-        .with_partition_expiration_duration(EXPIRATION.try_into().unwrap())
-        .with_start_positions(StartPositions {
-            default: StartPosition {
-                location: StartLocation::Earliest,
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .build(client, store)
-        .await
-        .unwrap();
+    let processor = eventhubs::official_processor(client, store, INTERVAL, EXPIRATION, None).await;
     let running = tokio::task::spawn_local({
         let processor = processor.clone();
         async move { processor.run().await }
@@ -322,18 +306,7 @@ fn scale_out(kind: Kind) -> Result<(u64, u64), String> {
     let (_, store) = fresh_store(None);
     let scope = Scope::new(eventhubs::NAMESPACE, &hub, "$Default");
     let (seen, stop) = (Arc::new(Seen::default()), Arc::new(AtomicBool::new(false)));
-    let producing = Arc::new(AtomicBool::new(true));
-    let producer = std::thread::spawn({
-        let (hub, producing) = (hub.clone(), producing.clone());
-        move || {
-            while producing.load(Ordering::Relaxed) {
-                for p in 0..PARTITIONS {
-                    eventhubs::append(&hub, &p.to_string(), 2);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    });
+    let producer = eventhubs::Producer::start(&hub, PARTITIONS);
     let mut consumers = Vec::new();
     let mut start = |name: &str| {
         consumers.push(consumer(
@@ -358,8 +331,7 @@ fn scale_out(kind: Kind) -> Result<(u64, u64), String> {
             break;
         }
     }
-    producing.store(false, Ordering::Relaxed);
-    producer.join().unwrap();
+    producer.stop();
     let total: usize = eventhubs::event_counts(&hub)
         .iter()
         .map(|(_, n)| *n as usize)

@@ -14,10 +14,7 @@
 //! scripts/bench.sh processor
 //! ```
 
-use azure_messaging_eventhubs::{
-    models::StartPositions, processor::PartitionClient, EventProcessor, ProcessorStrategy,
-    StartLocation, StartPosition,
-};
+use azure_messaging_eventhubs::processor::PartitionClient;
 use eventhub_checkpointstore::{BlobCheckpointStore, BlobCheckpointStoreOptions};
 use eventhub_checkpointstore_testkit::{
     self as common,
@@ -82,24 +79,14 @@ fn processor(
                 .unwrap(),
             );
             let (client, _) = eventhubs::consumer_client_and_partitions(&hub, "$Default").await;
-            let mut builder = EventProcessor::builder();
-            if let Some(max) = max_partitions {
-                builder = builder.with_max_partition_count(max);
-            }
-            let processor = builder
-                .with_load_balancing_strategy(ProcessorStrategy::Greedy)
-                .with_update_interval(Duration::from_secs(1).try_into().unwrap())
-                .with_partition_expiration_duration(Duration::from_secs(10).try_into().unwrap())
-                .with_start_positions(StartPositions {
-                    default: StartPosition {
-                        location: StartLocation::Earliest,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                })
-                .build(client, store)
-                .await
-                .unwrap();
+            let processor = eventhubs::official_processor(
+                client,
+                store,
+                Duration::from_secs(1),
+                Duration::from_secs(10),
+                max_partitions,
+            )
+            .await;
             let running = tokio::task::spawn_local({
                 let processor = processor.clone();
                 async move { processor.run().await }

@@ -47,10 +47,7 @@ const REOPENING: &str = "reopening after: ";
 
 mod node {
     use super::*;
-    use azure_messaging_eventhubs::{
-        models::StartPositions, processor::PartitionClient, EventProcessor, ProcessorStrategy,
-        StartLocation, StartPosition,
-    };
+    use azure_messaging_eventhubs::processor::PartitionClient;
     use futures::StreamExt;
 
     /// One fact on stdout, marked: the test harness prints its own text around the node's.
@@ -260,24 +257,10 @@ mod node {
                     other => panic!("E2E_STORE {other:?}"),
                 };
             let consumer = eventhubs::consumer_client(&var("E2E_HUB"), &var("E2E_GROUP")).await;
-            let mut builder = EventProcessor::builder();
-            if let Ok(max) = std::env::var("E2E_MAX_PARTITIONS") {
-                builder = builder.with_max_partition_count(max.parse().unwrap());
-            }
-            let processor = builder
-                .with_load_balancing_strategy(ProcessorStrategy::Greedy)
-                .with_update_interval(INTERVAL.try_into().unwrap())
-                .with_partition_expiration_duration(EXPIRATION.try_into().unwrap())
-                .with_start_positions(StartPositions {
-                    default: StartPosition {
-                        location: StartLocation::Earliest,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                })
-                .build(consumer, store)
-                .await
-                .unwrap();
+            let max = std::env::var("E2E_MAX_PARTITIONS").ok();
+            let max = max.map(|max| max.parse().unwrap());
+            let processor =
+                eventhubs::official_processor(consumer, store, INTERVAL, EXPIRATION, max).await;
             // The processor's loop ends on its first failed cycle (0.15): say so at once, or
             // a node that stopped claiming looks like a slow one.
             let running = tokio::task::spawn_local({
@@ -921,18 +904,7 @@ fn our_consumers_scale_out_and_in_without_processing_an_event_twice() {
     let mut fleet = Fleet::new(TEST, &hub, &store_arg);
     // Events arrive all along, whatever the machine's speed: two per partition every 100 ms
     // until every step has settled.
-    let producing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let producer = std::thread::spawn({
-        let (hub, producing) = (hub.clone(), producing.clone());
-        move || {
-            while producing.load(std::sync::atomic::Ordering::Relaxed) {
-                for p in 0..8 {
-                    eventhubs::append(&hub, &p.to_string(), 2);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    });
+    let producer = eventhubs::Producer::start(&hub, 8);
     fleet.start_balancer("a");
     fleet.settle(&store, &[8]);
     fleet.start_balancer("b");
@@ -943,8 +915,7 @@ fn our_consumers_scale_out_and_in_without_processing_an_event_twice() {
     fleet.stop("c");
     fleet.stop("d");
     fleet.settle(&store, &[4, 4]);
-    producing.store(false, std::sync::atomic::Ordering::Relaxed);
-    producer.join().unwrap();
+    producer.stop();
     let counts = eventhubs::event_counts(&hub);
     fleet.until("every event processed", all_processed(&counts));
     fleet.stop_all();

@@ -300,18 +300,7 @@ async fn processors_hand_partitions_over_across_cut_connections() {
     let container = common::fresh_container().await;
     let store = Arc::new(common::store_on(&container, None));
     // Events all along, whatever the machine's speed, until the last cut is behind.
-    let producing = Arc::new(AtomicBool::new(true));
-    let producer = std::thread::spawn({
-        let (hub, producing) = (hub.clone(), producing.clone());
-        move || {
-            while producing.load(Ordering::Relaxed) {
-                for p in 0..8 {
-                    eventhubs::append(&hub, &p.to_string(), 2);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    });
+    let producer = eventhubs::Producer::start(&hub, 8);
     let builder = Processor::builder()
         .interval(INTERVAL)
         .expiration(EXPIRATION)
@@ -349,13 +338,9 @@ async fn processors_hand_partitions_over_across_cut_connections() {
     .await;
     let before = processed(&seen);
     wait_until("reading goes on", || processed(&seen) > before + 40).await;
-    producing.store(false, Ordering::Relaxed);
-    producer.join().unwrap();
-    let total: usize = eventhubs::event_counts(&hub)
-        .iter()
-        .map(|(_, n)| *n as usize)
-        .sum();
+    producer.stop();
     let counts = eventhubs::event_counts(&hub);
+    let total: usize = counts.iter().map(|(_, n)| *n as usize).sum();
     let deadline = Instant::now() + DEADLINE;
     while processed(&seen) != total {
         if Instant::now() > deadline {

@@ -104,6 +104,73 @@ pub fn append(hub: &str, partition: &str, count: usize) -> i64 {
         .expect("a sequence number")
 }
 
+/// The official `EventProcessor` as the tests and benches run it: greedy, balancing every
+/// `interval`, claims expiring after `expiration`, a partition with no checkpoint read from its
+/// first event; with `max_partitions`, it sees only the hub's first partitions.
+pub async fn official_processor(
+    consumer: ConsumerClient,
+    store: Arc<dyn azure_messaging_eventhubs::CheckpointStore + Send + Sync>,
+    interval: std::time::Duration,
+    expiration: std::time::Duration,
+    max_partitions: Option<usize>,
+) -> Arc<azure_messaging_eventhubs::EventProcessor> {
+    use azure_messaging_eventhubs::{
+        models::StartPositions, EventProcessor, ProcessorStrategy, StartLocation, StartPosition,
+    };
+    let mut builder = EventProcessor::builder();
+    if let Some(max) = max_partitions {
+        builder = builder.with_max_partition_count(max);
+    }
+    builder
+        .with_load_balancing_strategy(ProcessorStrategy::Greedy)
+        .with_update_interval(interval.try_into().expect("an interval"))
+        .with_partition_expiration_duration(expiration.try_into().expect("an expiration"))
+        .with_start_positions(StartPositions {
+            default: StartPosition {
+                location: StartLocation::Earliest,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .build(consumer, store)
+        .await
+        .expect("an official processor")
+}
+
+/// Events arriving all along, whatever the machine's speed: 2 per partition every 100 ms on a
+/// thread of its own, until [`stop`](Producer::stop).
+pub struct Producer {
+    producing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Producer {
+    /// Starts appending to partitions `0..partitions` of `hub`.
+    pub fn start(hub: &str, partitions: usize) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let producing = std::sync::Arc::new(AtomicBool::new(true));
+        let thread = std::thread::spawn({
+            let (hub, producing) = (hub.to_owned(), producing.clone());
+            move || {
+                while producing.load(Ordering::Relaxed) {
+                    for p in 0..partitions {
+                        append(&hub, &p.to_string(), 2);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        });
+        Self { producing, thread }
+    }
+
+    /// Stops appending; returns once the last append is done.
+    pub fn stop(self) {
+        self.producing
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the producer thread");
+    }
+}
+
 /// Cuts every client connection of the endpoint now, and refuses new ones for `refuse`; how
 /// many were cut.
 pub fn cut_connections(refuse: std::time::Duration) -> u64 {
