@@ -75,6 +75,7 @@ use std::{
 /// let options = CheckpointerOptions {
 ///     every_events: NonZeroU64::new(500),
 ///     every: Some(Duration::from_secs(30)),
+///     ..Default::default()
 /// };
 /// // Only by count (and on flushes).
 /// let by_count = CheckpointerOptions { every: None, ..Default::default() };

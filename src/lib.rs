@@ -72,11 +72,15 @@
 //! `eventhub_checkpointstore::azure_storage_blob`, for
 //! [`BlobCheckpointStore::container_client`]), and with feature `eventhubs`
 //! `azure_messaging_eventhubs` 0.15 (its `CheckpointStore` trait, implemented by the stores;
-//! `ReceivedEventData` and `ConsumerClient` in [`processor`]). A new major (or 0.x minor) of one
+//! `ReceivedEventData` and `ConsumerClient` in [`processor`]). Three more appear in signatures
+//! and are stable: `time` 0.3 (`OffsetDateTime`, the type `azure_core` uses), `url` 2
+//! ([`BlobCheckpointStore::container_url`]) and, with `eventhubs`, `futures_core` 0.3 (the
+//! `BoxFuture` of `processor::Connection::from_fn`, the `Stream` of a partition's events). A new major (or 0.x minor) of one
 //! of them is a new minor of this crate while it is 0.x. Types that only grow are
 //! `#[non_exhaustive]` (errors, outcomes, reports, stats); options structs have public fields
 //! and a `Default`: build them with `..Default::default()`, which keeps compiling as fields are
-//! added. [`Ownership`] and [`Checkpoint`] are plain records with public fields on purpose: they
+//! added. The `DEFAULT_*` constants name today's defaults; a default may change in a minor
+//! release (the CHANGELOG says so), so set the option when a value matters to you. [`Ownership`] and [`Checkpoint`] are plain records with public fields on purpose: they
 //! are the records every language's store shares, fixed by that shared format, so they do not
 //! grow.
 #![forbid(unsafe_code)]

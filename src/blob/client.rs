@@ -34,6 +34,10 @@ pub(crate) struct Container {
 impl Container {
     /// `client_options` must already carry the transport and the authorization policy: blob clients
     /// handed out must share the connection pool and token cache.
+    // The SDK adds fields to its options structs in minor releases (its guidelines: build them
+    // with `..Default::default()`), and cargo gives users the newest 1.x: a literal naming every
+    // field today would stop this crate building then.
+    #[allow(clippy::needless_update)]
     pub(crate) fn new(url: Url, client_options: ClientOptions, version: &str) -> Result<Self> {
         let client = BlobContainerClient::new(
             url.clone(),
@@ -41,6 +45,7 @@ impl Container {
             Some(BlobContainerClientOptions {
                 client_options: client_options.clone(),
                 version: version.to_owned(),
+                ..Default::default()
             }),
         )?;
         Ok(Self {
@@ -50,6 +55,7 @@ impl Container {
             blob_options: BlobClientOptions {
                 client_options,
                 version: version.to_owned(),
+                ..Default::default()
             },
         })
     }

@@ -102,8 +102,11 @@ impl Rest {
             String::from(azure_core::Uuid::new_v4()),
         );
         let options = PipelineSendOptions {
+            // `..Default::default()`: the SDK's options grow in minor releases.
+            #[allow(clippy::needless_update)]
             check_success: CheckSuccessOptions {
                 success_codes: success,
+                ..Default::default()
             },
             ..Default::default()
         };

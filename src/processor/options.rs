@@ -111,10 +111,17 @@ impl ProcessorBuilder {
         self
     }
 
-    /// Write a partition's checkpoint once its oldest unwritten position is this old. Default
-    /// 10 s.
-    pub fn checkpoint_every(mut self, every: Duration) -> Self {
-        self.checkpointer.every = Some(every);
+    /// Write a partition's checkpoint once its oldest unwritten position is this old; `None`:
+    /// only by count and when the partition is given up. Default 10 s.
+    ///
+    /// ```
+    /// # use eventhub_checkpointstore::processor::Processor;
+    /// # use std::time::Duration;
+    /// let by_time = Processor::builder().checkpoint_every(Duration::from_secs(30));
+    /// let by_count_only = Processor::builder().checkpoint_every(None);
+    /// ```
+    pub fn checkpoint_every(mut self, every: impl Into<Option<Duration>>) -> Self {
+        self.checkpointer.every = every.into();
         self
     }
 
@@ -253,5 +260,14 @@ mod tests {
                 "{described}: {started:?}"
             );
         }
+    }
+
+    #[test]
+    fn time_based_checkpoints_can_be_turned_off_and_back_on() {
+        let off = Processor::builder().checkpoint_every(None);
+        assert_eq!(off.checkpointer.every, None);
+        assert_eq!(off.checkpointer.every_events, NonZeroU64::new(100));
+        let on = off.checkpoint_every(Duration::from_secs(3));
+        assert_eq!(on.checkpointer.every, Some(Duration::from_secs(3)));
     }
 }
