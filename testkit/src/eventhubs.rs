@@ -183,6 +183,66 @@ pub fn cut_connections(refuse: std::time::Duration) -> u64 {
     answer["cut"].as_u64().expect("a count")
 }
 
+/// Closes the client connections that used `hub` now with the AMQP error `condition` (as the
+/// service closes them), and refuses the hub's receivers for `refuse`; how many were closed.
+/// Other hubs' connections are not touched.
+pub fn close_connections(hub: &str, condition: &str, refuse: std::time::Duration) -> u64 {
+    let (status, answer) = control(
+        "POST",
+        &format!(
+            "/faults/cut?refuse_ms={}&condition={condition}&hub={hub}",
+            refuse.as_millis()
+        ),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    answer["cut"].as_u64().expect("a count")
+}
+
+/// A fault on one partition of `hub`, as the endpoint's control plane takes it
+/// (`detach?condition=...`, `refuse?ms=...`, `pause`, `resume`, `expire?before=...`); its answer.
+pub fn partition_fault(hub: &str, partition: &str, fault: &str) -> Value {
+    let (status, answer) = control(
+        "POST",
+        &format!("/hubs/{hub}/partitions/{partition}/{fault}"),
+        None,
+    );
+    assert_eq!(status, 200, "{fault}: {answer}");
+    answer
+}
+
+/// Detaches every receiver of one partition with the AMQP error `condition`; how many.
+pub fn detach_receivers(hub: &str, partition: &str, condition: &str) -> u64 {
+    partition_fault(hub, partition, &format!("detach?condition={condition}"))["detached"]
+        .as_u64()
+        .expect("a count")
+}
+
+/// Expires the events of one partition before sequence number `before` (retention); the new
+/// begin sequence number.
+pub fn expire(hub: &str, partition: &str, before: i64) -> i64 {
+    partition_fault(hub, partition, &format!("expire?before={before}"))["begin_sequence_number"]
+        .as_i64()
+        .expect("a sequence number")
+}
+
+/// How many receivers of consumer `group` are attached to one partition now.
+pub fn receivers(hub: &str, partition: &str, group: &str) -> u64 {
+    let (status, answer) = control("GET", &format!("/hubs/{hub}"), None);
+    assert_eq!(status, 200, "{answer}");
+    answer["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .find(|p| p["id"] == partition)
+        .map(|p| {
+            p["receivers"][group.to_ascii_lowercase()]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .expect("the partition")
+}
+
 /// How many client connections the endpoint has now.
 pub fn live_connections() -> u64 {
     let (status, answer) = control("GET", "/faults", None);

@@ -1,9 +1,10 @@
 //! The AMQP side: connections (SASL ANONYMOUS), sessions, and the links a consumer opens: the
 //! `$cbs` and `$management` request/reply pairs, and partition receivers that stream events.
 
+use crate::epoch::{self, Kick};
 use crate::filter::{self, Position};
 use crate::hubs::{lock, Event, Hubs, Partition};
-use crate::{epoch, faults::Faults, latency};
+use crate::{faults::Faults, latency};
 use fe2o3_amqp::{
     acceptor::{
         ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerSessionHandle,
@@ -28,7 +29,7 @@ use std::{
 };
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::mpsc,
+    sync::{mpsc, oneshot},
 };
 
 const SELECTOR_FILTER: &str = "apache.org:selector-filter:string";
@@ -59,15 +60,19 @@ pub async fn serve(listener: TcpListener, hubs: Arc<Hubs>, latency: Duration, fa
                 let Ok((clone, stream)) = tracked else {
                     continue;
                 };
-                let id = faults.track(clone);
-                let (hubs, faults) = (hubs.clone(), faults.clone());
+                let (id, closing) = faults.track(clone);
+                let peer = Peer {
+                    id,
+                    hubs: hubs.clone(),
+                    faults: faults.clone(),
+                };
                 tokio::spawn(async move {
                     if latency.is_zero() {
-                        connection(stream, hubs).await;
+                        connection(stream, peer.clone(), closing).await;
                     } else {
-                        connection(latency::delayed(stream, latency), hubs).await;
+                        connection(latency::delayed(stream, latency), peer.clone(), closing).await;
                     }
-                    faults.ended(id);
+                    peer.faults.ended(peer.id);
                 });
             }
             Err(err) => {
@@ -78,7 +83,26 @@ pub async fn serve(listener: TcpListener, hubs: Arc<Hubs>, latency: Duration, fa
     }
 }
 
-async fn connection<Io>(stream: Io, hubs: Arc<Hubs>)
+/// One client connection's view of the endpoint: the hubs, and the faults that know the
+/// connection by its id (and which hubs it used).
+#[derive(Clone)]
+struct Peer {
+    id: u64,
+    hubs: Arc<Hubs>,
+    faults: Arc<Faults>,
+}
+
+impl Peer {
+    /// The hub named `name`, noted as used by this connection.
+    fn hub(&self, name: &str) -> Option<Arc<crate::hubs::Hub>> {
+        self.faults.touch(self.id, name);
+        self.hubs.get(name)
+    }
+}
+
+/// Serves one connection until the client closes it, or until `closing` says to close it with
+/// an error (a fault).
+async fn connection<Io>(stream: Io, peer: Peer, mut closing: oneshot::Receiver<Kick>)
 where
     Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + std::fmt::Debug + Send + Unpin + 'static,
 {
@@ -94,10 +118,32 @@ where
         }
     };
     let sessions = SessionAcceptor::new();
-    while let Ok(session) = sessions.accept(&mut connection).await {
-        tokio::spawn(session_loop(session, hubs.clone()));
+    loop {
+        tokio::select! {
+            session = sessions.accept(&mut connection) => match session {
+                Ok(session) => {
+                    tokio::spawn(session_loop(session, peer.clone()));
+                }
+                Err(_) => break,
+            },
+            Ok(kick) = &mut closing => {
+                tracing::info!(?kick, "connection closed with an error (fault)");
+                let _ = connection.close_with_error(error(&kick)).await;
+                return;
+            }
+        }
     }
     let _ = connection.close().await;
+}
+
+/// The AMQP error a kick carries; its condition as the symbol given (Event Hubs' own, such as
+/// `com.microsoft:server-busy`, are not in the AMQP enumerations).
+fn error(kick: &Kick) -> definitions::Error {
+    definitions::Error::new(
+        ErrorCondition::Custom(Symbol::from(kick.condition.as_str())),
+        kick.description.clone(),
+        None,
+    )
 }
 
 /// The reply links of one session, in attach order: where a request's reply goes.
@@ -165,7 +211,7 @@ fn target_address(target: &Option<Box<TargetArchetype>>) -> Option<String> {
     target.address.clone()
 }
 
-async fn session_loop(mut session: ListenerSessionHandle, hubs: Arc<Hubs>) {
+async fn session_loop(mut session: ListenerSessionHandle, peer: Peer) {
     let links = LinkAcceptor::builder().initial_delivery_count(0).build();
     let replies: Replies = Arc::default();
     while let Some(attach) = session.next_incoming_attach().await {
@@ -201,7 +247,7 @@ async fn session_loop(mut session: ListenerSessionHandle, hubs: Arc<Hubs>) {
         };
         match (kind, endpoint) {
             (Link::Requests(node), LinkEndpoint::Receiver(receiver)) => {
-                tokio::spawn(requests(receiver, node, hubs.clone(), replies.clone()));
+                tokio::spawn(requests(receiver, node, peer.clone(), replies.clone()));
             }
             (Link::Replies { node, client }, LinkEndpoint::Sender(sender)) => {
                 let (queue, queued) = mpsc::channel(64);
@@ -219,7 +265,7 @@ async fn session_loop(mut session: ListenerSessionHandle, hubs: Arc<Hubs>) {
                 });
             }
             (Link::Partition, LinkEndpoint::Sender(sender)) => {
-                tokio::spawn(partition_link(sender, hubs.clone(), epoch));
+                tokio::spawn(partition_link(sender, peer.clone(), epoch));
             }
             (Link::Unknown(what), endpoint) => {
                 refuse(
@@ -278,7 +324,7 @@ async fn reply_link(mut sender: Sender, mut queued: mpsc::Receiver<Message<AmqpV
 }
 
 /// Answers the requests of one request link (`$cbs` put-token, `$management` READ).
-async fn requests(mut receiver: Receiver, node: Node, hubs: Arc<Hubs>, replies: Replies) {
+async fn requests(mut receiver: Receiver, node: Node, peer: Peer, replies: Replies) {
     loop {
         let delivery = match receiver.recv::<Body<Value>>().await {
             Ok(delivery) => delivery,
@@ -299,7 +345,7 @@ async fn requests(mut receiver: Receiver, node: Node, hubs: Arc<Hubs>, replies: 
         let (status, description, body) = match node {
             // Any token is accepted: the endpoint is local and anonymous.
             Node::Cbs => (202, "Accepted".to_owned(), None),
-            Node::Management => management(&hubs, text("type"), text("name"), text("partition")),
+            Node::Management => management(&peer, text("type"), text("name"), text("partition")),
         };
         let message_id = message
             .properties
@@ -352,12 +398,12 @@ fn string(key: &str) -> Value {
 /// The answer to a management READ of `kind` (`com.microsoft:eventhub` or
 /// `com.microsoft:partition`): (status, description, attributes).
 fn management(
-    hubs: &Hubs,
+    peer: &Peer,
     kind: Option<String>,
     name: Option<String>,
     partition: Option<String>,
 ) -> (i32, String, Option<OrderedMap<Value, Value>>) {
-    let Some(hub) = name.as_deref().and_then(|n| hubs.get(n)) else {
+    let Some(hub) = name.as_deref().and_then(|n| peer.hub(n)) else {
         return (
             404,
             format!(
@@ -406,7 +452,10 @@ fn management(
             map.insert(string("name"), string(&hub.name));
             map.insert(string("type"), string("com.microsoft:partition"));
             map.insert(string("partition"), string(&p.id));
-            map.insert(string("begin_sequence_number"), Value::Long(0));
+            map.insert(
+                string("begin_sequence_number"),
+                Value::Long(p.begin_sequence_number()),
+            );
             map.insert(
                 string("last_enqueued_sequence_number"),
                 Value::Long(last.as_ref().map_or(-1, |e| e.sequence_number)),
@@ -423,7 +472,7 @@ fn management(
                 string("last_enqueued_time_utc"),
                 Value::Timestamp(Timestamp::from(last.as_ref().map_or(0, |e| e.enqueued_ms))),
             );
-            map.insert(string("is_partition_empty"), Value::Bool(last.is_none()));
+            map.insert(string("is_partition_empty"), Value::Bool(p.is_empty()));
             map.insert(
                 string("last_enqueued_sequence_number_epoch"),
                 Value::Long(0),
@@ -474,7 +523,7 @@ fn selector(source: &Source) -> Option<Result<String, String>> {
 
 /// A partition receiver: checked (hub, partition, filter, epoch), then fed events as they come,
 /// until the client detaches or another receiver takes the partition.
-async fn partition_link(sender: Sender, hubs: Arc<Hubs>, epoch: Option<i64>) {
+async fn partition_link(sender: Sender, peer: Peer, epoch: Option<i64>) {
     let address = sender
         .source()
         .as_ref()
@@ -488,7 +537,7 @@ async fn partition_link(sender: Sender, hubs: Arc<Hubs>, epoch: Option<i64>) {
         )
         .await;
     };
-    let Some(hub) = hubs.get(&hub_name) else {
+    let Some(hub) = peer.hub(&hub_name) else {
         return refuse(
             LinkEndpoint::Sender(sender),
             ErrorCondition::AmqpError(AmqpError::NotFound),
@@ -520,6 +569,27 @@ async fn partition_link(sender: Sender, hubs: Arc<Hubs>, epoch: Option<i64>) {
             .await
         }
     };
+    if let Some(refusal) = partition.refusal() {
+        return refuse(
+            LinkEndpoint::Sender(sender),
+            ErrorCondition::Custom(Symbol::from(refusal.condition.as_str())),
+            format!(
+                "Partition '{partition_id}' of event hub '{hub_name}' is not available now. Retry later."
+            ),
+        )
+        .await;
+    }
+    let start = match partition.start(&position) {
+        Ok(start) => start,
+        Err((condition, description)) => {
+            return refuse(
+                LinkEndpoint::Sender(sender),
+                ErrorCondition::Custom(Symbol::from(condition)),
+                description,
+            )
+            .await
+        }
+    };
     let registration = match epoch::register(&partition, &group, epoch) {
         Ok(registration) => registration,
         Err(reason) => {
@@ -539,7 +609,6 @@ async fn partition_link(sender: Sender, hubs: Arc<Hubs>, epoch: Option<i64>) {
         ?epoch,
         "receiver attached"
     );
-    let start = partition.start(&position);
     stream(sender, partition, &hub.name, start, registration).await;
 }
 
@@ -573,11 +642,11 @@ fn event_message(event: &Event) -> Message<Data> {
 enum End {
     /// The client detached (or closed) the link, or it broke.
     Detached,
-    /// Another receiver took the partition.
-    Stolen(String),
+    /// Another receiver took the partition, or a fault detached it.
+    Kicked(Kick),
 }
 
-/// Feeds `partition`'s events from `next` on to the receiver.
+/// Feeds `partition`'s events from `next` on to the receiver, while delivery is not paused.
 async fn stream(
     mut sender: Sender,
     partition: Arc<Partition>,
@@ -586,8 +655,14 @@ async fn stream(
     mut registration: epoch::Registration,
 ) {
     let mut appended = partition.watch();
+    let mut paused = partition.paused();
     let end = loop {
-        if let Some(event) = partition.get(next) {
+        let event = if *paused.borrow_and_update() {
+            None
+        } else {
+            partition.next_from(next)
+        };
+        if let Some(event) = event {
             let sendable = Sendable::builder()
                 .message(event_message(&event))
                 .settled(true)
@@ -599,20 +674,23 @@ async fn stream(
                     tracing::debug!(?err, hub, partition = partition.id, "receiver gone");
                     break End::Detached;
                 },
-                reason = &mut registration.stolen => break End::Stolen(reason.unwrap_or_default()),
+                kick = &mut registration.kicked => break kicked(kick),
             }
-            next += 1;
+            next = event.sequence_number as usize + 1;
             continue;
         }
         tokio::select! {
             changed = appended.changed() => if changed.is_err() {
                 break End::Detached;
             },
+            changed = paused.changed() => if changed.is_err() {
+                break End::Detached;
+            },
             detached = sender.on_detach() => {
                 tracing::debug!(?detached, hub, partition = partition.id, "receiver detached");
                 break End::Detached;
             }
-            reason = &mut registration.stolen => break End::Stolen(reason.unwrap_or_default()),
+            kick = &mut registration.kicked => break kicked(kick),
         }
     };
     match end {
@@ -620,11 +698,19 @@ async fn stream(
         End::Detached => {
             let _ = sender.close().await;
         }
-        End::Stolen(reason) => {
-            tracing::info!(%reason, hub, partition = partition.id, "receiver stolen from");
-            let error =
-                definitions::Error::new(ErrorCondition::LinkError(LinkError::Stolen), reason, None);
-            let _ = sender.close_with_error(error).await;
+        End::Kicked(kick) => {
+            tracing::info!(
+                ?kick,
+                hub,
+                partition = partition.id,
+                "receiver detached with an error"
+            );
+            let _ = sender.close_with_error(error(&kick)).await;
         }
     }
+}
+
+/// A kick received, or (its sender gone, which does not happen while registered) a plain end.
+fn kicked(kick: Result<Kick, oneshot::error::RecvError>) -> End {
+    kick.map_or(End::Detached, End::Kicked)
 }

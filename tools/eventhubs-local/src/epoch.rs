@@ -3,7 +3,8 @@
 //! lower or equal epoch and from every receiver without one (they are detached with
 //! `amqp:link:stolen`); a receiver with a lower epoch than the current one, or one without an
 //! epoch while an epoch receiver holds the partition, is refused with the same error. Receivers
-//! without an epoch may otherwise be any number.
+//! without an epoch may otherwise be any number. A fault can detach every receiver of a
+//! partition with another error.
 
 use crate::hubs::{lock, Partition};
 use std::{
@@ -22,17 +23,34 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Receivers {
     /// The epoch that holds the partition, if any, and its receiver.
     current: Option<(i64, u64)>,
-    /// Every attached receiver, and how to tell it that it was stolen from.
-    attached: HashMap<u64, oneshot::Sender<String>>,
+    /// Every attached receiver, and how to tell it that it must go.
+    attached: HashMap<u64, oneshot::Sender<Kick>>,
 }
+
+impl Receivers {
+    /// How many receivers are attached.
+    pub fn attached(&self) -> usize {
+        self.attached.len()
+    }
+}
+
+/// Why a receiver's link is detached by the endpoint: an AMQP error condition and its
+/// description.
+#[derive(Debug)]
+pub struct Kick {
+    pub condition: String,
+    pub description: String,
+}
+
+const STOLEN: &str = "amqp:link:stolen";
 
 /// A receiver's place: taken from it when another takes the partition; freed when dropped.
 pub struct Registration {
     partition: Arc<Partition>,
     group: String,
     id: u64,
-    /// Resolves with a reason when another receiver takes the partition.
-    pub stolen: oneshot::Receiver<String>,
+    /// Resolves when the receiver must go: another receiver took the partition, or a fault.
+    pub kicked: oneshot::Receiver<Kick>,
 }
 
 /// Registers a receiver of `group` on `partition` with `epoch`, taking the partition from those
@@ -61,23 +79,52 @@ pub fn register(
         (Some(new), _) => {
             // Everyone else loses the partition.
             for (_, kick) in receivers.attached.drain() {
-                let _ = kick.send(format!(
-                    "a receiver with epoch {new} took partition {} of consumer group {group}",
-                    partition.id
-                ));
+                let _ = kick.send(Kick {
+                    condition: STOLEN.into(),
+                    description: format!(
+                        "a receiver with epoch {new} took partition {} of consumer group {group}",
+                        partition.id
+                    ),
+                });
             }
             receivers.current = Some((new, id));
         }
         (None, None) => {}
     }
-    let (kick, stolen) = oneshot::channel();
+    let (kick, kicked) = oneshot::channel();
     receivers.attached.insert(id, kick);
     Ok(Registration {
         partition: partition.clone(),
         group: group.to_ascii_lowercase(),
         id,
-        stolen,
+        kicked,
     })
+}
+
+/// Detaches every receiver on `partition` (of `group`, or of every group) with `condition`;
+/// how many. The partition is free afterwards: any receiver may attach.
+pub fn detach_all(
+    partition: &Partition,
+    group: Option<&str>,
+    condition: &str,
+    description: &str,
+) -> usize {
+    let mut all = lock(&partition.receivers);
+    let mut detached = 0;
+    for (name, receivers) in all.iter_mut() {
+        if group.is_some_and(|g| !g.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        receivers.current = None;
+        for (_, kick) in receivers.attached.drain() {
+            detached += 1;
+            let _ = kick.send(Kick {
+                condition: condition.to_owned(),
+                description: description.to_owned(),
+            });
+        }
+    }
+    detached
 }
 
 impl Drop for Registration {

@@ -6,7 +6,7 @@ use serde_json::{json, Value as Json};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 use tokio::sync::watch;
 
@@ -26,12 +26,37 @@ pub struct Event {
 /// One partition: its events, and a signal to receivers waiting for more.
 pub struct Partition {
     pub id: String,
-    events: Mutex<Vec<Event>>,
+    log: Mutex<Log>,
     /// The number of events, published after every append.
     appended: watch::Sender<usize>,
     /// Who may receive, per consumer group (see [`crate::epoch`]).
     pub receivers: Mutex<HashMap<String, crate::epoch::Receivers>>,
+    /// Whether delivery is paused (a fault): receivers stay attached and get nothing.
+    paused: watch::Sender<bool>,
+    /// New receivers refused until then, with this error (a fault).
+    refusal: Mutex<Option<Refusal>>,
 }
+
+/// Every event ever appended; those before `begin` have expired (retention).
+#[derive(Default)]
+struct Log {
+    events: Vec<Event>,
+    begin: usize,
+}
+
+/// Receivers refused for a while, as a busy or failing service refuses them.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub until: Instant,
+    /// The AMQP error condition, e.g. `com.microsoft:server-busy`.
+    pub condition: String,
+}
+
+/// Why a receiver's start position is refused: the error condition and its description.
+pub type Refused = (&'static str, String);
+
+/// What Event Hubs answers a start past the end of a partition with.
+const OUT_OF_RANGE: &str = "com.microsoft:argument-out-of-range";
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -49,19 +74,21 @@ impl Partition {
     fn new(id: String) -> Self {
         Self {
             id,
-            events: Mutex::new(Vec::new()),
+            log: Mutex::new(Log::default()),
             appended: watch::channel(0).0,
             receivers: Mutex::new(HashMap::new()),
+            paused: watch::channel(false).0,
+            refusal: Mutex::new(None),
         }
     }
 
     /// Appends `count` events, enqueued now; returns the last sequence number.
     pub fn append(&self, hub: &str, count: usize) -> Option<i64> {
-        let mut events = lock(&self.events);
+        let mut log = lock(&self.log);
         let enqueued_ms = now_ms();
         for _ in 0..count {
-            let sequence_number = events.len() as i64;
-            events.push(Event {
+            let sequence_number = log.events.len() as i64;
+            log.events.push(Event {
                 sequence_number,
                 offset: sequence_number * 1024,
                 enqueued_ms,
@@ -69,24 +96,50 @@ impl Partition {
                 partition_key: None,
             });
         }
-        let len = events.len();
-        drop(events);
+        let len = log.events.len();
+        drop(log);
         self.appended.send_replace(len);
         len.checked_sub(1).map(|last| last as i64)
     }
 
-    /// The event at `index`, if there is one yet.
-    pub fn get(&self, index: usize) -> Option<Event> {
-        lock(&self.events).get(index).cloned()
+    /// The first retained event at or after `index`, if there is one yet: a receiver whose next
+    /// event expired goes on at the oldest retained one, as on the service.
+    pub fn next_from(&self, index: usize) -> Option<Event> {
+        let log = lock(&self.log);
+        log.events.get(index.max(log.begin)).cloned()
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.events).len()
+        lock(&self.log).events.len()
     }
 
-    /// The last event, if any.
+    /// The last event, if any (expired or not: the service reports the last enqueued one).
     pub fn last(&self) -> Option<Event> {
-        lock(&self.events).last().cloned()
+        lock(&self.log).events.last().cloned()
+    }
+
+    /// The sequence number of the oldest retained event. With every event expired the service
+    /// reports the last enqueued one (and the partition empty).
+    pub fn begin_sequence_number(&self) -> i64 {
+        let log = lock(&self.log);
+        log.begin.min(log.events.len().saturating_sub(1)) as i64
+    }
+
+    /// Whether no event is retained.
+    pub fn is_empty(&self) -> bool {
+        let log = lock(&self.log);
+        log.begin >= log.events.len()
+    }
+
+    /// Expires the events before sequence number `before` (retention ran); the new begin
+    /// sequence number. Expiry never moves back.
+    pub fn expire_before(&self, before: i64) -> i64 {
+        let mut log = lock(&self.log);
+        let before = usize::try_from(before.max(0))
+            .unwrap_or(usize::MAX)
+            .min(log.events.len());
+        log.begin = log.begin.max(before);
+        log.begin as i64
     }
 
     /// A receiver of the number of events, changed at every append.
@@ -94,11 +147,40 @@ impl Partition {
         self.appended.subscribe()
     }
 
-    /// The index of the first event that `position` selects, or where it would be.
-    pub fn start(&self, position: &crate::filter::Position) -> usize {
+    /// A receiver of whether delivery is paused.
+    pub fn paused(&self) -> watch::Receiver<bool> {
+        self.paused.subscribe()
+    }
+
+    /// Pauses (`true`) or resumes delivery to every receiver of the partition.
+    pub fn pause(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    /// Refuses new receivers for `time` with `condition`.
+    pub fn refuse_receivers(&self, time: Duration, condition: String) {
+        *lock(&self.refusal) = Some(Refusal {
+            until: Instant::now() + time,
+            condition,
+        });
+    }
+
+    /// The refusal in force, if any.
+    pub fn refusal(&self) -> Option<Refusal> {
+        lock(&self.refusal)
+            .clone()
+            .filter(|refusal| Instant::now() < refusal.until)
+    }
+
+    /// The index of the first event that `position` selects, or where it will be; expired
+    /// events are skipped. A sequence number or offset past the end of the partition (one that
+    /// would skip events not enqueued yet) is refused, as Event Hubs refuses it; the next
+    /// event's own position is accepted.
+    pub fn start(&self, position: &crate::filter::Position) -> Result<usize, Refused> {
         use crate::filter::{Field, Position};
-        let events = lock(&self.events);
-        match position {
+        let log = lock(&self.log);
+        let events = &log.events;
+        let index = match position {
             Position::Start => 0,
             Position::End => events.len(),
             Position::After {
@@ -111,6 +193,29 @@ impl Partition {
                     Field::SequenceNumber => e.sequence_number,
                     Field::EnqueuedTime => e.enqueued_ms,
                 };
+                // The key the next event will have (times are not known ahead: never refused).
+                let next_key = match field {
+                    Field::Offset => Some(events.len() as i64 * 1024),
+                    Field::SequenceNumber => Some(events.len() as i64),
+                    Field::EnqueuedTime => None,
+                };
+                let first_wanted = if *inclusive {
+                    *value
+                } else {
+                    value.saturating_add(1)
+                };
+                if let Some(next_key) = next_key.filter(|next| first_wanted > *next) {
+                    let (what, last) = match field {
+                        Field::Offset => ("offset", next_key - 1024),
+                        _ => ("sequence number", next_key - 1),
+                    };
+                    return Err((
+                        OUT_OF_RANGE,
+                        format!(
+                            "The supplied {what} '{value}' is invalid. The last {what} in the system is '{last}'. Is supplied {what} inclusive = {inclusive}."
+                        ),
+                    ));
+                }
                 events
                     .iter()
                     .position(|e| {
@@ -122,19 +227,27 @@ impl Partition {
                     })
                     .unwrap_or(events.len())
             }
-        }
+        };
+        Ok(index.max(log.begin))
     }
 
     /// The partition's properties, as `/hubs/{name}` reports them.
     fn json(&self) -> Json {
-        let events = lock(&self.events);
+        let log = lock(&self.log);
+        let events = &log.events;
         json!({
             "id": self.id,
             "events": events.len(),
-            "begin_sequence_number": events.first().map_or(0, |e| e.sequence_number),
+            "begin_sequence_number": log.begin.min(events.len().saturating_sub(1)),
             "last_sequence_number": events.last().map(|e| e.sequence_number),
             "last_offset": events.last().map(|e| e.offset.to_string()),
             "last_enqueued_ms": events.last().map(|e| e.enqueued_ms),
+            "paused": *self.paused.borrow(),
+            // Attached receivers by consumer group (lower case).
+            "receivers": lock(&self.receivers)
+                .iter()
+                .map(|(group, r)| (group.clone(), json!(r.attached())))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 }

@@ -18,9 +18,28 @@
 //!   until `total` (`rate` 0 or absent: none).
 //! - `GET /hubs/{name}`: its partitions: event counts, last sequence numbers, offsets, times.
 //! - `POST /hubs/{name}/partitions/{id}/events?count=N`: appends N events now.
-//! - `POST /faults/cut?refuse_ms=N`: cuts every client connection now (the socket shut down,
-//!   no AMQP close) and refuses new ones for N ms (default 0); `GET /faults`: connections live,
-//!   cut and refused so far.
+//! - `POST /faults/cut?refuse_ms=N[&condition=C][&hub=H]`: ends every client connection now
+//!   and refuses new ones for N ms (default 0): without `condition` the socket is shut down (no
+//!   AMQP close), with one (e.g. `amqp:internal-error`) the connection is closed with that AMQP
+//!   error. With `hub`, only the connections that used hub H (read it or received from it), and
+//!   instead of refusing connections its receivers are refused (`com.microsoft:server-busy`)
+//!   for N ms: tests of other hubs run on undisturbed.
+//!   `GET /faults`: connections live, cut and refused so far.
+//!
+//! Faults on one partition, `POST /hubs/{name}/partitions/{id}/...`:
+//! - `detach?condition=C[&group=G]`: detaches every receiver (of consumer group G) with error C
+//!   (default `amqp:link:detach-forced`; also `com.microsoft:server-busy`,
+//!   `amqp:internal-error`, ...); `{"detached": n}`.
+//! - `refuse?ms=N[&condition=C]`: refuses new receivers for N ms with C (default
+//!   `com.microsoft:server-busy`).
+//! - `pause`, `resume`: stops and restarts delivery to its receivers (they stay attached).
+//! - `expire?before=N`: retention: events before sequence number N expire; the begin sequence
+//!   number and `$management` reads follow, and a start before it starts at the first retained
+//!   event.
+//!
+//! As Event Hubs does, a receiver whose start (sequence number or offset) lies past the end of
+//! the partition, skipping events not enqueued yet, is refused with
+//! `com.microsoft:argument-out-of-range`; the next event's own position is accepted.
 
 mod amqp;
 mod control;
