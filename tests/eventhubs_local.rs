@@ -591,7 +591,7 @@ async fn connections_closed_with_an_error_end_their_receivers() {
         .unwrap();
     assert_eq!(raw::next(&mut receiver, WAIT).await, Some(Ok(0)));
     assert_eq!(
-        eventhubs::close_connections(&hub, "amqp:internal-error", Duration::ZERO),
+        eventhubs::end_connections(&hub, Some("amqp:internal-error"), Duration::ZERO),
         1,
         "the one connection that used the hub"
     );

@@ -595,7 +595,7 @@ impl Engine {
                     }
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= stall {
-                        self.give_up(&state, &why).await;
+                        self.give_up(&state, &why, last).await;
                         break;
                     }
                     tracing::debug!(partition = %state.partition_id, why, "reading failed; trying again");
@@ -611,7 +611,21 @@ impl Engine {
 
     /// A partition unread for the stall timeout: the application is told to stop, and the
     /// partition relinquished (its last position written first), so another consumer takes it.
-    async fn give_up(&self, state: &PartitionState, why: &str) {
+    async fn give_up(&self, state: &PartitionState, why: &str, last: Option<i64>) {
+        // The 0.15 client reports a refused start as a dropped connection: the partition's
+        // properties tell whether the resume point is past its end (a recreated hub, a wrong
+        // checkpoint), which no retry mends and an operator must.
+        if let Some(newest) = self.past_end(&state.partition_id, last).await {
+            tracing::error!(
+                owner_id = %self.shared.balancer.owner_id(),
+                partition = %state.partition_id,
+                checkpoint = last,
+                last_enqueued = newest,
+                "the partition's checkpoint is past its last event (was the event hub recreated?): \
+                 the service refuses to start there, so nobody can read the partition until the \
+                 checkpoint is moved (`eh-checkpoints set`, or delete it to start over)"
+            );
+        }
         self.shared.end(state, StopReason::Failed);
         let stall = self.options.stall();
         tracing::warn!(
@@ -630,6 +644,17 @@ impl Engine {
         {
             tracing::warn!(partition = %state.partition_id, error = %err, "relinquishing an unreadable partition");
         }
+    }
+
+    /// The partition's last enqueued sequence number when `last` (where reading resumes) lies
+    /// past it.
+    async fn past_end(&self, partition: &str, last: Option<i64>) -> Option<i64> {
+        let last = last?;
+        let (_, client) = self.client().await.ok()?;
+        let asked =
+            tokio::time::timeout(ANSWER_TIMEOUT, client.get_partition_properties(partition));
+        let newest = asked.await.ok()?.ok()?.last_enqueued_sequence_number;
+        (last > newest).then_some(newest)
     }
 
     /// One receiver: opened after `last` (or at `start`), read until it fails or the partition

@@ -183,14 +183,16 @@ pub fn cut_connections(refuse: std::time::Duration) -> u64 {
     answer["cut"].as_u64().expect("a count")
 }
 
-/// Closes the client connections that used `hub` now with the AMQP error `condition` (as the
-/// service closes them), and refuses the hub's receivers for `refuse`; how many were closed.
+/// Ends the client connections that used `hub` now: closed with the AMQP error `condition` (as
+/// the service closes them), or without one cut (the socket shut down, as a network or a load
+/// balancer cuts them); the hub's receivers are refused for `refuse`. How many were ended.
 /// Other hubs' connections are not touched.
-pub fn close_connections(hub: &str, condition: &str, refuse: std::time::Duration) -> u64 {
+pub fn end_connections(hub: &str, condition: Option<&str>, refuse: std::time::Duration) -> u64 {
+    let condition = condition.map_or(String::new(), |c| format!("&condition={c}"));
     let (status, answer) = control(
         "POST",
         &format!(
-            "/faults/cut?refuse_ms={}&condition={condition}&hub={hub}",
+            "/faults/cut?refuse_ms={}&hub={hub}{condition}",
             refuse.as_millis()
         ),
         None,
