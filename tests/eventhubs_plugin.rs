@@ -115,8 +115,10 @@ async fn claims_renews_and_loses_races(store: Arc<dyn ProcessorStore>) {
         .any(|o| o.partition_id == "1" && o.owner_id.is_none()));
 }
 
+/// Checkpoints written through the processor's trait are listed back; one older than the
+/// stored one (from a processor that lost the partition and still checkpoints) is not written.
 async fn checkpoints_round_trip(store: Arc<dyn ProcessorStore>) {
-    for (partition, seq) in [("0", 10), ("1", 20), ("0", 11)] {
+    for (partition, seq) in [("0", 10), ("1", 20), ("0", 11), ("0", 5)] {
         store
             .update_checkpoint(Checkpoint {
                 fully_qualified_namespace: NS.into(),

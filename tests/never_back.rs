@@ -3,8 +3,11 @@
 //! scenario runs against the three stores (blob and table on Azurite, in memory), and each ends
 //! with the newer checkpoint of the consumer that took the partition still stored.
 //!
-//! Every scenario fails when the checkpointer writes with `update_checkpoint` instead of
-//! `advance_checkpoint` (the old position lands over the newer one).
+//! Each consumer has a store instance of its own (as separate processes do), and the one that
+//! loses the partition has written a checkpoint before the loss, so its instance holds that
+//! checkpoint's version and its next write takes the conditional path. Every scenario fails when
+//! the checkpointer writes with `update_checkpoint` instead of `advance_checkpoint`, and when a
+//! conditional write ignores the version it holds (the old position lands over the newer one).
 
 use eventhub_checkpointstore_testkit as common;
 
@@ -20,19 +23,45 @@ fn scope() -> Scope {
     Scope::new("never-back.servicebus.windows.net", "hub", "$Default")
 }
 
+/// Opens a store instance of one kind over one storage: each consumer gets an instance of its
+/// own, as consumers in separate processes have, so none sees another's cached checkpoint
+/// versions (the in-memory store is one instance: it is its storage).
+type Open = Box<dyn Fn() -> Arc<dyn CheckpointStore>>;
+
 /// The three stores, each on storage of its own.
-async fn stores() -> Vec<(&'static str, Arc<dyn CheckpointStore>)> {
-    let table = eventhub_checkpointstore::TableCheckpointStore::from_connection_string(
-        &common::connection_string(),
-        &common::unique_container(),
+async fn stores() -> Vec<(&'static str, Open)> {
+    let connection = common::connection_string();
+    let table = common::unique_container();
+    eventhub_checkpointstore::TableCheckpointStore::from_connection_string(
+        &connection,
+        &table,
         None,
     )
+    .unwrap()
+    .create_table_if_missing()
+    .await
     .unwrap();
-    table.create_table_if_missing().await.unwrap();
+    let container = common::fresh_container().await;
+    let memory: Arc<dyn CheckpointStore> = Arc::new(InMemoryCheckpointStore::new());
     vec![
-        ("blob", Arc::new(common::fresh_store(None).await)),
-        ("table", Arc::new(table)),
-        ("memory", Arc::new(InMemoryCheckpointStore::new())),
+        (
+            "blob",
+            Box::new(move || Arc::new(common::store_on(&container, None))),
+        ),
+        (
+            "table",
+            Box::new(move || {
+                Arc::new(
+                    eventhub_checkpointstore::TableCheckpointStore::from_connection_string(
+                        &connection,
+                        &table,
+                        None,
+                    )
+                    .unwrap(),
+                )
+            }),
+        ),
+        ("memory", Box::new(move || memory.clone())),
     ]
 }
 
@@ -114,20 +143,26 @@ async fn until_owned(balancer: &PartitionBalancer, partition: &str) {
 /// written, records more, flushes, and cycles: none of it is written.
 #[tokio::test]
 async fn a_consumer_back_from_a_stall_past_expiry_writes_nothing_old() {
-    for (name, store) in stores().await {
+    for (name, open) in stores().await {
+        let store = open();
         let (stalled, stalled_cp) = consumer(
-            &store,
+            &open(),
             "stalled",
             &["0"],
             options(Duration::from_secs(2), 2),
         );
         assert_eq!(stalled.cycle().await.unwrap().len(), 1, "{name}");
+        process(&stalled_cp, "0", 40).await;
+        assert!(
+            stalled_cp.flush("0").await.unwrap(),
+            "{name}: written before the loss"
+        );
         process(&stalled_cp, "0", 50).await;
 
         // The stall: `stalled` neither cycles nor writes until its claim has expired and the
         // partition has a new owner (expiry judged by the service's clock).
         let (taker, taker_cp) =
-            consumer(&store, "taker", &["0"], options(Duration::from_secs(2), 2));
+            consumer(&open(), "taker", &["0"], options(Duration::from_secs(2), 2));
         until_owned(&taker, "0").await;
         assert!(
             taker.ready().contains("0"),
@@ -159,19 +194,23 @@ async fn a_consumer_back_from_a_stall_past_expiry_writes_nothing_old() {
 /// at its next cycle and then writes its last position: refused, being older.
 #[tokio::test]
 async fn a_steal_by_a_consumer_that_does_not_hold_keeps_its_newer_checkpoint() {
-    for (name, store) in stores().await {
+    for (name, open) in stores().await {
+        let store = open();
         let (giver, giver_cp) = consumer(
-            &store,
+            &open(),
             "giver",
             &["0", "1"],
             options(Duration::from_secs(30), 2),
         );
         assert_eq!(giver.cycle().await.unwrap().len(), 2, "{name}");
+        process(&giver_cp, "0", 40).await;
+        process(&giver_cp, "1", 40).await;
+        giver_cp.flush_all().await.unwrap();
         process(&giver_cp, "0", 50).await;
         process(&giver_cp, "1", 50).await;
 
         let (taker, taker_cp) = consumer(
-            &store,
+            &open(),
             "taker",
             &["0", "1"],
             options(Duration::from_secs(30), 0),
@@ -206,18 +245,22 @@ async fn a_steal_by_a_consumer_that_does_not_hold_keeps_its_newer_checkpoint() {
 /// stolen partition's old position is refused, the kept one written.
 #[tokio::test]
 async fn shutting_down_after_a_loss_writes_only_what_is_still_newer() {
-    for (name, store) in stores().await {
+    for (name, open) in stores().await {
+        let store = open();
         let (giver, giver_cp) = consumer(
-            &store,
+            &open(),
             "giver",
             &["0", "1"],
             options(Duration::from_secs(30), 2),
         );
         assert_eq!(giver.cycle().await.unwrap().len(), 2, "{name}");
+        process(&giver_cp, "0", 40).await;
+        process(&giver_cp, "1", 40).await;
+        giver_cp.flush_all().await.unwrap();
         process(&giver_cp, "0", 50).await;
         process(&giver_cp, "1", 50).await;
         let (taker, taker_cp) = consumer(
-            &store,
+            &open(),
             "taker",
             &["0", "1"],
             options(Duration::from_secs(30), 0),
@@ -244,9 +287,9 @@ async fn shutting_down_after_a_loss_writes_only_what_is_still_newer() {
 /// partition and checkpoints; the store comes back and the first flushes what it kept pending.
 #[tokio::test]
 async fn positions_kept_while_the_store_was_down_are_not_written_over_a_newer_one() {
-    for (name, store) in stores().await {
-        let inner = store.clone();
-        let switch = Arc::new(Hooked::new(inner, Down::new()));
+    for (name, open) in stores().await {
+        let store = open();
+        let switch = Arc::new(Hooked::new(open(), Down::new()));
         let down_side: Arc<dyn CheckpointStore> = switch.clone();
         let (cut_off, cut_off_cp) = consumer(
             &down_side,
@@ -255,6 +298,11 @@ async fn positions_kept_while_the_store_was_down_are_not_written_over_a_newer_on
             options(Duration::from_secs(2), 2),
         );
         assert_eq!(cut_off.cycle().await.unwrap().len(), 1, "{name}");
+        process(&cut_off_cp, "0", 40).await;
+        assert!(
+            cut_off_cp.flush("0").await.unwrap(),
+            "{name}: written before the loss"
+        );
         process(&cut_off_cp, "0", 50).await;
 
         switch.hooks.set(true);
@@ -266,7 +314,7 @@ async fn positions_kept_while_the_store_was_down_are_not_written_over_a_newer_on
         assert_eq!(cut_off_cp.pending(), ["0"], "{name}: and stays pending");
 
         let (taker, taker_cp) =
-            consumer(&store, "taker", &["0"], options(Duration::from_secs(2), 2));
+            consumer(&open(), "taker", &["0"], options(Duration::from_secs(2), 2));
         until_owned(&taker, "0").await;
         process(&taker_cp, "0", 80).await;
         taker_cp.flush("0").await.unwrap();

@@ -693,7 +693,19 @@ impl Fleet {
         for (name, child) in &mut self.nodes {
             if child.try_wait().unwrap().is_none() {
                 drop(child.stdin.take());
-                let status = child.wait().unwrap();
+                // A node that does not stop (a wedged client's shutdown can hang) fails the
+                // test by name instead of hanging it.
+                let deadline = Instant::now() + DEADLINE;
+                let status = loop {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        break status;
+                    }
+                    if Instant::now() > deadline {
+                        let _ = child.kill();
+                        panic!("node {name} did not stop within {DEADLINE:?} of being asked");
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                };
                 assert!(status.success(), "node {name} exited with {status}");
             }
         }
