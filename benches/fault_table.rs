@@ -67,11 +67,28 @@ fn line(row: &Row) -> String {
         (None, Some(at)) => format!("restarted at {at} (first retained {:?})", row.begin),
         (None, None) => "never".into(),
     };
-    let notes: Vec<String> = row
+    // What the consumer said about the partition, each different line once with its count.
+    let mut notes: Vec<(String, usize)> = Vec::new();
+    for line in row
         .said
         .iter()
-        .filter(|line| !line.contains("Some(Shutdown)") && !line.contains("stopped"))
-        .map(|line| line.chars().take(160).collect::<String>().replace('|', "/"))
+        .filter(|line| !line.contains("SHUTDOWN") && !line.contains("Shutdown"))
+    {
+        let line: String = line.chars().take(160).collect::<String>().replace('|', "/");
+        match notes.iter_mut().find(|(seen, _)| *seen == line) {
+            Some((_, n)) => *n += 1,
+            None => notes.push((line, 1)),
+        }
+    }
+    let notes: Vec<String> = notes
+        .into_iter()
+        .map(|(line, n)| {
+            if n > 1 {
+                format!("{line} (x{n})")
+            } else {
+                line
+            }
+        })
         .collect();
     format!(
         "| {} | {} | {} | {} | {} | {} | {} |",

@@ -659,19 +659,20 @@ fn absorb(
                 last_seq: None,
             });
             if takeover {
-                // At least the victim's last acknowledged checkpoint of the partition (a write
-                // the kill interrupted may have landed too), and never past an event nobody had
-                // processed (that would lose it).
-                let acked = tally.acked[p]
-                    .iter()
-                    .rev()
-                    .find(|(by, _)| *by == VICTIM)
-                    .map_or(0, |(_, seq)| seq + 1);
+                // At least the newest checkpoint of the partition anyone had acknowledged (the
+                // victim's, or its previous owner's if the victim wrote none: checkpoints never
+                // move back; a write the kill interrupted may have landed too), and never past
+                // an event nobody had processed (that would lose it). With no checkpoint ever
+                // acknowledged, exactly the partition's first event.
+                let acked = tally.acked[p].iter().map(|(_, seq)| seq + 1).max();
                 let processed = tally.seen[p]
                     .iter()
                     .rposition(|(count, _)| *count > 0)
                     .map_or(0, |last| last as u64 + 1);
-                let ok = from >= acked && from <= processed;
+                let ok = match acked {
+                    Some(acked) => from >= acked && from <= processed,
+                    None => from == 0,
+                };
                 tally.takeovers.insert(p, (from, ok));
                 tally.takeover_time = killed_at.map(|k| k.elapsed());
             }

@@ -776,6 +776,16 @@ async fn copies_never_rewind_a_live_fleet_or_themselves() {
         &["--to-namespace", "other.servicebus.windows.net"],
     ));
     assert_eq!(into_live.code, 0, "an empty group: {}", into_live.stderr);
+    // The copy's source moves on (partitions 0 and 1 further along there): a copy back would
+    // write over the live owners' checkpoints.
+    let other = Scope::new("other.servicebus.windows.net", EH, CG);
+    for (p, seq) in [("0", 10), ("1", 11)] {
+        store
+            .update_checkpoint(&other.checkpoint(p, Some((seq * 100).to_string()), Some(seq)))
+            .await
+            .unwrap();
+    }
+    let seeded_positions = positions(&store, CG).await;
     let source_group = run(&args(
         "copy",
         &[
@@ -799,7 +809,12 @@ async fn copies_never_rewind_a_live_fleet_or_themselves() {
         "{}",
         source_group.stderr
     );
-    // ... unless forced, which says what it overrode.
+    assert_eq!(
+        positions(&store, CG).await,
+        seeded_positions,
+        "nothing written"
+    );
+    // ... unless forced, which says what it overrode, and writes.
     let forced = run(&args(
         "copy",
         &[
@@ -820,11 +835,10 @@ async fn copies_never_rewind_a_live_fleet_or_themselves() {
         "{}",
         forced.stdout
     );
-    assert!(
-        forced.stdout.contains("nothing to write"),
-        "{}",
-        forced.stdout
-    );
+    let mut moved = seeded_positions.clone();
+    moved.insert("0".into(), (Some("1000".into()), Some(10)));
+    moved.insert("1".into(), (Some("1100".into()), Some(11)));
+    assert_eq!(positions(&store, CG).await, moved, "{}", forced.stdout);
 
     // Import: a destination further along is never moved back.
     store
@@ -841,13 +855,13 @@ async fn copies_never_rewind_a_live_fleet_or_themselves() {
     let refused = run_with_input(&into_replay, Some(&exported.stdout));
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
-        refused.stderr.contains("partition 1: the destination is at sequence number 50 (offset 5000), the source at sequence number 1 (offset 100)"),
+        refused.stderr.contains("partition 1: the destination is at sequence number 50 (offset 5000), the source at sequence number 11 (offset 1100)"),
         "{}",
         refused.stderr
     );
     assert_eq!(
-        positions(&store, "replay").await.len(),
-        1,
+        positions(&store, "replay").await,
+        BTreeMap::from([("1".to_owned(), (Some("5000".to_owned()), Some(50)))]),
         "nothing written"
     );
 }
@@ -900,7 +914,13 @@ async fn import_checks_its_whole_input_before_it_creates_or_writes_anything() {
     let done = run_with_input(&args("import", &scope, &[]), Some(&input));
     assert_eq!(done.code, 0, "{}", done.stderr);
     assert!(done.stderr.contains("created container"), "{}", done.stderr);
-    assert_eq!(positions(&store, CG).await.len(), 2);
+    assert_eq!(
+        positions(&store, CG).await,
+        BTreeMap::from([
+            ("0".to_owned(), (Some("1".to_owned()), Some(1))),
+            ("1".to_owned(), (Some("2".to_owned()), Some(2))),
+        ])
+    );
 }
 
 #[tokio::test]
@@ -1117,8 +1137,8 @@ mod lag {
 
     /// A hub of 4 partitions holding 10, 20, 0 and 5 events; checkpoints at 4 (partition 0) and
     /// 4 (partition 3, its last event), none for 1 and 2, and one for partition 9, which the hub
-    /// does not have; partition 0 owned. Returns the container, the hub, and when the events
-    /// were appended (before, after).
+    /// does not have; partition 0 owned. Returns the container, the hub, and when the first
+    /// events were appended (before, after): partition 0's 0..=5 among them, its 6..=9 3 s later.
     async fn lagging() -> (String, String, OffsetDateTime, OffsetDateTime) {
         let hub = create_hub(
             "lag",
@@ -1130,10 +1150,14 @@ mod lag {
             },
         );
         let before = OffsetDateTime::now_utc();
-        for (partition, count) in [("0", 10), ("1", 20), ("3", 5)] {
+        for (partition, count) in [("0", 6), ("1", 20), ("3", 5)] {
             append(&hub, partition, count);
         }
         let after = OffsetDateTime::now_utc();
+        // Partition 0's last 4 events come 3 s later: its oldest unprocessed event (5) is then
+        // 3 s older than its newest, so a lag measured from the newest shows.
+        std::thread::sleep(Duration::from_secs(3));
+        append(&hub, "0", 4);
         let container = common::fresh_container().await;
         let store = common::store_on(&container, None);
         let scope = Scope::new(NS, hub.as_str(), CG);
@@ -1174,11 +1198,16 @@ mod lag {
         assert_eq!(p0["last_enqueued_sequence_number"], 9);
         assert!(p0["last_enqueued_time"].is_string(), "{p0}");
         assert_eq!(p0["lag_events"], 5);
-        // The oldest unprocessed event (5) was enqueued between `before` and `after`; the lag is
-        // measured between `started` and `ended`. Whole-second clocks: a second either side.
+        // The oldest unprocessed event (5) was enqueued between `before` and `after`, 3 s before
+        // the newest; the lag is measured between `started` and `ended`. Whole-second clocks: a
+        // second either side, and still the low bound is above a lag from the newest event.
         let waited = p0["lag_seconds"].as_f64().expect("a time lag");
         let low = (started - after).as_seconds_f64() - 1.5;
         let high = (ended - before).as_seconds_f64() + 1.5;
+        assert!(
+            low >= 1.0,
+            "the set-up leaves the oldest event 3 s behind: {low}"
+        );
         assert!(
             low <= waited && waited <= high,
             "{waited}s not in [{low}, {high}]"
@@ -1228,6 +1257,51 @@ mod lag {
                 table.stdout
             );
         }
+    }
+
+    /// Retention took events past a checkpoint, and a checkpoint lies past its partition's
+    /// end (a recreated hub): each named, with the lag a consumer would really have.
+    #[tokio::test]
+    async fn expired_events_and_a_checkpoint_past_the_end_are_named() {
+        let hub = create_hub(
+            "lagexp",
+            HubSpec {
+                partitions: 2,
+                preload: 30,
+                rate: 0.0,
+                total: None,
+            },
+        );
+        assert_eq!(eventhubs::expire(&hub, "0", 10), 10);
+        let container = common::fresh_container().await;
+        let store = common::store_on(&container, None);
+        let scope = Scope::new(NS, hub.as_str(), CG);
+        for (partition, sequence_number) in [("0", 4), ("1", 500)] {
+            store
+                .update_checkpoint(&scope.checkpoint(
+                    partition,
+                    Some((sequence_number * 1024).to_string()),
+                    Some(sequence_number),
+                ))
+                .await
+                .unwrap();
+        }
+        let amqp = eventhubs::amqp_url();
+        let json = run(&lag_args(&container, &hub, &amqp, &["--output", "json"]));
+        assert_eq!(json.code, 0, "{}", json.stderr);
+        let report: Value = serde_json::from_str(&json.stdout).expect(&json.stdout);
+        let p0 = row(&report, "0");
+        assert_eq!(
+            p0["note"], "events 5-9 after the checkpoint expired unprocessed",
+            "{p0}"
+        );
+        assert_eq!(p0["lag_events"], 20, "from the first retained event: {p0}");
+        let p1 = row(&report, "1");
+        assert_eq!(
+            p1["note"], "the checkpoint (500) is past the partition's last event (29)",
+            "{p1}"
+        );
+        assert_eq!(p1["lag_events"], 0, "{p1}");
     }
 
     #[tokio::test]

@@ -163,8 +163,16 @@ async fn claims_a_steal_and_ownership_changes_are_counted() {
     let change = |who, what| [("messaging.client.id", who), ("change", what)];
     let a_label = [("messaging.client.id", "a")];
 
-    // a alone takes everything (over as many cycles as its strategy needs).
-    while a.cycle().await.unwrap().len() < 4 {}
+    // a alone takes everything (over as many cycles as its strategy needs: one partition a
+    // cycle, so 4; a bound, not a wait).
+    let mut cycles = 0;
+    while a.cycle().await.unwrap().len() < 4 {
+        cycles += 1;
+        assert!(
+            cycles < 8,
+            "a alone did not take all 4 partitions in {cycles} cycles"
+        );
+    }
     let a_claims = a.claims();
     let f = Figures::take(&snapshot, &hub);
     assert_eq!(f.counter(OWNERSHIP_CHANGES, &change("a", "taken")), 4);
