@@ -330,12 +330,14 @@ fn killed_consumer_is_taken_over(
 }
 
 /// A stopped fleet, restarted, resumes from its checkpoints: not from the start of the
-/// partitions, and not from their end. `first` runs first, `second` after it stopped.
+/// partitions, and not from their end. `first` runs first, `second` after it stopped;
+/// `first_acks`: `first` is the official processor, whose last checkpoint is waited for.
 fn restart_resumes_from_checkpoints(
     test: &'static str,
     (first, second): (Start, Start),
     store_arg: String,
     store: &dyn CheckpointStore,
+    first_acks: bool,
 ) {
     let hub = create_hub(
         "restart",
@@ -350,11 +352,15 @@ fn restart_resumes_from_checkpoints(
     first(&mut fleet, "first");
     let counts = eventhubs::event_counts(&hub);
     fleet.until("the first run processes everything", all_processed(&counts));
-    // Both kinds write every 25th event (99 is one): the official processor nothing more at its
-    // stop, so the last one is waited for.
-    fleet.until("and checkpoints the last events", |t| {
-        (0..4).all(|p| t.acked.get(&("first".into(), p.to_string())) == Some(&99))
-    });
+    // The official processor writes only the checkpoints it is asked for (every 25th event, 99
+    // among them) and nothing at its stop: its last one is waited for. This crate's processor
+    // writes the last positions at its stop (its handler API reports no checkpoint lines), which
+    // the check after the stop shows.
+    if first_acks {
+        fleet.until("and checkpoints the last events", |t| {
+            (0..4).all(|p| t.acked.get(&("first".into(), p.to_string())) == Some(&99))
+        });
+    }
     fleet.stop_all();
     assert_eq!(
         checkpoints(store, &scope(&hub)),
@@ -394,7 +400,7 @@ fn a_restarted_fleet_resumes_from_its_blob_checkpoints() {
         return node::run();
     }
     let (store_arg, store) = blob_store();
-    restart_resumes_from_checkpoints(TEST, (Fleet::start, Fleet::start), store_arg, &store);
+    restart_resumes_from_checkpoints(TEST, (Fleet::start, Fleet::start), store_arg, &store, true);
 }
 
 #[test]
@@ -404,7 +410,7 @@ fn a_restarted_fleet_resumes_from_its_table_checkpoints() {
         return node::run();
     }
     let (store_arg, store) = table_store();
-    restart_resumes_from_checkpoints(TEST, (Fleet::start, Fleet::start), store_arg, &store);
+    restart_resumes_from_checkpoints(TEST, (Fleet::start, Fleet::start), store_arg, &store, true);
 }
 
 /// This crate's processor, stopped and restarted: the first run through the pull API, the
@@ -417,7 +423,7 @@ fn our_restarted_fleet_resumes_from_its_blob_checkpoints() {
     }
     let (store_arg, store) = blob_store();
     let runs: (Start, Start) = (Fleet::start_balancer, Fleet::start_handler);
-    restart_resumes_from_checkpoints(TEST, runs, store_arg, &store);
+    restart_resumes_from_checkpoints(TEST, runs, store_arg, &store, false);
 }
 
 #[test]
@@ -428,7 +434,7 @@ fn our_restarted_fleet_resumes_from_its_table_checkpoints() {
     }
     let (store_arg, store) = table_store();
     let runs: (Start, Start) = (Fleet::start_handler, Fleet::start_balancer);
-    restart_resumes_from_checkpoints(TEST, runs, store_arg, &store);
+    restart_resumes_from_checkpoints(TEST, runs, store_arg, &store, false);
 }
 
 /// A mixed fleet on real events: Python's `EventHubConsumerClient` with its blob store and the
