@@ -4,16 +4,19 @@
 # (all features) against a fresh Azurite and a fresh local Event Hubs endpoint that this script
 # installs, starts and stops, then the demo, whose summary checks exit non-zero on failure, the
 # two processor examples, and the Entra ID example (always against their own Azurite).
-# Python's Event Hubs client, processor and blob store are installed into a venv for the
-# mixed-fleet tests.
+# Python's Event Hubs client, processor and blob store are installed into a venv, and
+# JavaScript's into tools/js-peer/node_modules, for the mixed-fleet and interoperability tests.
 # Extra arguments go to `cargo test` (e.g. a test name filter) and skip the demo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/system-deps.sh
-# Python's processor and blob store, pinned, for the mixed-fleet test (tests/python_peer.rs).
+# Python's and JavaScript's consumers and blob stores, pinned, for the mixed fleets
+# (tests/processor.rs, tests/python_peer.rs) and the store-level tests (tests/js_peer.rs).
 PYTHON_PEER=$(scripts/python-peer.sh)
 export PYTHON_PEER
+JS_PEER=$(scripts/js-peer.sh)
+export JS_PEER
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 # The docs as docs.rs builds them (all features), with broken links and bad markup as errors.

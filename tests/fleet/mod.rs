@@ -534,27 +534,41 @@ impl Fleet {
     /// Starts node `name`: Python's `EventHubConsumerClient` with its blob checkpoint store
     /// (`tools/python-peer/consumer.py`), on the same container.
     pub(crate) fn start_python(&mut self, name: &str) {
+        let mut command = Command::new(python());
+        command.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/python-peer/consumer.py"
+        ));
+        self.peer_args(&mut command);
+        self.spawn(name, command);
+    }
+
+    /// Starts node `name`: JavaScript's `EventHubConsumerClient` with its blob checkpoint store
+    /// (`tools/js-peer/consumer.js`), on the same container.
+    pub(crate) fn start_js(&mut self, name: &str) {
+        let mut command = Command::new("node");
+        command.arg(format!("{}/consumer.js", js_peer()));
+        self.peer_args(&mut command);
+        self.spawn(name, command);
+    }
+
+    /// What the other languages' consumers take, in this order: the storage connection string,
+    /// the container, the endpoint, the hub, the group, interval, expiration, checkpoint every.
+    fn peer_args(&self, command: &mut Command) {
         let container = self
             .store
             .strip_prefix("blob:")
-            .expect("Python's store is a blob store");
-        let mut command = Command::new(python());
-        command
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tools/python-peer/consumer.py"
-            ))
-            .args([
-                common::connection_string().as_str(),
-                container,
-                &eventhubs::amqp_url(),
-                &self.hub,
-                &self.group,
-                &INTERVAL.as_secs_f64().to_string(),
-                &EXPIRATION.as_secs_f64().to_string(),
-                &CHECKPOINT_EVERY.to_string(),
-            ]);
-        self.spawn(name, command);
+            .expect("the other languages' stores are blob stores");
+        command.args([
+            common::connection_string().as_str(),
+            container,
+            &eventhubs::amqp_url(),
+            &self.hub,
+            &self.group,
+            &INTERVAL.as_secs_f64().to_string(),
+            &EXPIRATION.as_secs_f64().to_string(),
+            &CHECKPOINT_EVERY.to_string(),
+        ]);
     }
 
     pub(crate) fn spawn(&mut self, name: &str, mut command: Command) {
@@ -758,6 +772,16 @@ impl Victim {
         }
         twice
     }
+}
+
+/// The directory of JavaScript's consumer (`scripts/js-peer.sh`, which `scripts/test.sh` runs).
+pub(crate) fn js_peer() -> String {
+    std::env::var("JS_PEER").unwrap_or_else(|_| {
+        panic!(
+            "JS_PEER is not set. Run the tests with scripts/test.sh, which installs JavaScript's \
+             consumer with scripts/js-peer.sh, or set it to the directory that prints."
+        )
+    })
 }
 
 /// The Python of the peer venv (`scripts/python-peer.sh`, which `scripts/test.sh` runs).
