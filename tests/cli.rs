@@ -1135,6 +1135,28 @@ mod lag {
             .unwrap_or_else(|| panic!("no row for partition {partition}: {report}"))
     }
 
+    /// A fresh container with checkpoints of `hub` at these (partition, sequence number)s, each
+    /// offset 1,024 per event as the endpoint gives them.
+    async fn checkpointed(
+        hub: &str,
+        at: &[(&str, i64)],
+    ) -> (String, eventhub_checkpointstore::BlobCheckpointStore) {
+        let container = common::fresh_container().await;
+        let store = common::store_on(&container, None);
+        let scope = Scope::new(NS, hub, CG);
+        for (partition, sequence_number) in at {
+            store
+                .update_checkpoint(&scope.checkpoint(
+                    *partition,
+                    Some((sequence_number * 1024).to_string()),
+                    Some(*sequence_number),
+                ))
+                .await
+                .unwrap();
+        }
+        (container, store)
+    }
+
     /// A hub of 4 partitions holding 10, 20, 0 and 5 events; checkpoints at 4 (partition 0) and
     /// 4 (partition 3, its last event), none for 1 and 2, and one for partition 9, which the hub
     /// does not have; partition 0 owned. Returns the container, the hub, and when the first
@@ -1158,19 +1180,8 @@ mod lag {
         // 3 s older than its newest, so a lag measured from the newest shows.
         std::thread::sleep(Duration::from_secs(3));
         append(&hub, "0", 4);
-        let container = common::fresh_container().await;
-        let store = common::store_on(&container, None);
+        let (container, store) = checkpointed(&hub, &[("0", 4), ("3", 4), ("9", 7)]).await;
         let scope = Scope::new(NS, hub.as_str(), CG);
-        for (partition, sequence_number) in [("0", 4), ("3", 4), ("9", 7)] {
-            store
-                .update_checkpoint(&scope.checkpoint(
-                    partition,
-                    Some((sequence_number * 1024).to_string()),
-                    Some(sequence_number),
-                ))
-                .await
-                .unwrap();
-        }
         let won = store
             .claim_ownership(&[scope.ownership("0", "consumer-a")])
             .await
@@ -1273,19 +1284,7 @@ mod lag {
             },
         );
         assert_eq!(eventhubs::expire(&hub, "0", 10), 10);
-        let container = common::fresh_container().await;
-        let store = common::store_on(&container, None);
-        let scope = Scope::new(NS, hub.as_str(), CG);
-        for (partition, sequence_number) in [("0", 4), ("1", 500)] {
-            store
-                .update_checkpoint(&scope.checkpoint(
-                    partition,
-                    Some((sequence_number * 1024).to_string()),
-                    Some(sequence_number),
-                ))
-                .await
-                .unwrap();
-        }
+        let (container, _) = checkpointed(&hub, &[("0", 4), ("1", 500)]).await;
         let amqp = eventhubs::amqp_url();
         let json = run(&lag_args(&container, &hub, &amqp, &["--output", "json"]));
         assert_eq!(json.code, 0, "{}", json.stderr);

@@ -142,6 +142,8 @@ mod raw {
     use std::time::Duration;
 
     const SELECTOR: &str = "apache.org:selector-filter:string";
+    /// The filter that starts at a partition's first event.
+    pub const FROM_START: &str = "amqp.annotation.x-opt-offset > '-1'";
 
     pub struct Client {
         connection: ConnectionHandle<()>,
@@ -217,6 +219,14 @@ mod raw {
                 }
                 other => format!("{other:?}"),
             }
+        }
+
+        /// A receiver of partition 0 of `$Default` from its first event, with `epoch`: the
+        /// one most tests want.
+        pub async fn first_partition(&mut self, hub: &str, epoch: Option<i64>) -> Receiver {
+            self.receiver(hub, "$Default", "0", Some(FROM_START), epoch)
+                .await
+                .expect("a receiver from the start")
         }
 
         pub async fn close(self) {
@@ -309,7 +319,7 @@ async fn an_epoch_receiver_holds_its_partition_against_lower_and_none_and_yields
 ) {
     let hub = preloaded(1, 5);
     let mut client = raw::Client::open().await;
-    let start = Some("amqp.annotation.x-opt-offset > '-1'");
+    let start = Some(raw::FROM_START);
     let mut first = client
         .receiver(&hub, "$Default", "0", start, Some(1))
         .await
@@ -359,7 +369,7 @@ async fn an_epoch_receiver_holds_its_partition_against_lower_and_none_and_yields
 async fn unknown_hubs_and_partitions_are_not_found_and_bad_filters_invalid() {
     let hub = preloaded(2, 1);
     let mut client = raw::Client::open().await;
-    let start = Some("amqp.annotation.x-opt-offset > '-1'");
+    let start = Some(raw::FROM_START);
     for (hub, partition, filter, condition) in [
         ("no-such-hub", "0", start, "amqp:not-found"),
         (hub.as_str(), "2", start, "amqp:not-found"),
@@ -418,7 +428,7 @@ async fn detached_receivers_carry_the_fault_s_condition_and_may_attach_again() {
 async fn refused_receivers_are_refused_with_the_fault_s_condition_until_it_is_lifted() {
     let hub = preloaded(1, 3);
     let mut client = raw::Client::open().await;
-    let start = Some("amqp.annotation.x-opt-offset > '-1'");
+    let start = Some(raw::FROM_START);
     // Refused for longer than any test runs; lifted below.
     eventhubs::partition_fault(&hub, "0", "refuse?ms=600000");
     let attached = client.receiver(&hub, "$Default", "0", start, Some(0)).await;
@@ -445,16 +455,7 @@ async fn refused_receivers_are_refused_with_the_fault_s_condition_until_it_is_li
 async fn a_paused_partition_delivers_nothing_until_resumed() {
     let hub = preloaded(1, 2);
     let mut client = raw::Client::open().await;
-    let mut receiver = client
-        .receiver(
-            &hub,
-            "$Default",
-            "0",
-            Some("amqp.annotation.x-opt-offset > '-1'"),
-            Some(0),
-        )
-        .await
-        .unwrap();
+    let mut receiver = client.first_partition(&hub, Some(0)).await;
     assert_eq!(raw::next(&mut receiver, WAIT).await, Some(Ok(0)));
     assert_eq!(raw::next(&mut receiver, WAIT).await, Some(Ok(1)));
     eventhubs::partition_fault(&hub, "0", "pause");
@@ -579,16 +580,7 @@ async fn a_start_past_the_end_of_a_partition_is_refused_and_the_next_event_s_is_
 async fn connections_closed_with_an_error_end_their_receivers() {
     let hub = preloaded(1, 1);
     let mut client = raw::Client::open().await;
-    let mut receiver = client
-        .receiver(
-            &hub,
-            "$Default",
-            "0",
-            Some("amqp.annotation.x-opt-offset > '-1'"),
-            Some(0),
-        )
-        .await
-        .unwrap();
+    let mut receiver = client.first_partition(&hub, Some(0)).await;
     assert_eq!(raw::next(&mut receiver, WAIT).await, Some(Ok(0)));
     assert_eq!(
         eventhubs::end_connections(&hub, Some("amqp:internal-error"), Duration::ZERO),

@@ -55,6 +55,17 @@ fn bare(etag: &str) -> String {
     etag.trim_matches('"').to_owned()
 }
 
+/// This crate's ownership records by partition id.
+async fn owned(store: &impl CheckpointStore) -> BTreeMap<String, Ownership> {
+    store
+        .list_ownership(&scope())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.partition_id.clone(), o))
+        .collect()
+}
+
 /// JavaScript's records by partition id.
 fn by_partition(records: &Value) -> BTreeMap<String, Value> {
     records
@@ -87,13 +98,7 @@ async fn javascript_reads_what_this_crate_writes() {
             .await
             .unwrap();
     }
-    let ours: BTreeMap<String, Ownership> = store
-        .list_ownership(&scope())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| (o.partition_id.clone(), o))
-        .collect();
+    let ours = owned(&store).await;
 
     let owners = by_partition(&js(&container, "list-ownership", None));
     assert_eq!(owners["0"]["ownerId"], "rust-a");
@@ -170,13 +175,7 @@ async fn this_crate_reads_what_javascript_writes_and_their_claims_race_on_one_ve
         Some(json!({ "partitionId": "3", "offset": "0", "sequenceNumber": 0 })),
     );
 
-    let ours: BTreeMap<String, Ownership> = store
-        .list_ownership(&scope())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| (o.partition_id.clone(), o))
-        .collect();
+    let ours = owned(&store).await;
     assert_eq!(ours["2"].owner_id.as_deref(), Some("js-a"));
     assert!(
         ours["3"].owner_id.as_deref().unwrap_or_default().is_empty(),

@@ -447,6 +447,31 @@ impl Tally {
             .collect()
     }
 
+    /// Whether every partition `node` holds (at least one) has reached event `last` and its
+    /// acknowledged checkpoint `acked`.
+    pub(crate) fn reached(&self, node: &str, last: i64, acked: i64) -> bool {
+        self.holding.get(node).is_some_and(|h| {
+            !h.is_empty()
+                && h.iter().all(|p| {
+                    let key = (node.to_owned(), p.clone());
+                    self.last.get(&key) == Some(&last) && self.acked.get(&key) == Some(&acked)
+                })
+        })
+    }
+
+    /// Whether every partition `node` holds (at least one) has reached event `last`, past a
+    /// checkpoint it had acknowledged.
+    pub(crate) fn read_past_checkpoints(&self, node: &str, last: i64) -> bool {
+        self.holding.get(node).is_some_and(|h| {
+            !h.is_empty()
+                && h.iter().all(|p| {
+                    let key = (node.to_owned(), p.clone());
+                    self.last.get(&key) == Some(&last)
+                        && self.acked.get(&key).is_some_and(|acked| *acked < last)
+                })
+        })
+    }
+
     /// Events processed more than once.
     pub(crate) fn twice(&self) -> Vec<(&(String, i64), &Vec<String>)> {
         self.processed
