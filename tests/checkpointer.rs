@@ -9,7 +9,7 @@ use common::Recorder;
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer},
     checkpointer::{Checkpointer, CheckpointerOptions},
-    BlobCheckpointStore, Checkpoint, CheckpointStore, Error,
+    BlobCheckpointStore, Checkpoint, CheckpointStore, Error, InMemoryCheckpointStore,
 };
 use futures::future::join_all;
 use std::{collections::BTreeMap, num::NonZeroU64, sync::Arc, time::Duration};
@@ -149,6 +149,27 @@ async fn a_quiet_partition_is_written_after_the_interval_by_run() {
         ],
         "a first checkpoint: its blob read (none yet), then created only if still absent"
     );
+}
+
+/// An application that records out of order (a batch retried, handlers racing) never moves
+/// the pending position back: the newest one recorded is what is written.
+#[tokio::test]
+async fn an_older_position_recorded_after_a_newer_one_is_not_written() {
+    let store = Arc::new(InMemoryCheckpointStore::new());
+    let checkpointer = Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(1_000)).unwrap();
+    for seq in [50i64, 40, 45] {
+        checkpointer
+            .record("0", Some(seq.to_string()), Some(seq))
+            .await
+            .unwrap();
+    }
+    assert!(checkpointer.flush("0").await.unwrap());
+    let stored = store
+        .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
+    assert_eq!(stored[0].sequence_number, Some(50));
+    assert_eq!(stored[0].offset.as_deref(), Some("50"));
 }
 
 #[tokio::test]
