@@ -172,6 +172,71 @@ async fn an_older_position_recorded_after_a_newer_one_is_not_written() {
     assert_eq!(stored[0].offset.as_deref(), Some("50"));
 }
 
+/// Holds the first checkpoint write until told to go, and says when it has started.
+#[derive(Default)]
+struct Gate {
+    started: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+    held: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Hooks for Gate {
+    async fn before(&self, call: Call<'_>) -> eventhub_checkpointstore::Result<()> {
+        if matches!(call, Call::AdvanceCheckpoint(_))
+            && !self.held.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.started.notify_one();
+            self.go.notified().await;
+        }
+        Ok(())
+    }
+}
+
+/// A position recorded while the write of an older one is out stays pending (it is not
+/// superseded by that write), and is what the next flush writes.
+#[tokio::test]
+async fn a_position_recorded_while_a_write_is_out_is_written_by_the_next_flush() {
+    let store = Arc::new(Hooked::new(InMemoryCheckpointStore::new(), Gate::default()));
+    let checkpointer =
+        Arc::new(Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(1)).unwrap());
+    // Position 10 is due at once (every event): its write starts and is held.
+    let writing = tokio::spawn({
+        let checkpointer = checkpointer.clone();
+        async move { checkpointer.record("0", Some("10".into()), Some(10)).await }
+    });
+    store.hooks.started.notified().await;
+    // 11 is recorded meanwhile; being due too, it waits for the write that is out.
+    let later = tokio::spawn({
+        let checkpointer = checkpointer.clone();
+        async move { checkpointer.record("0", Some("11".into()), Some(11)).await }
+    });
+    while checkpointer.stats().recorded < 2 {
+        tokio::task::yield_now().await;
+    }
+    store.hooks.go.notify_one();
+    assert!(writing.await.unwrap().unwrap(), "10 written");
+    later.await.unwrap().unwrap();
+    checkpointer.flush_all().await.unwrap();
+    let stored = store
+        .inner
+        .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored[0].sequence_number,
+        Some(11),
+        "the position recorded meanwhile"
+    );
+    assert!(checkpointer.pending().is_empty());
+    // Its Debug output says what it holds, for logs.
+    let described = format!("{checkpointer:?}");
+    assert!(
+        described.contains("Checkpointer") && described.contains("writes: 2"),
+        "{described}"
+    );
+}
+
 #[tokio::test]
 async fn a_failed_write_is_reported_and_the_position_kept() {
     // A container that does not exist yet: every write fails with 404 ContainerNotFound.
