@@ -296,6 +296,66 @@ mod tests {
         assert!(!view.owned_by_other("1", "b"));
     }
 
+    /// The "+1" slots: 5 partitions over two consumers is 2 each and one extra. At 2 each with
+    /// one partition free, each may take it (nobody holds the extra yet, and the claim decides);
+    /// once the other holds 3, the extra is taken and a consumer at 2 takes nothing, not even a
+    /// free partition; one at 1 is below its share and takes one.
+    #[test]
+    fn the_extra_slot_goes_to_one_consumer_at_its_minimum() {
+        let now = OffsetDateTime::now_utc();
+        let partitions: BTreeSet<String> = (0..5).map(|p| p.to_string()).collect();
+        let expiration = Duration::from_secs(30);
+        let shuffle = RandomState::new();
+        let view = |owners: &[&str]| {
+            let records = owners
+                .iter()
+                .enumerate()
+                .map(|(p, o)| record(&p.to_string(), Some(o), 1, now))
+                .collect();
+            View::new(records, &partitions, "me", now, expiration)
+        };
+        for strategy in [Strategy::Balanced, Strategy::Greedy] {
+            let two_each = view(&["a", "a", "me", "me"]);
+            assert_eq!(
+                plan(&two_each, "me", 5, strategy, &shuffle),
+                ["4"],
+                "{strategy:?}: the extra, free"
+            );
+            let a_has_the_extra = view(&["a", "a", "a", "me", "me"]);
+            assert!(
+                plan(&a_has_the_extra, "me", 5, strategy, &shuffle).is_empty(),
+                "{strategy:?}"
+            );
+            let a_has_the_extra_and_one_is_free = view(&["a", "a", "a", "me"]);
+            assert_eq!(
+                plan(
+                    &a_has_the_extra_and_one_is_free,
+                    "me",
+                    5,
+                    strategy,
+                    &shuffle
+                ),
+                ["4"],
+                "{strategy:?}: below its minimum"
+            );
+            // At its maximum with one free: the free one is for "a", below its minimum.
+            let me_at_the_maximum = view(&["me", "me", "me", "a"]);
+            assert!(
+                plan(&me_at_the_maximum, "me", 5, strategy, &shuffle).is_empty(),
+                "{strategy:?}"
+            );
+        }
+        // Greedy takes its deficit, not more: 6 partitions, "a" and "me" one each, 4 free:
+        // 2 more for "me" (its share is 3), the others left to "a".
+        let partitions: BTreeSet<String> = (0..6).map(|p| p.to_string()).collect();
+        let records = vec![
+            record("0", Some("a"), 1, now),
+            record("1", Some("me"), 1, now),
+        ];
+        let sparse = View::new(records, &partitions, "me", now, expiration);
+        assert_eq!(plan(&sparse, "me", 6, Strategy::Greedy, &shuffle).len(), 2);
+    }
+
     #[test]
     fn plans_free_partitions_first_then_steals_from_the_busiest() {
         let now = OffsetDateTime::now_utc();
