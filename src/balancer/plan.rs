@@ -11,13 +11,15 @@ use std::{
 };
 use time::OffsetDateTime;
 
-/// Whether a claim written at `written` still holds at `now`.
+/// Whether a claim written at `written` still holds at `now`: up to and including `expiration`
+/// after it, as Python's load balancer judges it, so a mixed fleet agrees on the second a claim
+/// expires.
 pub(super) fn unexpired(
     written: OffsetDateTime,
     now: OffsetDateTime,
     expiration: Duration,
 ) -> bool {
-    now - written < expiration
+    now - written <= expiration
 }
 
 /// `partitions` over `owners`: everyone gets `min`, and `extra` of them one more.
@@ -285,6 +287,15 @@ mod tests {
             Duration::from_secs(30),
         );
         assert_eq!(view.live.keys().collect::<Vec<_>>(), ["0", "3"]);
+        // Exactly the expiration old: still live, as the other languages judge it.
+        let at_the_edge = View::new(
+            vec![record("1", Some("a"), 30, now)],
+            &partitions,
+            "b",
+            now,
+            Duration::from_secs(30),
+        );
+        assert_eq!(at_the_edge.live.keys().collect::<Vec<_>>(), ["1"]);
         assert_eq!(view.free.iter().collect::<Vec<_>>(), ["1", "2"]);
         assert_eq!(view.owner_counts("b"), HashMap::from([("a", 1), ("b", 1)]));
         assert_eq!(
