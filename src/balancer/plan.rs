@@ -365,6 +365,24 @@ mod tests {
         ];
         let sparse = View::new(records, &partitions, "me", now, expiration);
         assert_eq!(plan(&sparse, "me", 6, Strategy::Greedy, &shuffle).len(), 2);
+        // Nothing free, "a" above the maximum (4 of 8 over three, whose maximum is 3), "b" and
+        // "me" at the minimum: "me" takes one from "a" with either strategy.
+        let partitions: BTreeSet<String> = (0..8).map(|p| p.to_string()).collect();
+        let records = ["a", "a", "a", "a", "b", "b", "me", "me"]
+            .iter()
+            .enumerate()
+            .map(|(p, o)| record(&p.to_string(), Some(o), 1, now))
+            .collect();
+        let crowded = View::new(records, &partitions, "me", now, expiration);
+        for strategy in [Strategy::Balanced, Strategy::Greedy] {
+            let taken = plan(&crowded, "me", 8, strategy, &shuffle);
+            assert_eq!(taken.len(), 1, "{strategy:?}");
+            assert!(
+                crowded.owned_by_other(&taken[0], "me"),
+                "{strategy:?}: from a"
+            );
+            assert_eq!(crowded.live[&taken[0]], "a", "{strategy:?}");
+        }
     }
 
     #[test]
