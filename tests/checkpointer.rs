@@ -9,7 +9,7 @@ use common::Recorder;
 use eventhub_checkpointstore::{
     balancer::{BalancerOptions, PartitionBalancer},
     checkpointer::{Checkpointer, CheckpointerOptions},
-    BlobCheckpointStore, Checkpoint, CheckpointStore, Error, InMemoryCheckpointStore,
+    Advance, BlobCheckpointStore, Checkpoint, CheckpointStore, Error, InMemoryCheckpointStore,
 };
 use futures::future::join_all;
 use std::{collections::BTreeMap, num::NonZeroU64, sync::Arc, time::Duration};
@@ -235,6 +235,32 @@ async fn a_position_recorded_while_a_write_is_out_is_written_by_the_next_flush()
         described.contains("Checkpointer") && described.contains("writes: 2"),
         "{described}"
     );
+}
+
+/// An operator's rewind (another store moving the checkpoint back) is honoured: a store that
+/// last saw a newer checkpoint reads the record again before refusing a position, and writes
+/// one past the rewound checkpoint; a store reading a newer one refuses.
+#[tokio::test]
+async fn a_rewound_checkpoint_is_read_again_before_a_position_is_refused() {
+    let container = common::fresh_container().await;
+    let consumer = common::store_on(&container, None);
+    let operator = common::store_on(&container, None);
+    let at = |seq: i64| Checkpoint::new((NS, HUB, GROUP), "0", Some(seq.to_string()), Some(seq));
+    assert!(matches!(
+        consumer.advance_checkpoint(&at(100)).await.unwrap(),
+        Advance::Written
+    ));
+    operator.update_checkpoint(&at(50)).await.unwrap();
+    assert!(matches!(
+        consumer.advance_checkpoint(&at(80)).await.unwrap(),
+        Advance::Written
+    ));
+    assert_eq!(stored(&consumer).await["0"], Some(80));
+    let late = common::store_on(&container, None);
+    match late.advance_checkpoint(&at(60)).await.unwrap() {
+        Advance::Stale { stored } => assert_eq!(stored.sequence_number, Some(80)),
+        other => panic!("a position behind the stored one: {other:?}"),
+    }
 }
 
 #[tokio::test]
