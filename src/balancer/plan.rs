@@ -383,6 +383,19 @@ mod tests {
             );
             assert_eq!(crowded.live[&taken[0]], "a", "{strategy:?}");
         }
+        // Below its minimum, balanced, nothing free, the others at their maximum (3 and 3 of 7
+        // over three): it takes one from them, which are above the minimum though not above
+        // the maximum.
+        let partitions: BTreeSet<String> = (0..7).map(|p| p.to_string()).collect();
+        let records = ["a", "a", "a", "b", "b", "b", "me"]
+            .iter()
+            .enumerate()
+            .map(|(p, o)| record(&p.to_string(), Some(o), 1, now))
+            .collect();
+        let short = View::new(records, &partitions, "me", now, expiration);
+        let taken = plan(&short, "me", 7, Strategy::Balanced, &shuffle);
+        assert_eq!(taken.len(), 1);
+        assert!(short.owned_by_other(&taken[0], "me"));
     }
 
     #[test]
