@@ -193,6 +193,39 @@ impl Hooks for Gate {
     }
 }
 
+/// A position needs an offset or a sequence number, not both (geo-replicated namespaces give
+/// offsets that are not numbers; some callers know only the sequence number); neither is
+/// refused.
+#[tokio::test]
+async fn a_position_with_only_an_offset_or_only_a_sequence_number_is_recorded() {
+    let store = Arc::new(InMemoryCheckpointStore::new());
+    let checkpointer = Checkpointer::new(store.clone(), (NS, HUB, GROUP), by_count(1)).unwrap();
+    assert!(checkpointer.record("0", None, Some(5)).await.unwrap());
+    assert!(checkpointer
+        .record("1", Some("g1:42".into()), None)
+        .await
+        .unwrap());
+    assert!(matches!(
+        checkpointer.record("2", None, None).await,
+        Err(Error::InvalidInput { .. })
+    ));
+    let mut stored: Vec<_> = store
+        .list_checkpoints(&Scope::new(NS, HUB, GROUP))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.partition_id, c.offset, c.sequence_number))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("0".to_owned(), None, Some(5)),
+            ("1".to_owned(), Some("g1:42".to_owned()), None)
+        ]
+    );
+}
+
 /// A position recorded while the write of an older one is out stays pending (it is not
 /// superseded by that write), and is what the next flush writes.
 #[tokio::test]
