@@ -269,6 +269,24 @@ mod tests {
         assert!(!handover.holding());
     }
 
+    /// A partition given up forgets its hold: taken again later (free, nobody to wait for), it
+    /// is ready at once.
+    #[test]
+    fn a_partition_given_up_and_taken_again_is_not_held() {
+        let now = OffsetDateTime::now_utc();
+        for give_up in [
+            (|h: &Handover| h.release("0")) as fn(&Handover),
+            |h: &Handover| h.release_all(),
+        ] {
+            let handover = held_from_g(now);
+            assert!(handover.holds("0"));
+            give_up(&handover);
+            assert!(!handover.holds("0"));
+            assert!(!handover.holding());
+            assert_eq!(ready(&handover), ["0".to_owned()].into());
+        }
+    }
+
     #[test]
     fn claims_that_changed_hands_are_no_evidence_and_expiry_ends_a_hold() {
         let now = OffsetDateTime::now_utc();
