@@ -291,7 +291,14 @@ async fn failed_operations_carry_their_error_type() {
         ..scope.ownership("0", "a")
     };
     assert!(store.claim_ownership(&[bad]).await.is_err());
+    // A claim sent and failed (the container is missing): counted as failed, not lost.
+    assert!(store
+        .claim_ownership(&[scope.ownership("1", "a")])
+        .await
+        .is_err());
     let f = Figures::take(&snapshot, &hub);
+    assert_eq!(f.counter(CLAIMS, &[("outcome", "failed")]), 1);
+    assert_eq!(f.counter(CLAIMS, &[("outcome", "lost")]), 0);
     let error = |kind| [("outcome", "error"), ("error.type", kind)];
     assert_eq!(f.timed("list_checkpoints", &error("404")), 1);
     assert_eq!(f.timed("claim_ownership", &error("invalid_input")), 1);
