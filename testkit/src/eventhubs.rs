@@ -228,13 +228,16 @@ pub fn expire(hub: &str, partition: &str, before: i64) -> i64 {
         .expect("a sequence number")
 }
 
-/// How many receivers of consumer `group` are attached to one partition now.
-pub fn receivers(hub: &str, partition: &str, group: &str) -> u64 {
+/// The hub's partitions as the control plane reports them.
+fn partitions(hub: &str) -> Vec<Value> {
     let (status, answer) = control("GET", &format!("/hubs/{hub}"), None);
     assert_eq!(status, 200, "{answer}");
-    answer["partitions"]
-        .as_array()
-        .expect("partitions")
+    answer["partitions"].as_array().expect("partitions").clone()
+}
+
+/// How many receivers of consumer `group` are attached to one partition now.
+pub fn receivers(hub: &str, partition: &str, group: &str) -> u64 {
+    partitions(hub)
         .iter()
         .find(|p| p["id"] == partition)
         .map(|p| {
@@ -254,11 +257,7 @@ pub fn live_connections() -> u64 {
 
 /// The number of events in each partition, by id.
 pub fn event_counts(hub: &str) -> Vec<(String, u64)> {
-    let (status, answer) = control("GET", &format!("/hubs/{hub}"), None);
-    assert_eq!(status, 200, "{answer}");
-    answer["partitions"]
-        .as_array()
-        .expect("partitions")
+    partitions(hub)
         .iter()
         .map(|p| {
             (
