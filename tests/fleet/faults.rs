@@ -171,35 +171,21 @@ pub(crate) fn run(test: &'static str, kind: &'static str, start: Start, fault: F
             let begin = Some(eventhubs::expire(&hub, TARGET, checkpoint + 21));
             let before = fleet.tally.lock().unwrap().resumed.len();
             start(&mut fleet, "b");
-            let deadline = Instant::now() + GIVEN;
-            let mut resumed_at = None;
-            while Instant::now() < deadline {
-                let tally = fleet.tally.lock().unwrap();
-                if let Some((_, _, seq)) = tally.resumed[before..]
+            let resumed_at = fleet.first_within(GIVEN, |t| {
+                t.resumed[before..]
                     .iter()
                     .find(|(n, p, _)| n == "b" && p == TARGET)
-                {
-                    resumed_at = Some(*seq);
-                    break;
-                }
-                drop(tally);
-                std::thread::sleep(Duration::from_millis(100));
-            }
+                    .map(|(_, _, seq)| *seq)
+            });
             return finish(fleet, fault, kind, &hub, &store, None, resumed_at, begin);
         }
         Fault::CheckpointPastEnd => {
             // Nothing to wait for but what the consumer makes of it: it gives the partition up,
             // or reads something of it (which it must not), or neither for 20 s.
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                let tally = fleet.tally.lock().unwrap();
-                let read = tally.processed.keys().any(|(p, _)| p == TARGET);
-                if read || tally.losses.iter().any(|(_, p, _)| p == TARGET) {
-                    break;
-                }
-                drop(tally);
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            fleet.first_within(Duration::from_secs(20), |t| {
+                let read = t.processed.keys().any(|(p, _)| p == TARGET);
+                (read || t.losses.iter().any(|(_, p, _)| p == TARGET)).then_some(())
+            });
             producer.stop();
             let read = (fleet.tally.lock().unwrap().processed.keys())
                 .any(|(p, _)| p == TARGET)
@@ -214,21 +200,13 @@ pub(crate) fn run(test: &'static str, kind: &'static str, start: Start, fault: F
         .find(|(p, _)| p == TARGET)
         .map_or(0, |(_, n)| n);
     let ended = Instant::now();
-    let mut resumed_after = None;
-    while ended.elapsed() < GIVEN {
-        let tally = fleet.tally.lock().unwrap();
-        if tally
-            .processed
+    let resumed_after = fleet.first_within(GIVEN, |t| {
+        t.processed
             .range((TARGET.to_owned(), appended as i64)..)
             .next()
             .is_some_and(|((p, _), _)| p == TARGET)
-        {
-            resumed_after = Some(ended.elapsed());
-            break;
-        }
-        drop(tally);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .then(|| ended.elapsed())
+    });
     producer.stop();
     if resumed_after.is_some() {
         // Everything read, however long the consumer takes after a fault it recovered from.

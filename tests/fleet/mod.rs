@@ -646,6 +646,25 @@ impl Fleet {
         }
     }
 
+    /// What `found` first sees in the tally (checked every 100 ms), or `None` once `within` has
+    /// passed: for what a consumer may rightly never do, where [`until`](Self::until) fails.
+    pub(crate) fn first_within<T>(
+        &self,
+        within: Duration,
+        found: impl Fn(&Tally) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(found) = found(&self.tally.lock().unwrap()) {
+                return Some(found);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the owners' shares of the partitions, by the store, are `shares` (in any
     /// order: the official processor and Python's consumer name themselves), unchanged over
     /// three intervals, with every partition owned. (An official processor learns of a loss at

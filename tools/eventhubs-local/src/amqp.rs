@@ -136,14 +136,16 @@ where
     let _ = connection.close().await;
 }
 
-/// The AMQP error a kick carries; its condition as the symbol given (Event Hubs' own, such as
-/// `com.microsoft:server-busy`, are not in the AMQP enumerations).
+/// An error condition as the symbol given (Event Hubs' own, such as
+/// `com.microsoft:server-busy`, are not in the AMQP enumerations; the standard ones go on the
+/// wire the same way).
+fn condition(symbol: &str) -> ErrorCondition {
+    ErrorCondition::Custom(Symbol::from(symbol))
+}
+
+/// The AMQP error a kick carries.
 fn error(kick: &Kick) -> definitions::Error {
-    definitions::Error::new(
-        ErrorCondition::Custom(Symbol::from(kick.condition.as_str())),
-        kick.description.clone(),
-        None,
-    )
+    definitions::Error::new(condition(&kick.condition), kick.description.clone(), None)
 }
 
 /// The reply links of one session, in attach order: where a request's reply goes.
@@ -572,7 +574,7 @@ async fn partition_link(sender: Sender, peer: Peer, epoch: Option<i64>) {
     if let Some(refusal) = partition.refusal() {
         return refuse(
             LinkEndpoint::Sender(sender),
-            ErrorCondition::Custom(Symbol::from(refusal.condition.as_str())),
+            condition(&refusal.condition),
             format!(
                 "Partition '{partition_id}' of event hub '{hub_name}' is not available now. Retry later."
             ),
@@ -581,10 +583,10 @@ async fn partition_link(sender: Sender, peer: Peer, epoch: Option<i64>) {
     }
     let start = match partition.start(&position) {
         Ok(start) => start,
-        Err((condition, description)) => {
+        Err((refused, description)) => {
             return refuse(
                 LinkEndpoint::Sender(sender),
-                ErrorCondition::Custom(Symbol::from(condition)),
+                condition(refused),
                 description,
             )
             .await
