@@ -189,15 +189,8 @@ async fn reads_records_of_other_sdks_and_tolerates_malformed_ones() {
             ("2".to_owned(), None),
         ])
     );
-    let checkpoints: BTreeMap<String, (Option<String>, Option<i64>)> = store
-        .list_checkpoints(&Scope::new(NS, EH, CG))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.partition_id, (c.offset, c.sequence_number)))
-        .collect();
     assert_eq!(
-        checkpoints,
+        common::positions(&store, &Scope::new(NS, EH, CG)).await,
         BTreeMap::from([
             ("0".to_owned(), (Some("1".to_owned()), None)),
             ("1".to_owned(), (Some("2".to_owned()), None)),

@@ -105,18 +105,12 @@ fn args<'a>(command: &'a str, scope: &'a [String], more: &[&'a str]) -> Vec<&'a 
     all
 }
 
-/// Partition → (offset, sequence number), through the library.
+/// Partition → (offset, sequence number) of consumer group `group`, through the library.
 async fn positions(
     store: &dyn CheckpointStore,
     group: &str,
 ) -> BTreeMap<String, (Option<String>, Option<i64>)> {
-    store
-        .list_checkpoints(&Scope::new(NS, EH, group))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.partition_id, (c.offset, c.sequence_number)))
-        .collect()
+    common::positions(store, &Scope::new(NS, EH, group)).await
 }
 
 /// A container with checkpoints for partitions 0..4 and live claims on 0 and 1.

@@ -5,7 +5,7 @@
 
 use eventhub_checkpointstore_testkit as common;
 
-use common::{fresh_container, store_on, Recorder};
+use common::{fresh_container, positions, store_on, Recorder};
 use eventhub_checkpointstore::copy::{copy_checkpoints, CopyOptions, CopyOutcome};
 use eventhub_checkpointstore::{
     BlobCheckpointStoreOptions, BlobNaming, CheckpointStore, Error, Ownership, Scope,
@@ -17,20 +17,6 @@ const EH: &str = "Telemetry";
 
 fn scope(group: &str) -> Scope {
     Scope::new(NS, EH, group)
-}
-
-/// Partition → (offset, sequence number).
-async fn positions(
-    store: &dyn CheckpointStore,
-    s: &Scope,
-) -> BTreeMap<String, (Option<String>, Option<i64>)> {
-    store
-        .list_checkpoints(s)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.partition_id, (c.offset, c.sequence_number)))
-        .collect()
 }
 
 /// 12 partitions with checkpoints (one with an offset only, one with a sequence number only),

@@ -187,15 +187,8 @@ async fn this_crate_reads_what_javascript_writes_and_their_claims_race_on_one_ve
         won["2"]["etag"].as_str().map(bare),
         "the same version"
     );
-    let checkpoints: BTreeMap<String, (Option<String>, Option<i64>)> = store
-        .list_checkpoints(&scope())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.partition_id, (c.offset, c.sequence_number)))
-        .collect();
     assert_eq!(
-        checkpoints,
+        common::positions(&store, &scope()).await,
         BTreeMap::from([
             ("2".to_owned(), (Some("123".to_owned()), Some(MAX_SAFE))),
             ("3".to_owned(), (Some("0".to_owned()), Some(0))),

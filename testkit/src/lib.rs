@@ -20,8 +20,8 @@ use eventhub_checkpointstore::azure_core::http::{
 };
 use eventhub_checkpointstore::azure_storage_blob::models::BlockBlobClientUploadOptions;
 use eventhub_checkpointstore::{
-    BlobCheckpointStore, BlobCheckpointStoreOptions, ConnectionString, StorageCredential,
-    TableCheckpointStore, TableCheckpointStoreOptions, DEVELOPMENT_ACCOUNT_KEY,
+    BlobCheckpointStore, BlobCheckpointStoreOptions, CheckpointStore, ConnectionString, Scope,
+    StorageCredential, TableCheckpointStore, TableCheckpointStoreOptions, DEVELOPMENT_ACCOUNT_KEY,
 };
 use futures::StreamExt;
 use std::sync::{
@@ -37,6 +37,20 @@ pub fn connection_string() -> String {
              and starts Azurite, or set it to an Azurite connection string yourself."
         )
     })
+}
+
+/// Each partition's stored (offset, sequence number) in `scope`, by partition id.
+pub async fn positions(
+    store: &dyn CheckpointStore,
+    scope: &Scope,
+) -> std::collections::BTreeMap<String, (Option<String>, Option<i64>)> {
+    store
+        .list_checkpoints(scope)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.partition_id, (c.offset, c.sequence_number)))
+        .collect()
 }
 
 /// A loopback port nothing listens on (bound, then freed): a refused connection, or a port for
