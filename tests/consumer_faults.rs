@@ -7,6 +7,8 @@
 
 mod fleet;
 
+use eventhub_checkpointstore::{Checkpoint, CheckpointStore};
+use eventhub_checkpointstore_testkit::eventhubs::{self, HubSpec};
 use fleet::faults::{self, Fault, Row};
 use fleet::*;
 use std::time::Duration;
@@ -116,4 +118,58 @@ fn a_checkpoint_past_the_end_is_not_read_from_elsewhere_and_the_partition_is_giv
         "given up as failed: {row:?}"
     );
     assert_eq!(row.twice, 0, "{row:?}");
+}
+
+/// Another consumer read the partition while this one could not (a JavaScript consumer keeps
+/// reading what a receiver without an owner level cannot take from it, and checkpoints it): the
+/// reader that gets its receiver back resumes after that consumer's checkpoint, not after its
+/// own last event, so nothing the other processed and checkpointed is processed again.
+#[test]
+fn a_partition_read_elsewhere_meanwhile_resumes_after_the_stored_checkpoint() {
+    const TEST: &str = "a_partition_read_elsewhere_meanwhile_resumes_after_the_stored_checkpoint";
+    if node::is_node() {
+        return node::run();
+    }
+    const TARGET: &str = "0";
+    let hub = eventhubs::create_hub(
+        "elsewhere",
+        HubSpec {
+            partitions: 1,
+            preload: 20,
+            rate: 0.0,
+            total: None,
+        },
+    );
+    let (store_arg, store) = blob_store();
+    let mut fleet = Fleet::new(TEST, &hub, &store_arg);
+    fleet.start_balancer("a");
+    fleet.until("the consumer reads the first 20 events", |t| {
+        t.last.get(&("a".to_owned(), TARGET.to_owned())) == Some(&19)
+    });
+    // Its receiver detached and new ones refused for a while; meanwhile 30 events come, and
+    // "another consumer" processes 20-39 and checkpoints 39.
+    eventhubs::partition_fault(&hub, TARGET, "refuse?ms=1500");
+    eventhubs::detach_receivers(&hub, TARGET, "amqp:link:detach-forced");
+    eventhubs::append(&hub, TARGET, 30);
+    let elsewhere = Checkpoint::new(scope(&hub), TARGET, Some((39 * 1024).to_string()), Some(39));
+    runtime()
+        .block_on(store.update_checkpoint(&elsewhere))
+        .unwrap();
+    fleet.until("the consumer reads the last event", |t| {
+        t.last.get(&("a".to_owned(), TARGET.to_owned())) == Some(&49)
+    });
+    fleet.stop_all();
+    let tally = fleet.tally.lock().unwrap();
+    let processed: Vec<i64> = tally
+        .processed
+        .iter()
+        .filter(|((p, _), by)| p == TARGET && by.iter().all(|n| n == "a"))
+        .flat_map(|((_, seq), by)| std::iter::repeat_n(*seq, by.len()))
+        .collect();
+    let expected: Vec<i64> = (0..20).chain(40..50).collect();
+    assert_eq!(
+        processed, expected,
+        "what the consumer processed: once each, none of what the other had checkpointed"
+    );
+    assert!(tally.errors.is_empty(), "{:?}", tally.errors);
 }

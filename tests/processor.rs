@@ -706,31 +706,41 @@ fn our_consumer_shares_a_group_with_the_official_processor_and_python() {
     );
 }
 
-/// Checks a mixed fleet's tally after take-overs of killed consumers: what was processed twice
-/// is exactly what `victims` processed past the checkpoints their partitions resumed from,
-/// nothing three times, no error lines. Returns what was processed twice.
+/// Checks a mixed fleet's tally after take-overs of killed consumers: every time an event was
+/// processed again is explained by one take-over, from where the taker resumed: of a killed
+/// consumer's partition (`victims`), right after its checkpoints, up to its last event; or of a
+/// live consumer's (the other languages' processors take without waiting for a handover; not
+/// this crate's processor, named "ours", from itself), right after an acknowledged checkpoint,
+/// up to that consumer's last event. No error lines. Returns what was processed more than once.
 fn only_takeovers_reprocessed(tally: &Tally, victims: &[&Victim]) -> BTreeSet<(String, i64)> {
-    let mut expected = BTreeSet::new();
-    for victim in victims {
-        expected.extend(victim.reprocessed(tally));
+    let mut expected: BTreeMap<(String, i64), usize> = BTreeMap::new();
+    let explained = tally
+        .taken_from_the_living(victims, &["ours"])
+        .into_iter()
+        .chain(victims.iter().flat_map(|v| v.reprocessed(tally)));
+    for event in explained {
+        *expected.entry(event).or_default() += 1;
     }
-    let twice: BTreeSet<(String, i64)> =
-        tally.twice().into_iter().map(|(k, _)| k.clone()).collect();
-    assert!(
-        twice == expected,
-        "processed twice vs what the killed consumers processed past the checkpoints resumed \
-         from: twice only {:?}; expected only {:?}",
-        twice.difference(&expected).collect::<Vec<_>>(),
-        expected.difference(&twice).collect::<Vec<_>>()
-    );
-    let thrice: Vec<_> = tally
-        .processed
-        .iter()
-        .filter(|(_, by)| by.len() > 2)
+    let again: BTreeMap<(String, i64), usize> = tally
+        .twice()
+        .into_iter()
+        .map(|(event, by)| (event.clone(), by.len() - 1))
         .collect();
-    assert!(thrice.is_empty(), "processed three times: {thrice:?}");
+    let differ = |a: &BTreeMap<(String, i64), usize>, b: &BTreeMap<(String, i64), usize>| {
+        a.iter()
+            .filter(|(event, n)| b.get(*event) != Some(n))
+            .map(|(event, n)| (event.clone(), *n))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        again == expected,
+        "events processed again (times) vs the take-overs that explain them: unexplained {:?}; \
+         explained but not seen {:?}",
+        differ(&again, &expected),
+        differ(&expected, &again)
+    );
     assert!(tally.errors.is_empty(), "{:?}", tally.errors);
-    twice
+    again.into_keys().collect()
 }
 
 /// Four kinds in one consumer group, on one container, on real events: the official processor
@@ -739,7 +749,9 @@ fn only_takeovers_reprocessed(tally: &Tally, victims: &[&Victim]) -> BTreeSet<(S
 /// then each kind is killed in turn (official, Python, JavaScript, ours) and the others take its
 /// partitions over from its checkpoints, and a new JavaScript consumer takes over from ours.
 /// Every event is processed; what is processed twice is exactly what the killed consumers
-/// processed past the checkpoints their partitions resumed from; nothing three times.
+/// processed past the checkpoints their partitions resumed from (and, where one kind took a
+/// partition from a live one, which the other languages do without a handover, what that one had
+/// processed past the checkpoint the taker resumed from); nothing three times.
 #[test]
 fn four_kinds_share_a_group_and_take_over_from_each_other() {
     const TEST: &str = "four_kinds_share_a_group_and_take_over_from_each_other";
@@ -776,11 +788,18 @@ fn four_kinds_share_a_group_and_take_over_from_each_other() {
     fleet.until("Python checkpoints its share, 8", |t| {
         t.holding.get("python").is_some_and(|h| h.len() == 8) && reached("python", 24, 24)(t)
     });
-    // What Python holds is checkpointed: the partitions the two newcomers take from it move
-    // with nothing to reprocess (the other languages' processors do not hand over; see the share
-    // tests for moves while events flow), and the 4 nobody held yet are read from the start.
-    fleet.start_js("js");
+    // Ours before JavaScript: JavaScript's store claims a partition that has no record yet
+    // without a condition, so beside another newcomer both could win one of the 4 nobody held
+    // (a known bug of the JavaScript store, in docs/interoperability.md). Ours creates those
+    // records (reading them from the start) and checkpoints everything it holds; then what
+    // JavaScript takes from anyone moves with nothing to reprocess (the other languages'
+    // processors do not hand over; see the share tests for moves while events flow).
     fleet.start_balancer("ours");
+    fleet.until(
+        "ours checkpoints what it holds, the 4 nobody held among it",
+        |t| t.holding.get("ours").is_some_and(|h| h.len() >= 4) && reached("ours", 24, 24)(t),
+    );
+    fleet.start_js("js");
     fleet.settle(&store, &[4, 4, 4, 4]);
     fleet.until("each holds 4, by its own account", |t| {
         kinds
@@ -834,13 +853,23 @@ fn four_kinds_share_a_group_and_take_over_from_each_other() {
 
     let tally = fleet.tally.lock().unwrap();
     let twice = only_takeovers_reprocessed(&tally, &victims.iter().collect::<Vec<_>>());
+    // What ours took from JavaScript and gave back (it could not read it), JavaScript read all
+    // along: JavaScript may hold more than its share by that much, as `settle` allows.
+    let given = tally.given_back();
     let held: Vec<usize> = victims.iter().map(|v| v.partitions.len()).collect();
+    let given_to_js = (victims[2].partitions.iter())
+        .filter(|p| given.contains_key(*p))
+        .count();
     assert!(
-        held[0] == 4 && (5..=6).contains(&held[1]) && held[2] == 8 && held[3] == 16,
-        "what each held when it was killed: {held:?}"
+        held[0] == 4
+            && (5..=6).contains(&held[1])
+            && (8..=8 + given_to_js).contains(&held[2])
+            && held[3] == 16,
+        "what each held when it was killed: {held:?} (given back: {given:?})"
     );
     eprintln!(
-        "four kinds: {} events processed twice, all by take-overs of killed consumers; notes: {:?}",
+        "four kinds: {} events processed twice, all by take-overs of killed consumers; given \
+         back by ours: {given:?}; notes: {:?}",
         twice.len(),
         tally.notes
     );

@@ -154,6 +154,12 @@ pub struct PartitionBalancer {
     /// Until when this consumer takes nothing new, having given up partitions it could not
     /// read (see [`release`](PartitionBalancer::release)).
     take_nothing_until: Mutex<Option<tokio::time::Instant>>,
+    /// Whom each partition this consumer stole was taken from (see
+    /// [`give_back`](PartitionBalancer::give_back)).
+    taken_from: Mutex<BTreeMap<String, String>>,
+    /// Owners this consumer takes nothing from, and until when: they kept reading a partition
+    /// taken from them.
+    unmovable: Mutex<BTreeMap<String, tokio::time::Instant>>,
 }
 
 /// What one cycle asks the store for: renewals of what this consumer owns, and the partitions
@@ -216,6 +222,8 @@ impl PartitionBalancer {
             checkpointer: None,
             handover: Handover::default(),
             take_nothing_until: Mutex::new(None),
+            taken_from: Mutex::new(BTreeMap::new()),
+            unmovable: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -364,8 +372,10 @@ impl PartitionBalancer {
         let planned = if self.setting_aside() {
             Vec::new()
         } else {
+            let unmovable = self.unmovable();
             plan::plan(
                 view,
+                &unmovable,
                 &self.owner_id,
                 self.partitions.len(),
                 self.options.strategy,
@@ -476,6 +486,17 @@ impl PartitionBalancer {
                 .filter(|o| handover && stolen.contains(&o.partition_id))
                 .map(|o| o.partition_id.clone())
                 .collect();
+            {
+                let mut taken_from = lock(&self.taken_from);
+                for o in &taken {
+                    taken_from.remove(&o.partition_id);
+                }
+                for o in &stolen_now {
+                    if let Some(giver) = view.live.get(&o.partition_id) {
+                        taken_from.insert(o.partition_id.clone(), giver.clone());
+                    }
+                }
+            }
             let held = stolen_now.len() + taken_back.len();
             metrics::ownership_changes(&self.scope, &self.owner_id, Change::Stolen, held);
             metrics::ownership_changes(&self.scope, &self.owner_id, Change::Taken, taken.len());
@@ -543,7 +564,7 @@ impl PartitionBalancer {
         if claims.is_empty() {
             return Ok(());
         }
-        let (_, written) = self.give_up(claims).await?;
+        let (_, written) = self.give_up(claims, None).await?;
         written
     }
 
@@ -551,7 +572,11 @@ impl PartitionBalancer {
     /// the next owner resumes from what is written when it claims. How many were given up
     /// (a claim lost meanwhile is not), and the first failed write; a failed release is the
     /// error.
-    async fn give_up(&self, claims: Vec<Ownership>) -> Result<(usize, Result<()>)> {
+    async fn give_up(
+        &self,
+        claims: Vec<Ownership>,
+        to: Option<String>,
+    ) -> Result<(usize, Result<()>)> {
         let written = match &self.checkpointer {
             Some(checkpointer) => {
                 handover::write_last(
@@ -566,7 +591,7 @@ impl PartitionBalancer {
         let releases: Vec<Ownership> = claims
             .into_iter()
             .map(|o| Ownership {
-                owner_id: None,
+                owner_id: to.clone(),
                 ..o
             })
             .collect();
@@ -618,8 +643,45 @@ impl PartitionBalancer {
             return Ok(false);
         };
         self.handover.release(partition_id);
-        let (released, written) = self.give_up(vec![claim]).await?;
+        lock(&self.taken_from).remove(partition_id);
+        let (released, written) = self.give_up(vec![claim], None).await?;
         written.map(|()| released > 0)
+    }
+
+    /// Gives a partition this consumer took from a live owner back to that owner, and takes
+    /// nothing from it for `for_`: for a consumer that could not read what it took because its
+    /// old owner still reads it. (JavaScript's processor stops reading a partition only when a
+    /// receiver with an owner level displaces its own, and the 0.15 client's receivers carry
+    /// none, so they are refused; taking from it again would only repeat that.) The claim is
+    /// written in the old owner's name, conditional on this consumer's version, so the records
+    /// say who reads the partition. A partition not taken from a live owner is
+    /// [released](Self::release) instead, with `set_aside`. Whether the partition was owned and
+    /// given.
+    pub(crate) async fn give_back(
+        &self,
+        partition_id: &str,
+        set_aside: Duration,
+        for_: Duration,
+    ) -> Result<bool> {
+        let Some(giver) = lock(&self.taken_from).remove(partition_id) else {
+            return self.release(partition_id, set_aside).await;
+        };
+        lock(&self.unmovable).insert(giver.clone(), tokio::time::Instant::now() + for_);
+        let Some(claim) = lock(&self.owned).remove(partition_id) else {
+            return Ok(false);
+        };
+        self.handover.release(partition_id);
+        tracing::info!(owner_id = %self.owner_id, partition = partition_id, to = %giver, "giving the partition back to the owner it was taken from, which still reads it");
+        let (given, written) = self.give_up(vec![claim], Some(giver)).await?;
+        written.map(|()| given > 0)
+    }
+
+    /// The owners nothing is taken from now (see [`give_back`](Self::give_back)).
+    fn unmovable(&self) -> BTreeSet<String> {
+        let now = tokio::time::Instant::now();
+        let mut unmovable = lock(&self.unmovable);
+        unmovable.retain(|_, until| *until > now);
+        unmovable.keys().cloned().collect()
     }
 
     /// Whether a partition given up by [`release`](Self::release) is still set aside.
@@ -879,11 +941,8 @@ mod tests {
     async fn a_quick_cycle_claims_without_renewing() {
         let store = Arc::new(crate::InMemoryCheckpointStore::new());
         let versions = || async {
-            let listed = store
-                .list_ownership(&Scope::new("ns", "eh", "cg"))
+            listed(&store)
                 .await
-                .unwrap();
-            listed
                 .into_iter()
                 .map(|o| (o.partition_id, (o.owner_id, o.etag)))
                 .collect::<BTreeMap<_, _>>()
@@ -905,6 +964,58 @@ mod tests {
             let renewed = etag != &before[partition].1;
             assert_eq!(renewed, owner.as_deref() == Some("a"), "{partition}");
         }
+    }
+
+    /// A partition taken from a live owner and given back is written in that owner's name, and
+    /// nothing is taken from that owner until the mark ends; then it is stolen from again. A
+    /// partition that was free when taken is released instead (empty owner), with its set-aside.
+    #[tokio::test(start_paused = true)]
+    async fn a_partition_given_back_goes_to_its_old_owner_which_is_left_alone_meanwhile() {
+        let store = Arc::new(crate::InMemoryCheckpointStore::new());
+        let (a, b) = (greedy(&store, "a", 4), greedy(&store, "b", 4));
+        assert_eq!(a.cycle().await.unwrap().len(), 4);
+        let stolen = b.cycle().await.unwrap();
+        assert_eq!(stolen.len(), 2);
+        let given = stolen.iter().next().unwrap().clone();
+        let (set_aside, unmovable_for) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert!(b.give_back(&given, set_aside, unmovable_for).await.unwrap());
+        assert_eq!(owner_of(&store, &given).await.as_deref(), Some("a"));
+        assert!(!b.owned().contains(&given));
+        // a holds 3 of 4 and b 1: b is short, but takes nothing from a while it is marked.
+        a.cycle().await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(b.cycle().await.unwrap().len(), 1);
+        }
+        tokio::time::advance(unmovable_for).await;
+        a.cycle().await.unwrap();
+        assert_eq!(b.cycle().await.unwrap().len(), 2, "stolen from again");
+        // A partition b took free is released, not given to anybody.
+        let c = greedy(&store, "c", 5);
+        let free = c.cycle().await.unwrap();
+        assert_eq!(free, BTreeSet::from(["4".to_owned()]));
+        assert!(c.give_back("4", set_aside, unmovable_for).await.unwrap());
+        assert_eq!(owner_of(&store, "4").await, None);
+    }
+
+    /// The tests' ownership records.
+    async fn listed(store: &Arc<crate::InMemoryCheckpointStore>) -> Vec<Ownership> {
+        store
+            .list_ownership(&Scope::new("ns", "eh", "cg"))
+            .await
+            .unwrap()
+    }
+
+    /// The owner a partition's record names (`None`: none, or relinquished).
+    async fn owner_of(
+        store: &Arc<crate::InMemoryCheckpointStore>,
+        partition: &str,
+    ) -> Option<String> {
+        listed(store)
+            .await
+            .into_iter()
+            .find(|o| o.partition_id == partition)
+            .and_then(|o| o.owner_id)
+            .filter(|o| !o.is_empty())
     }
 
     /// Greedy consumers started together reach their share by quick cycles, before any of them

@@ -135,10 +135,11 @@ pub(super) const FREE_CLAIMS_PER_ROUND: usize = 32;
 /// The partitions `me` should claim this cycle, beyond renewals: up to its fair share of the free
 /// ones (all at once with `Greedy`, one with `Balanced`), or, when none is free, steals from
 /// owners above their share (`Greedy` below its minimum: its whole deficit, see
-/// [`greedy_steals`]; otherwise one, from the busiest). `shuffle` is fixed per consumer, so
-/// consumers that start together pick different partitions.
+/// [`greedy_steals`]; otherwise one, from the busiest), never from an `unmovable` owner. `shuffle`
+/// is fixed per consumer, so consumers that start together pick different partitions.
 pub(super) fn plan(
     view: &View,
+    unmovable: &BTreeSet<String>,
     me: &str,
     partitions: usize,
     strategy: Strategy,
@@ -175,7 +176,7 @@ pub(super) fn plan(
 
     // Nothing free: steal from owners holding more than their share allows.
     if strategy == Strategy::Greedy && mine < share.min {
-        return greedy_steals(view, &owners, me, share.min);
+        return greedy_steals(view, unmovable, &owners, me, share.min);
     }
     // One partition a cycle, from the busiest (balanced, or a greedy consumer at its minimum
     // taking one of the "+1" slots).
@@ -186,7 +187,7 @@ pub(super) fn plan(
     };
     let victim = owners
         .iter()
-        .filter(|(o, n)| **o != me && **n > limit)
+        .filter(|(o, n)| **o != me && **n > limit && !unmovable.contains(**o))
         .max_by_key(|(o, n)| (**n, shuffle.hash_one(o)));
     let Some((victim, _)) = victim else {
         return Vec::new();
@@ -211,7 +212,13 @@ pub(super) fn plan(
 /// whose listings agree claim disjoint parts that sum to the excess; one whose listing is behind
 /// claims partitions another took meanwhile, and those claims fail on the version (the store's
 /// conditional write) rather than taking more.
-fn greedy_steals(view: &View, owners: &HashMap<&str, usize>, me: &str, min: usize) -> Vec<String> {
+fn greedy_steals(
+    view: &View,
+    unmovable: &BTreeSet<String>,
+    owners: &HashMap<&str, usize>,
+    me: &str,
+    min: usize,
+) -> Vec<String> {
     // Deficits are filled one after another from the excess laid end to end: this consumer's
     // part starts after the deficits of the takers before it.
     let mut takers: Vec<(&str, usize)> = owners
@@ -228,7 +235,7 @@ fn greedy_steals(view: &View, owners: &HashMap<&str, usize>, me: &str, min: usiz
     let deficit = min.saturating_sub(owners.get(me).copied().unwrap_or(0));
     let mut victims: Vec<(&str, usize)> = owners
         .iter()
-        .filter(|(_, n)| **n > min)
+        .filter(|(o, n)| **n > min && !unmovable.contains(**o))
         .map(|(o, n)| (*o, n - min))
         .collect();
     victims.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -250,6 +257,17 @@ mod tests {
     use super::*;
     use crate::scope::Scope;
     use std::collections::hash_map::RandomState;
+
+    /// [`super::plan`] with no unmovable owner.
+    fn plan(
+        view: &View,
+        me: &str,
+        partitions: usize,
+        strategy: Strategy,
+        shuffle: &impl BuildHasher,
+    ) -> Vec<String> {
+        super::plan(view, &BTreeSet::new(), me, partitions, strategy, shuffle)
+    }
 
     #[test]
     fn fair_share_splits_partitions_with_at_most_one_extra() {
@@ -437,6 +455,42 @@ mod tests {
             expiration,
         );
         assert!(plan(&even, "me", 4, Strategy::Greedy, &shuffle).is_empty());
+    }
+
+    /// An unmovable owner (it kept reading what was taken from it) is never stolen from, by
+    /// either strategy, even when it is the only one above its share; the others still are.
+    #[test]
+    fn nothing_is_stolen_from_an_unmovable_owner() {
+        let now = OffsetDateTime::now_utc();
+        let partitions: BTreeSet<String> = (0..8).map(|p| p.to_string()).collect();
+        let shuffle = RandomState::new();
+        // "js" holds 5, "py" 3, "me" none: both are above the share of 2 (8 over 3, +2 extra).
+        let view = View::new(
+            (0..8)
+                .map(|p| {
+                    let owner = if p < 5 { "js" } else { "py" };
+                    record(&p.to_string(), Some(owner), 1, now)
+                })
+                .collect(),
+            &partitions,
+            "me",
+            now,
+            Duration::from_secs(30),
+        );
+        let js = BTreeSet::from(["js".to_owned()]);
+        let both = BTreeSet::from(["js".to_owned(), "py".to_owned()]);
+        for strategy in [Strategy::Balanced, Strategy::Greedy] {
+            let stolen = super::plan(&view, &js, "me", 8, strategy, &shuffle);
+            assert!(!stolen.is_empty(), "{strategy:?}");
+            assert!(
+                stolen.iter().all(|p| view.live[p] == "py"),
+                "{strategy:?}: {stolen:?}"
+            );
+            assert!(super::plan(&view, &both, "me", 8, strategy, &shuffle).is_empty());
+            // Without the mark, the busiest ("js") is stolen from.
+            let stolen = plan(&view, "me", 8, strategy, &shuffle);
+            assert!(stolen.iter().any(|p| view.live[p] == "js"), "{strategy:?}");
+        }
     }
 
     /// Greedy consumers short of their minimum divide the others' excess the same way from the

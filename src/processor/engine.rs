@@ -46,6 +46,10 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_QUIET: Duration = Duration::from_secs(2);
 /// Tries at opening the first client and reading the hub's partitions before `start` fails.
 const START_TRIES: u32 = 5;
+/// How long, in ownership expirations, nothing is taken from an owner that kept reading a
+/// partition taken from it (see `PartitionBalancer::give_back`): long enough that a fleet does
+/// not churn, short enough that a consumer restarted under the same owner id is balanced again.
+const UNMOVABLE_EXPIRATIONS: u32 = 10;
 /// Events read ahead of the application, per partition.
 const READ_AHEAD: usize = 256;
 
@@ -212,6 +216,8 @@ struct Engine {
     partitions: mpsc::UnboundedSender<PartitionClient>,
     /// The application's checkpoints being recorded: all are done before the last writes.
     checkpoints: RefCell<JoinSet<()>>,
+    /// The last listing of checkpoints by readers about to read again, and when it was made.
+    listed: tokio::sync::Mutex<Option<(Instant, Rc<Vec<crate::Checkpoint>>)>>,
 }
 
 /// A partition being read.
@@ -301,6 +307,7 @@ async fn run(
         active: RefCell::new(BTreeMap::new()),
         partitions: partitions_tx,
         checkpoints: RefCell::new(JoinSet::new()),
+        listed: tokio::sync::Mutex::new(None),
     });
     let result = engine.work(stop, commands).await;
     let _ = done_tx.send(result);
@@ -604,9 +611,60 @@ impl Engine {
                         () = wake.notified() => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
+                    self.catch_up(&state, &mut last).await;
                 }
             }
         }
+    }
+
+    /// Moves `last` to the stored checkpoint when that is further: while this reader could not
+    /// read, another consumer may have. One whose receivers carry an owner level keeps reading a
+    /// partition taken from it (Python's until its next cycle, JavaScript's until displaced by
+    /// an owner level), and the 0.15 client's receivers, which carry none, are refused
+    /// meanwhile. What it checkpointed is processed, and reading resumes after it.
+    async fn catch_up(&self, state: &PartitionState, last: &mut Option<i64>) {
+        if state.ended().is_some() {
+            return;
+        }
+        let stored = match self.checkpoints_now().await {
+            Ok(stored) => stored,
+            Err(err) => {
+                tracing::debug!(partition = %state.partition_id, error = %err, "listing checkpoints before reading again");
+                return;
+            }
+        };
+        let checkpoint = stored
+            .iter()
+            .find(|c| c.partition_id == state.partition_id)
+            .and_then(|c| c.sequence_number);
+        if let Some(checkpoint) = checkpoint.filter(|c| last.is_none_or(|last| *c > last)) {
+            tracing::info!(
+                owner_id = %self.shared.balancer.owner_id(),
+                partition = %state.partition_id,
+                checkpoint,
+                last = *last,
+                "another consumer read this partition while it could not be read here: resuming after its checkpoint"
+            );
+            *last = Some(checkpoint);
+        }
+    }
+
+    /// The scope's checkpoints, listed at most once a [`FIRST_BACKOFF`] however many readers
+    /// ask (every partition's reader asks at once when a client is replaced).
+    async fn checkpoints_now(&self) -> Result<Rc<Vec<crate::Checkpoint>>> {
+        let mut listed = self.listed.lock().await;
+        if let Some((at, stored)) = listed.as_ref() {
+            if at.elapsed() < FIRST_BACKOFF {
+                return Ok(stored.clone());
+            }
+        }
+        let stored = Rc::new(
+            self.store
+                .list_checkpoints(self.shared.balancer.scope())
+                .await?,
+        );
+        *listed = Some((Instant::now(), stored.clone()));
+        Ok(stored)
     }
 
     /// A partition unread for the stall timeout: the application is told to stop, and the
@@ -632,14 +690,18 @@ impl Engine {
             owner_id = %self.shared.balancer.owner_id(),
             partition = %state.partition_id,
             why,
-            "partition unreadable for {stall:?}: relinquishing it for another consumer"
+            "partition unreadable for {stall:?}: giving it up for another consumer (back to its old \
+             owner when it was taken from one)"
         );
-        // Taking nothing new for an expiration: others have time to take it over.
+        // Taking nothing new for an expiration: others have time to take it over. A partition
+        // taken from a live owner goes back to it: that owner's receiver (with an owner level,
+        // which this client's lack) is the likeliest reason it could not be read here.
         let set_aside = self.options.balancer.expiration;
+        let unmovable_for = set_aside.saturating_mul(UNMOVABLE_EXPIRATIONS);
         if let Err(err) = self
             .shared
             .balancer
-            .release(&state.partition_id, set_aside)
+            .give_back(&state.partition_id, set_aside, unmovable_for)
             .await
         {
             tracing::warn!(partition = %state.partition_id, error = %err, "relinquishing an unreadable partition");

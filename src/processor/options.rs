@@ -154,10 +154,11 @@ impl ProcessorBuilder {
         self
     }
 
-    /// The owner level (epoch) of this consumer's receivers. Default `Some(0)`, as the other
-    /// languages' processors: the service then closes the receiver of a consumer that still
-    /// reads a partition another consumer opened since, and refuses receivers without one.
-    /// `None` opens receivers without an owner level.
+    /// The owner level (epoch) asked for this consumer's receivers. Default `Some(0)`, as the
+    /// other languages' processors. The 0.15 client does not send it yet, so today the receivers
+    /// carry none whatever this says; what follows from that, and what the processor does about
+    /// it, is in `docs/processor.md`, "Owner level".
+    /// `None` asks for no owner level.
     pub fn owner_level(mut self, owner_level: Option<i64>) -> Self {
         self.owner_level = owner_level;
         self

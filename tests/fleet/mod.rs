@@ -382,6 +382,10 @@ pub(crate) struct Tally {
     pub(crate) errors: Vec<String>,
     /// Every `lost` line: (node, partition, why).
     pub(crate) losses: Vec<(String, String, String)>,
+    /// Every `claimed` line, in order: (node, partition).
+    pub(crate) claims: Vec<(String, String)>,
+    /// Every checkpoint acknowledged: (node, partition, sequence number).
+    pub(crate) acks: BTreeSet<(String, String, i64)>,
     /// Errors a client reported and recovered from (Python's `on_error`).
     pub(crate) notes: Vec<String>,
     /// (node, partition) that failed to reopen with the client's dead-session error.
@@ -394,6 +398,7 @@ impl Tally {
         let key = |p: &str| (node.to_owned(), p.to_owned());
         match words.as_slice() {
             ["claimed", p] => {
+                self.claims.push((node.into(), p.to_string()));
                 self.holding
                     .entry(node.into())
                     .or_default()
@@ -419,7 +424,9 @@ impl Tally {
                 }
             }
             ["checkpoint", p, seq] => {
-                self.acked.insert(key(p), seq.parse().unwrap());
+                let seq: i64 = seq.parse().unwrap();
+                self.acks.insert((node.into(), p.to_string(), seq));
+                self.acked.insert(key(p), seq);
             }
             ["lost", p, why] => {
                 self.holding.entry(node.into()).or_default().remove(*p);
@@ -470,6 +477,81 @@ impl Tally {
                         && self.acked.get(&key).is_some_and(|acked| *acked < last)
                 })
         })
+    }
+
+    /// Partitions one of this crate's processors took from a consumer that kept reading them,
+    /// could not read, and gave back (see `PartitionBalancer::give_back`), with the processor that
+    /// gave each back: its last `lost` line for the partition says `Failed`, and the node reading
+    /// it claimed it before that processor last did and holds it still. (The 0.15 client's
+    /// receivers carry no owner level, so JavaScript's consumer, which stops reading only when a
+    /// receiver with one displaces it, keeps reading what is taken from it.)
+    pub(crate) fn given_back(&self) -> BTreeMap<String, String> {
+        let mut given = BTreeMap::new();
+        for (giver, p, why) in &self.losses {
+            let last_loss = self.losses.iter().rfind(|(n, q, _)| n == giver && q == p);
+            if last_loss.is_none_or(|(_, _, w)| w != why) || why != "Some(Failed)" {
+                continue;
+            }
+            let claimed_at =
+                |node: &str| self.claims.iter().rposition(|(n, q)| n == node && q == p);
+            let reader = self.holding.iter().find(|(n, held)| {
+                *n != giver
+                    && held.contains(p)
+                    && claimed_at(n).is_some_and(|at| claimed_at(giver).is_some_and(|g| at < g))
+            });
+            if reader.is_some() {
+                given.insert(p.clone(), giver.clone());
+            }
+        }
+        given
+    }
+
+    /// Events processed again because a partition was taken from a live consumer by one that
+    /// started at once (every other language's processor takes so, and Python's, JavaScript's and
+    /// the official processor give up only at their next cycle or when displaced): from where the
+    /// taker resumed to the last event the old owner processed, once per such take-over (an
+    /// event can be processed a third time when its partition is taken again before anybody
+    /// checkpointed past it). Each such taker must have resumed
+    /// right after a checkpoint somebody acknowledged. Take-overs of `victims`' partitions after
+    /// their deaths are left to [`Victim::reprocessed`]; a move between two of `handing_over`
+    /// (this crate's processors, which hand over) must reprocess nothing.
+    pub(crate) fn taken_from_the_living(
+        &self,
+        victims: &[&Victim],
+        handing_over: &[&str],
+    ) -> Vec<(String, i64)> {
+        let mut again = Vec::new();
+        for (i, (taker, p, resumed)) in self.resumed.iter().enumerate() {
+            // Who processed `seq` just before the taker did.
+            let before_taker = |seq: i64| {
+                let by = self.processed.get(&(p.clone(), seq))?;
+                let at = by.iter().position(|n| n == taker)?;
+                by[..at].last()
+            };
+            let Some(giver) = before_taker(*resumed) else {
+                continue;
+            };
+            let died = victims
+                .iter()
+                .any(|v| v.name == *giver && i >= v.resumes_before && v.partitions.contains(p));
+            if died {
+                continue;
+            }
+            assert!(
+                !(handing_over.contains(&giver.as_str()) && handing_over.contains(&taker.as_str())),
+                "partition {p}: handed over from {giver} to {taker}, yet {resumed} processed twice"
+            );
+            assert!(
+                (self.acks.iter()).any(|(_, q, seq)| q == p && *seq == resumed - 1),
+                "partition {p}: {taker} took it from {giver}, alive, and resumed at {resumed}, \
+                 not right after an acknowledged checkpoint"
+            );
+            again.extend(
+                (*resumed..)
+                    .map_while(|seq| (before_taker(seq) == Some(giver)).then(|| (p.clone(), seq))),
+            );
+        }
+        again
     }
 
     /// Events processed more than once.
@@ -669,6 +751,11 @@ impl Fleet {
     /// order: the official processor and Python's consumer name themselves), unchanged over
     /// three intervals, with every partition owned. (An official processor learns of a loss at
     /// its partition's next event only, so its own account may lag.)
+    /// The split may differ from `shares` by partitions this crate's processors gave back to a
+    /// consumer that kept reading them ([`Tally::given_back`]): counted as the giver's, some of
+    /// them must make it `shares` (the processor takes nothing from that consumer for a while, so
+    /// it cannot even the split out; without the 0.15 client's missing owner level it would hold
+    /// them).
     pub(crate) fn settle(&self, store: &dyn CheckpointStore, shares: &[usize]) {
         let mut shares = shares.to_vec();
         shares.sort_unstable();
@@ -677,13 +764,30 @@ impl Fleet {
         let mut stable = (BTreeMap::new(), 0);
         while stable.1 < 3 {
             let owners = owners(store, &scope(&self.hub));
-            let mut per: BTreeMap<&String, usize> = BTreeMap::new();
-            for owner in owners.values() {
-                *per.entry(owner).or_default() += 1;
-            }
-            let mut held: Vec<usize> = per.into_values().collect();
-            held.sort_unstable();
-            let settled = owners.len() == partitions && held == shares;
+            let given: Vec<(String, String)> = self
+                .tally
+                .lock()
+                .unwrap()
+                .given_back()
+                .into_iter()
+                .collect();
+            // Any subset of what was given back counted as its giver's (our nodes' owner ids are
+            // their names); the empty subset first.
+            let fair = (0..1u32 << given.len().min(8)).any(|subset| {
+                let mut per: BTreeMap<&String, usize> = BTreeMap::new();
+                for (partition, owner) in &owners {
+                    let counted = given
+                        .iter()
+                        .enumerate()
+                        .find(|(i, (p, _))| subset & (1 << i) != 0 && p == partition)
+                        .map_or(owner, |(_, (_, giver))| giver);
+                    *per.entry(counted).or_default() += 1;
+                }
+                let mut held: Vec<usize> = per.into_values().collect();
+                held.sort_unstable();
+                held == shares
+            });
+            let settled = owners.len() == partitions && fair;
             stable = if settled && owners == stable.0 {
                 (owners, stable.1 + 1)
             } else {
