@@ -657,6 +657,7 @@ impl PartitionBalancer {
     /// say who reads the partition. A partition not taken from a live owner is
     /// [released](Self::release) instead, with `set_aside`. Whether the partition was owned and
     /// given.
+    #[cfg(any(test, feature = "eventhubs"))]
     pub(crate) async fn give_back(
         &self,
         partition_id: &str,
