@@ -23,11 +23,12 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps --quiet
 # What -D warnings lets through: links into other crates that did not resolve.
 scripts/doc-links.py
+# What a `cargo add` user gets: the package (its files, built with every feature, its examples
+# without the workspace), each feature alone, and the declared minimum Rust. The package first:
+# it leaves the workspace's crate to be compiled again (see the script).
+scripts/package-check.sh
 # Build first so Azurite is not left waiting on the compiler.
 cargo test --workspace --all-features --no-run --quiet
-# What a `cargo add` user gets: the package (its files, built with every feature, its examples
-# without the workspace), each feature alone, and the declared minimum Rust.
-scripts/package-check.sh
 scripts/feature-check.sh
 scripts/msrv-check.sh
 scripts/deps-check.py

@@ -146,15 +146,20 @@ fn a_partition_read_elsewhere_meanwhile_resumes_after_the_stored_checkpoint() {
     fleet.until("the consumer reads the first 20 events", |t| {
         t.last.get(&("a".to_owned(), TARGET.to_owned())) == Some(&19)
     });
-    // Its receiver detached and new ones refused for a while; meanwhile 30 events come, and
-    // "another consumer" processes 20-39 and checkpoints 39.
-    eventhubs::partition_fault(&hub, TARGET, "refuse?ms=1500");
-    eventhubs::detach_receivers(&hub, TARGET, "amqp:link:detach-forced");
+    // Its connection cut and new receivers refused; meanwhile 30 events come, and "another
+    // consumer" processes 20-39 and checkpoints 39. Then the refusal ends (ms=0): the checkpoint
+    // is stored before the consumer can open a receiver again, however slow the machine. (A cut
+    // connection, not a detached link: the 0.15 client re-attaches a link by itself, unseen by
+    // the processor. On a slow machine the consumer may give the partition up before the end,
+    // and take it again from the stored checkpoint: the same outcome by the other road.)
+    eventhubs::partition_fault(&hub, TARGET, "refuse?ms=60000");
+    eventhubs::end_connections(&hub, None, Duration::ZERO);
     eventhubs::append(&hub, TARGET, 30);
     let elsewhere = Checkpoint::new(scope(&hub), TARGET, Some((39 * 1024).to_string()), Some(39));
     runtime()
         .block_on(store.update_checkpoint(&elsewhere))
         .unwrap();
+    eventhubs::partition_fault(&hub, TARGET, "refuse?ms=0");
     fleet.until("the consumer reads the last event", |t| {
         t.last.get(&("a".to_owned(), TARGET.to_owned())) == Some(&49)
     });

@@ -235,6 +235,9 @@ enum Outcome {
     Dropped,
     /// The receiver could not be opened or failed; whether it had read well before.
     Failed { why: String, healthy: bool },
+    /// The receiver opened behind the stored checkpoint (another consumer read further): it is
+    /// opened again after it.
+    Behind,
 }
 
 async fn run(
@@ -581,12 +584,27 @@ impl Engine {
         let mut failing_since: Option<Instant> = None;
         let mut backoff = FIRST_BACKOFF;
         let mut silences = 0;
+        let mut reopening = false;
         while state.ended().is_none() {
-            match self
-                .read_once(&state, &wake, &events, start, &mut last, &mut silences)
-                .await
-            {
+            let outcome = self
+                .read_once(
+                    &state,
+                    &wake,
+                    &events,
+                    start,
+                    &mut last,
+                    &mut silences,
+                    reopening,
+                )
+                .await;
+            reopening = true;
+            match outcome {
                 Outcome::Ended => break,
+                // Opened fine: a new episode, at once.
+                Outcome::Behind => {
+                    failing_since = None;
+                    backoff = FIRST_BACKOFF;
+                }
                 Outcome::Dropped => {
                     // The application let go of a partition it still owns: its position so far
                     // is written, and it is handed out again from there.
@@ -622,15 +640,16 @@ impl Engine {
     /// partition taken from it (Python's until its next cycle, JavaScript's until displaced by
     /// an owner level), and the 0.15 client's receivers, which carry none, are refused
     /// meanwhile. What it checkpointed is processed, and reading resumes after it.
-    async fn catch_up(&self, state: &PartitionState, last: &mut Option<i64>) {
+    /// Whether it moved.
+    async fn catch_up(&self, state: &PartitionState, last: &mut Option<i64>) -> bool {
         if state.ended().is_some() {
-            return;
+            return false;
         }
         let stored = match self.checkpoints_now().await {
             Ok(stored) => stored,
             Err(err) => {
                 tracing::debug!(partition = %state.partition_id, error = %err, "listing checkpoints before reading again");
-                return;
+                return false;
             }
         };
         let checkpoint = stored
@@ -646,7 +665,9 @@ impl Engine {
                 "another consumer read this partition while it could not be read here: resuming after its checkpoint"
             );
             *last = Some(checkpoint);
+            return true;
         }
+        false
     }
 
     /// The scope's checkpoints, listed at most once a [`FIRST_BACKOFF`] however many readers
@@ -721,6 +742,8 @@ impl Engine {
 
     /// One receiver: opened after `last` (or at `start`), read until it fails or the partition
     /// ends. The receiver is closed with no receive in flight (its stream is dropped first).
+    /// `reopening`: an earlier receiver of this reader failed.
+    #[allow(clippy::too_many_arguments)]
     async fn read_once(
         &self,
         state: &PartitionState,
@@ -729,6 +752,7 @@ impl Engine {
         start: StartPosition,
         last: &mut Option<i64>,
         silences: &mut u32,
+        reopening: bool,
     ) -> Outcome {
         let partition = &state.partition_id;
         let (generation, client) = match self.client().await {
@@ -782,7 +806,13 @@ impl Engine {
         let mut silent = false;
         // Whether a failure here is the client's (it is replaced) or this receiver's alone.
         let mut keep_client = false;
-        let outcome = {
+        let outcome = 'read: {
+            // Checked again once open: a checkpoint written while the receiver opened (another
+            // consumer's last, as it let go) is missed by the check before opening. Reopened
+            // after it, rather than receiving what it covers again.
+            if reopening && self.catch_up(state, last).await {
+                break 'read Outcome::Behind;
+            }
             let mut stream = receiver.stream_events();
             loop {
                 if state.ended().is_some() {
