@@ -1,12 +1,13 @@
 //! The fault × consumer table of `docs/faults.md`: each kind of consumer (the official Rust
 //! `EventProcessor` 0.15 over this crate's blob store, Python's `EventHubConsumerClient` with its
-//! blob store, this crate's processor) run alone under each fault the local endpoint injects,
+//! blob store, JavaScript's `EventHubConsumerClient` with its blob store, this crate's processor)
+//! run alone under each fault the local endpoint injects,
 //! on real events, every (partition, sequence number) counted (`tests/fleet/faults.rs`, the
 //! same runner `tests/consumer_faults.rs` asserts this crate's rows with). Measured, not
 //! asserted: where the others lose or repeat events, their clients are the cause.
 //!
-//! `scripts/bench.sh faults` (FAULT_KINDS=official,python,ours and FAULTS=DetachForced,...
-//! pick rows). Runs one consumer at a time: about ten minutes.
+//! `scripts/bench.sh faults` (FAULT_KINDS=official,python,js,ours and FAULTS=DetachForced,...
+//! pick rows). Runs one consumer at a time: about fifteen minutes.
 
 #[path = "../tests/fleet/mod.rs"]
 mod fleet;
@@ -26,6 +27,7 @@ fn main() {
     let kinds: Vec<(&'static str, Start)> = [
         ("official", Fleet::start as Start),
         ("python", Fleet::start_python as Start),
+        ("js", Fleet::start_js as Start),
         ("ours", Fleet::start_balancer as Start),
     ]
     .into_iter()

@@ -16,10 +16,11 @@
 #   scripts/bench.sh consumers    benches/consumers.rs: this crate's processor against the
 #                                 official one on real events: events/s, CPU and storage
 #                                 requests per 1,000 events, events reprocessed at scale-out
-#   scripts/bench.sh faults       benches/fault_table.rs: the official processor, Python's
-#                                 consumer and this crate's processor under each Event Hubs
-#                                 fault: events lost, processed twice, time until read again
-#                                 (FAULT_KINDS=official,python,ours and FAULTS=Paused,... pick)
+#   scripts/bench.sh faults       benches/fault_table.rs: the official processor, Python's and
+#                                 JavaScript's consumers and this crate's processor under each
+#                                 Event Hubs fault: events lost, processed twice, time until
+#                                 read again (FAULT_KINDS=official,python,js,ours and
+#                                 FAULTS=Paused,... pick)
 #   scripts/bench.sh metrics      benches/metrics.rs: the store with and without a metrics
 #                                 recorder installed
 #   scripts/bench.sh fleet        benches/fleet.rs: K balancers over N partitions, time to fair
@@ -50,6 +51,8 @@ if [[ "${1:-}" == "faults" ]]; then
   shift
   PYTHON_PEER=$(scripts/python-peer.sh)
   export PYTHON_PEER
+  JS_PEER=$(scripts/js-peer.sh)
+  export JS_PEER
   cargo bench --features eventhubs --bench fault_table --no-run --quiet
   scripts/eventhubs.sh install
   exec scripts/azurite.sh run -- scripts/eventhubs.sh run -- \
