@@ -70,6 +70,10 @@ async function main() {
   await subscription.close();
   await client.close();
   say("stopped");
+  // After some faults (a detached link, refused receivers, a cut connection) the closed client
+  // leaves handles behind that keep Node running: the stop is done, so end the process once
+  // what it said is written (writes to a pipe are asynchronous).
+  process.stdout.write("", () => process.exit(0));
 }
 
 main().catch((err) => {
