@@ -700,7 +700,7 @@ fn our_consumer_shares_a_group_with_the_official_processor_and_python() {
         "what each held when it was killed"
     );
     eprintln!(
-        "three kinds: {} events processed twice, all by take-overs of killed consumers; notes: {:?}",
+        "three kinds: {} events processed again, each by a take-over; notes: {:?}",
         twice.len(),
         tally.notes
     );
@@ -751,7 +751,7 @@ fn only_takeovers_reprocessed(tally: &Tally, victims: &[&Victim]) -> BTreeSet<(S
 /// Every event is processed; what is processed twice is exactly what the killed consumers
 /// processed past the checkpoints their partitions resumed from (and, where one kind took a
 /// partition from a live one, which the other languages do without a handover, what that one had
-/// processed past the checkpoint the taker resumed from); nothing three times.
+/// processed past the checkpoint the taker resumed from), each time once per such take-over.
 #[test]
 fn four_kinds_share_a_group_and_take_over_from_each_other() {
     const TEST: &str = "four_kinds_share_a_group_and_take_over_from_each_other";
@@ -868,8 +868,8 @@ fn four_kinds_share_a_group_and_take_over_from_each_other() {
         "what each held when it was killed: {held:?} (given back: {given:?})"
     );
     eprintln!(
-        "four kinds: {} events processed twice, all by take-overs of killed consumers; given \
-         back by ours: {given:?}; notes: {:?}",
+        "four kinds: {} events processed again, each by a take-over; given back by ours: \
+         {given:?}; notes: {:?}",
         twice.len(),
         tally.notes
     );

@@ -216,7 +216,8 @@ struct Engine {
     partitions: mpsc::UnboundedSender<PartitionClient>,
     /// The application's checkpoints being recorded: all are done before the last writes.
     checkpoints: RefCell<JoinSet<()>>,
-    /// The last listing of checkpoints by readers about to read again, and when it was made.
+    /// The last listing of checkpoints by readers that opened a receiver again, and when it
+    /// began.
     listed: tokio::sync::Mutex<Option<(Instant, Rc<Vec<crate::Checkpoint>>)>>,
 }
 
@@ -538,10 +539,7 @@ impl Engine {
             if !self.shared.balancer.is_ready(&partition_id) {
                 continue;
             }
-            let after = stored
-                .iter()
-                .find(|c| c.partition_id == partition_id)
-                .and_then(|c| c.sequence_number);
+            let after = stored_sequence(&stored, &partition_id);
             let start = self.options.start_of(&partition_id);
             let state = Arc::new(PartitionState::new(partition_id.clone()));
             let (events, received) = mpsc::channel(READ_AHEAD);
@@ -629,33 +627,34 @@ impl Engine {
                         () = wake.notified() => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    self.catch_up(&state, &mut last).await;
                 }
             }
         }
     }
 
-    /// Moves `last` to the stored checkpoint when that is further: while this reader could not
-    /// read, another consumer may have. One whose receivers carry an owner level keeps reading a
-    /// partition taken from it (Python's until its next cycle, JavaScript's until displaced by
-    /// an owner level), and the 0.15 client's receivers, which carry none, are refused
-    /// meanwhile. What it checkpointed is processed, and reading resumes after it.
-    /// Whether it moved.
-    async fn catch_up(&self, state: &PartitionState, last: &mut Option<i64>) -> bool {
+    /// Moves `last` to the stored checkpoint when that is further, by a listing begun after
+    /// `opened`: while this reader could not read, another consumer may have. One whose receivers
+    /// carry an owner level keeps reading a partition taken from it (Python's until its next
+    /// cycle, JavaScript's until displaced by an owner level), and the 0.15 client's receivers,
+    /// which carry none, are refused meanwhile. What it checkpointed is processed, and reading
+    /// resumes after it. Whether it moved.
+    async fn catch_up(
+        &self,
+        state: &PartitionState,
+        last: &mut Option<i64>,
+        opened: Instant,
+    ) -> bool {
         if state.ended().is_some() {
             return false;
         }
-        let stored = match self.checkpoints_now().await {
+        let stored = match self.checkpoints_since(opened).await {
             Ok(stored) => stored,
             Err(err) => {
                 tracing::debug!(partition = %state.partition_id, error = %err, "listing checkpoints before reading again");
                 return false;
             }
         };
-        let checkpoint = stored
-            .iter()
-            .find(|c| c.partition_id == state.partition_id)
-            .and_then(|c| c.sequence_number);
+        let checkpoint = stored_sequence(&stored, &state.partition_id);
         if let Some(checkpoint) = checkpoint.filter(|c| last.is_none_or(|last| *c > last)) {
             tracing::info!(
                 owner_id = %self.shared.balancer.owner_id(),
@@ -670,21 +669,23 @@ impl Engine {
         false
     }
 
-    /// The scope's checkpoints, listed at most once a [`FIRST_BACKOFF`] however many readers
-    /// ask (every partition's reader asks at once when a client is replaced).
-    async fn checkpoints_now(&self) -> Result<Rc<Vec<crate::Checkpoint>>> {
+    /// The scope's checkpoints by a listing begun at or after `since`: one listing serves every
+    /// reader that asks meanwhile with an earlier `since` (every partition's reader asks at once
+    /// when a client is replaced).
+    async fn checkpoints_since(&self, since: Instant) -> Result<Rc<Vec<crate::Checkpoint>>> {
         let mut listed = self.listed.lock().await;
-        if let Some((at, stored)) = listed.as_ref() {
-            if at.elapsed() < FIRST_BACKOFF {
+        if let Some((begun, stored)) = listed.as_ref() {
+            if *begun >= since {
                 return Ok(stored.clone());
             }
         }
+        let begun = Instant::now();
         let stored = Rc::new(
             self.store
                 .list_checkpoints(self.shared.balancer.scope())
                 .await?,
         );
-        *listed = Some((Instant::now(), stored.clone()));
+        *listed = Some((begun, stored.clone()));
         Ok(stored)
     }
 
@@ -807,10 +808,10 @@ impl Engine {
         // Whether a failure here is the client's (it is replaced) or this receiver's alone.
         let mut keep_client = false;
         let outcome = 'read: {
-            // Checked again once open: a checkpoint written while the receiver opened (another
-            // consumer's last, as it let go) is missed by the check before opening. Reopened
-            // after it, rather than receiving what it covers again.
-            if reopening && self.catch_up(state, last).await {
+            // Checked once open, by a listing begun after that: a checkpoint written while the
+            // receiver was refused or opening (another consumer's last, as it let go) is seen.
+            // Reopened after it, rather than receiving what it covers again.
+            if reopening && self.catch_up(state, last, opened).await {
                 break 'read Outcome::Behind;
             }
             let mut stream = receiver.stream_events();
@@ -912,6 +913,14 @@ impl Engine {
             other => other,
         }
     }
+}
+
+/// The sequence number `partition`'s stored checkpoint is at, if any.
+fn stored_sequence(stored: &[crate::Checkpoint], partition: &str) -> Option<i64> {
+    stored
+        .iter()
+        .find(|c| c.partition_id == partition)
+        .and_then(|c| c.sequence_number)
 }
 
 /// Why a receiver that delivered nothing for a while counts as failed.

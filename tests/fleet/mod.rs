@@ -486,10 +486,12 @@ impl Tally {
     /// receivers carry no owner level, so JavaScript's consumer, which stops reading only when a
     /// receiver with one displaces it, keeps reading what is taken from it.)
     pub(crate) fn given_back(&self) -> BTreeMap<String, String> {
+        let last_losses: BTreeMap<(&String, &String), &String> = (self.losses.iter())
+            .map(|(node, p, why)| ((node, p), why))
+            .collect();
         let mut given = BTreeMap::new();
-        for (giver, p, why) in &self.losses {
-            let last_loss = self.losses.iter().rfind(|(n, q, _)| n == giver && q == p);
-            if last_loss.is_none_or(|(_, _, w)| w != why) || why != "Some(Failed)" {
+        for ((giver, p), why) in last_losses {
+            if why != "Some(Failed)" {
                 continue;
             }
             let claimed_at =
